@@ -1,0 +1,427 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Config is the checked model of one policy file: every reference resolved,
+// every value parsed and validated. It is what the compiler and the reference
+// evaluator consume; both may rely on the invariants documented on each type.
+type Config struct {
+	// Filename is the name the source was loaded under (as given, not absolute).
+	Filename string
+	// Source is the file's bytes, kept for diagnostics and hashing.
+	Source []byte
+
+	Variables  []*Variable
+	Sets       []*Set
+	Interfaces []*Interface
+	Policies   []*Policy
+}
+
+// Policy returns the policy named name, or nil.
+func (c *Config) Policy(name string) *Policy {
+	for _, p := range c.Policies {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Set returns the set named name, or nil.
+func (c *Config) Set(name string) *Set {
+	for _, s := range c.Sets {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Variable is a `variable` block after -var overrides are applied.
+type Variable struct {
+	Name  string
+	Value cty.Value
+	// Overridden is true when the value came from -var rather than the default.
+	Overridden bool
+	DeclRange  hcl.Range
+}
+
+// SetType is the element type of a named set.
+type SetType uint8
+
+const (
+	// SetCIDR holds IPv4 and IPv6 prefixes; compiled to one LPM trie per family.
+	SetCIDR SetType = iota + 1
+	// SetPort holds port numbers and ranges; compiled to a hash map.
+	SetPort
+	// SetMAC holds MAC addresses; compiled to a hash map.
+	SetMAC
+)
+
+func (t SetType) String() string {
+	switch t {
+	case SetCIDR:
+		return "cidr"
+	case SetPort:
+		return "port"
+	case SetMAC:
+		return "mac"
+	}
+	return fmt.Sprintf("SetType(%d)", uint8(t))
+}
+
+// Set is a named `set` block. Exactly one of Prefixes, Ports, MACs is used,
+// according to Type. Prefixes are masked (no host bits) and sorted;
+// Ports are sorted, merged inclusive ranges.
+type Set struct {
+	Name     string
+	Type     SetType
+	Dynamic  bool
+	Prefixes []netip.Prefix
+	Ports    []Range
+	MACs     []MAC
+	// MaxElements is the capacity of the compiled map (>= the element count).
+	MaxElements int
+	DeclRange   hcl.Range
+}
+
+// Mode is how an interface's XDP program is attached.
+type Mode uint8
+
+const (
+	// ModeAuto tries native XDP and falls back to generic with a warning.
+	ModeAuto Mode = iota
+	// ModeNative attaches in the driver; fails where the driver lacks XDP.
+	ModeNative
+	// ModeGeneric attaches in the stack (skb mode); works everywhere.
+	ModeGeneric
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeAuto:
+		return "auto"
+	case ModeNative:
+		return "native"
+	case ModeGeneric:
+		return "generic"
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
+// Interface is an `interface` block: where a policy is attached.
+type Interface struct {
+	Name      string
+	Policy    *Policy
+	Mode      Mode
+	DeclRange hcl.Range
+}
+
+// Action is what a rule does when it matches, and the verdict of the
+// default and malformed cases (which are only ever ActionPass or ActionDrop).
+type Action uint8
+
+const (
+	// ActionDrop ends evaluation with XDP_DROP.
+	ActionDrop Action = iota + 1
+	// ActionPass ends evaluation with XDP_PASS.
+	ActionPass
+	// ActionCount counts the packet and goes on to the next rule.
+	ActionCount
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionDrop:
+		return "drop"
+	case ActionPass:
+		return "pass"
+	case ActionCount:
+		return "count"
+	}
+	return fmt.Sprintf("Action(%d)", uint8(a))
+}
+
+// Terminal reports whether a matching rule with this action decides the verdict.
+func (a Action) Terminal() bool { return a != ActionCount }
+
+// Policy is a `policy` block: ordered rules and the two fallback verdicts.
+type Policy struct {
+	Name string
+	// Default is the verdict when no terminal rule matches (pass or drop).
+	Default Action
+	// Malformed is the verdict for frames that fail parsing (pass or drop).
+	Malformed Action
+	Rules     []*Rule
+	DeclRange hcl.Range
+}
+
+// Rule is one `rule` block. Matches holds at most one Match per Field, sorted
+// by Field; all of them must match (AND). A rule without matches matches
+// every well-formed packet.
+type Rule struct {
+	Name string
+	// Index is the rule's position in its policy, from 0.
+	Index   int
+	Action  Action
+	Matches []Match
+	// DeclRange covers the `rule "name"` header; Range the whole block.
+	DeclRange hcl.Range
+	Range     hcl.Range
+}
+
+// Match returns the rule's match on field f, or nil.
+func (r *Rule) Match(f Field) *Match {
+	for i := range r.Matches {
+		if r.Matches[i].Field == f {
+			return &r.Matches[i]
+		}
+	}
+	return nil
+}
+
+// Field is a packet field a rule can match on.
+type Field uint8
+
+// Fields, in the canonical order rules keep their matches in.
+const (
+	FieldEtherType Field = iota + 1 // ether_type: after any VLAN tags
+	FieldVLAN                       // vlan: id of the outer tag
+	FieldInnerVLAN                  // inner_vlan: id of the second tag
+	FieldSrcMAC                     // src_mac
+	FieldDstMAC                     // dst_mac
+	FieldSrc                        // src: IPv4/IPv6 source address
+	FieldDst                        // dst: IPv4/IPv6 destination address
+	FieldProto                      // proto: IPv4 protocol / IPv6 upper-layer next header
+	FieldSrcPort                    // src_port: TCP/UDP
+	FieldDstPort                    // dst_port: TCP/UDP
+	FieldTCPFlags                   // tcp_flags
+	FieldICMPType                   // icmp_type: ICMP (IPv4) or ICMPv6 type
+	FieldICMPCode                   // icmp_code
+	FieldTTL                        // ttl: IPv4 TTL or IPv6 hop limit
+	FieldLength                     // length: IPv4 total length, IPv6 40 + payload length
+	FieldFragment                   // fragment: none, first, later
+	fieldEnd
+)
+
+var fieldNames = [...]string{
+	FieldEtherType: "ether_type",
+	FieldVLAN:      "vlan",
+	FieldInnerVLAN: "inner_vlan",
+	FieldSrcMAC:    "src_mac",
+	FieldDstMAC:    "dst_mac",
+	FieldSrc:       "src",
+	FieldDst:       "dst",
+	FieldProto:     "proto",
+	FieldSrcPort:   "src_port",
+	FieldDstPort:   "dst_port",
+	FieldTCPFlags:  "tcp_flags",
+	FieldICMPType:  "icmp_type",
+	FieldICMPCode:  "icmp_code",
+	FieldTTL:       "ttl",
+	FieldLength:    "length",
+	FieldFragment:  "fragment",
+}
+
+// String returns the field's attribute name in the policy language.
+func (f Field) String() string {
+	if f > 0 && f < fieldEnd {
+		return fieldNames[f]
+	}
+	return fmt.Sprintf("Field(%d)", uint8(f))
+}
+
+// Fields lists every match field in canonical order.
+func Fields() []Field {
+	fs := make([]Field, 0, fieldEnd-1)
+	for f := FieldEtherType; f < fieldEnd; f++ {
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// FieldByName returns the field with attribute name n.
+func FieldByName(n string) (Field, bool) {
+	for f := FieldEtherType; f < fieldEnd; f++ {
+		if fieldNames[f] == n {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// Kind says which part of a Match holds its values.
+func (f Field) Kind() MatchKind {
+	switch f {
+	case FieldSrcMAC, FieldDstMAC:
+		return KindMAC
+	case FieldSrc, FieldDst:
+		return KindPrefix
+	case FieldTCPFlags:
+		return KindFlags
+	case FieldFragment:
+		return KindFragment
+	}
+	return KindRange
+}
+
+// MatchKind is the shape of a field's values.
+type MatchKind uint8
+
+const (
+	KindRange    MatchKind = iota + 1 // Match.Values (and Set for ports)
+	KindPrefix                        // Match.Prefixes or Match.Set
+	KindMAC                           // Match.MACs or Match.Set
+	KindFlags                         // Match.Flags
+	KindFragment                      // Match.Fragments
+)
+
+// Match is one field condition of a rule. Which member holds the values
+// depends on Field.Kind(); when Set is non-nil the values are the set's.
+//
+// Invariants established by the checker: Values are sorted, merged,
+// inclusive ranges within the field's width; Prefixes are masked and sorted
+// (IPv4 before IPv6); MACs sorted and unique; lists are never empty.
+type Match struct {
+	Field Field
+	// Negate matches packets that have the field and whose value is not
+	// among the values. A packet without the field never matches, negated or not.
+	Negate    bool
+	Values    []Range
+	Prefixes  []netip.Prefix
+	MACs      []MAC
+	Set       *Set
+	Flags     TCPFlags
+	Fragments FragmentMask
+	// Range is the source range of the value expression.
+	Range hcl.Range
+}
+
+// Range is an inclusive range of unsigned field values.
+type Range struct{ Lo, Hi uint32 }
+
+// Contains reports whether v lies in r.
+func (r Range) Contains(v uint32) bool { return r.Lo <= v && v <= r.Hi }
+
+func (r Range) String() string {
+	if r.Lo == r.Hi {
+		return fmt.Sprint(r.Lo)
+	}
+	return fmt.Sprintf("%d-%d", r.Lo, r.Hi)
+}
+
+// MAC is an Ethernet address.
+type MAC [6]byte
+
+func (m MAC) String() string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+// TCP flag bits as they appear in byte 13 of the TCP header.
+const (
+	TCPFin uint8 = 0x01
+	TCPSyn uint8 = 0x02
+	TCPRst uint8 = 0x04
+	TCPPsh uint8 = 0x08
+	TCPAck uint8 = 0x10
+	TCPUrg uint8 = 0x20
+	TCPEce uint8 = 0x40
+	TCPCwr uint8 = 0x80
+)
+
+// TCPFlags matches when flags&(Set|Clear) == Set. Set and Clear never overlap.
+type TCPFlags struct{ Set, Clear uint8 }
+
+// Matches reports whether the TCP flags byte b satisfies f.
+func (f TCPFlags) Matches(b uint8) bool { return b&(f.Set|f.Clear) == f.Set }
+
+var tcpFlagNames = []struct {
+	bit  uint8
+	name string
+}{{TCPFin, "fin"}, {TCPSyn, "syn"}, {TCPRst, "rst"}, {TCPPsh, "psh"}, {TCPAck, "ack"}, {TCPUrg, "urg"}, {TCPEce, "ece"}, {TCPCwr, "cwr"}}
+
+// String renders f in the language's syntax, e.g. "syn,!ack".
+func (f TCPFlags) String() string {
+	var parts []string
+	for _, n := range tcpFlagNames {
+		if f.Set&n.bit != 0 {
+			parts = append(parts, n.name)
+		}
+	}
+	for _, n := range tcpFlagNames {
+		if f.Clear&n.bit != 0 {
+			parts = append(parts, "!"+n.name)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// Fragment is the fragmentation class of an IP packet.
+type Fragment uint8
+
+const (
+	// FragNone: not a fragment (IPv4 MF=0 and offset 0; IPv6 without a
+	// fragment header, or with an atomic one: offset 0, M=0).
+	FragNone Fragment = 1 << iota
+	// FragFirst: offset 0 with more fragments to follow; it carries the L4 header.
+	FragFirst
+	// FragLater: a non-first fragment (offset > 0); it has no L4 header.
+	FragLater
+)
+
+func (f Fragment) String() string {
+	switch f {
+	case FragNone:
+		return "none"
+	case FragFirst:
+		return "first"
+	case FragLater:
+		return "later"
+	}
+	return fmt.Sprintf("Fragment(%d)", uint8(f))
+}
+
+// FragmentMask is a set of Fragment classes; "any" is FragFirst|FragLater.
+type FragmentMask uint8
+
+// Has reports whether f is in the mask.
+func (m FragmentMask) Has(f Fragment) bool { return uint8(m)&uint8(f) != 0 }
+
+// Well-known ether types and IP protocol numbers used across packages.
+const (
+	EtherTypeIPv4  = 0x0800
+	EtherTypeARP   = 0x0806
+	EtherTypeVLAN  = 0x8100 // 802.1Q
+	EtherTypeQinQ  = 0x88a8 // 802.1ad
+	EtherTypeIPv6  = 0x86dd
+	ProtoICMP      = 1
+	ProtoTCP       = 6
+	ProtoUDP       = 17
+	ProtoGRE       = 47
+	ProtoESP       = 50
+	ProtoAH        = 51
+	ProtoICMPv6    = 58
+	ProtoSCTP      = 132
+	ProtoNoNext    = 59 // IPv6 "no next header"
+	MaxIPv6ExtHdrs = 8  // a chain with more extension headers is malformed
+)
+
+// Counter slots: every rule has the slot of its Index; the default verdict and
+// the malformed verdict follow the rules. The compiler's counter map and the
+// reference evaluator use the same numbering.
+
+// DefaultSlot is the counter slot of the policy's default verdict.
+func (p *Policy) DefaultSlot() int { return len(p.Rules) }
+
+// MalformedSlot is the counter slot of the policy's malformed verdict.
+func (p *Policy) MalformedSlot() int { return len(p.Rules) + 1 }
+
+// Slots is the number of counter slots the policy needs.
+func (p *Policy) Slots() int { return len(p.Rules) + 2 }
