@@ -1,0 +1,514 @@
+package compiler_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/xdpc/xdpc/compiler"
+)
+
+// Verdicts of the test programs (enum xdp_action).
+const (
+	xdpDrop = 1
+	xdpPass = 2
+)
+
+var (
+	u8Type  = &btf.Int{Name: "__u8", Size: 1}
+	u16Type = &btf.Int{Name: "__u16", Size: 2}
+	u32Type = &btf.Int{Name: "__u32", Size: 4}
+	u64Type = &btf.Int{Name: "__u64", Size: 8}
+	// counterType is the counters map's value: struct { packets, bytes u64 }.
+	counterType = &btf.Struct{Name: "xdpc_counter", Size: 16, Members: []btf.Member{
+		{Name: "packets", Type: u64Type, Offset: 0},
+		{Name: "bytes", Type: u64Type, Offset: 64},
+	}}
+	// lpmV4KeyType is an IPv4 LPM trie key: struct { prefixlen u32; addr [4]u8 }.
+	lpmV4KeyType = &btf.Struct{Name: "xdpc_lpm_v4", Size: 8, Members: []btf.Member{
+		{Name: "prefixlen", Type: u32Type, Offset: 0},
+		{Name: "addr", Type: &btf.Array{Index: u32Type, Type: u8Type, Nelems: 4}, Offset: 32},
+	}}
+)
+
+// Counter slots of lookupArtifact.
+const (
+	slotDefault = 0 // no set matched: drop
+	slotPrefix  = 1 // the frame's first four bytes are in src_v4: pass
+	slotPort    = 2 // port 80 is in ports: pass
+)
+
+// lookupArtifact returns a small hand-written artifact with the three kinds
+// of maps the compiler emits. Its program looks the frame's first four bytes
+// up as an IPv4 address in the LPM trie src_v4 (slot 1, pass), then port 80
+// in the hash ports (slot 2, pass), else drops (slot 0), and counts the
+// packet and its bytes in the per-CPU array counters.
+func lookupArtifact() *compiler.Artifact {
+	const (
+		rCtx  = asm.R6 // the context, then the counter slot
+		rData = asm.R7
+		rEnd  = asm.R8
+		rLen  = asm.R9
+	)
+	insns := asm.Instructions{
+		asm.Mov.Reg(rCtx, asm.R1),
+		asm.LoadMem(rData, rCtx, 0, asm.Word),
+		asm.LoadMem(rEnd, rCtx, 4, asm.Word),
+		asm.Mov.Reg(rLen, rEnd),
+		asm.Sub.Reg(rLen, rData),
+
+		// Prefix lookup: key {32, frame[0:4]} at fp-16.
+		asm.Mov.Reg(asm.R2, rData),
+		asm.Add.Imm(asm.R2, 4),
+		asm.JGT.Reg(asm.R2, rEnd, "port"),
+		asm.StoreImm(asm.R10, -16, 32, asm.Word),
+		asm.LoadMem(asm.R0, rData, 0, asm.Word),
+		asm.StoreMem(asm.R10, -12, asm.R0, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("src_v4"),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, -16),
+		asm.FnMapLookupElem.Call(),
+		asm.Mov.Imm(rCtx, slotPrefix),
+		asm.JNE.Imm(asm.R0, 0, "count"),
+
+		// Port lookup: key 80 at fp-2.
+		asm.StoreImm(asm.R10, -2, 80, asm.Half).WithSymbol("port"),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("ports"),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, -2),
+		asm.FnMapLookupElem.Call(),
+		asm.Mov.Imm(rCtx, slotPort),
+		asm.JNE.Imm(asm.R0, 0, "count"),
+		asm.Mov.Imm(rCtx, slotDefault),
+
+		// Count: counters[slot] += {1, len}.
+		asm.StoreMem(asm.R10, -20, rCtx, asm.Word).WithSymbol("count"),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, -20),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "verdict"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R0, 8, asm.DWord),
+		asm.Add.Reg(asm.R1, rLen),
+		asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
+
+		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("verdict"),
+		asm.JNE.Imm(rCtx, slotDefault, "exit"),
+		asm.Mov.Imm(asm.R0, xdpDrop),
+		asm.Return().WithSymbol("exit"),
+	}
+	return &compiler.Artifact{
+		Program:      "xdpc_lookup",
+		License:      "GPL",
+		Instructions: insns,
+		Maps: []compiler.Map{
+			{Name: "counters", Type: compiler.MapPerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 3, Key: u32Type, Value: counterType},
+			{Name: "src_v4", Type: compiler.MapLPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Flags: compiler.MapFlagNoPrealloc, Key: lpmV4KeyType, Value: u8Type},
+			{Name: "ports", Type: compiler.MapHash, KeySize: 2, ValueSize: 1, MaxEntries: 16, Key: u16Type, Value: u8Type},
+		},
+		Manifest: compiler.Manifest{
+			Format:  compiler.ManifestFormat,
+			Policy:  "edge",
+			Hash:    "sha256:0123",
+			Source:  "edge.hcl",
+			Program: "xdpc_lookup",
+			Counters: compiler.CounterTable{Map: "counters", Slots: []compiler.CounterSlot{
+				{Slot: slotDefault, Name: "default", Kind: compiler.SlotDefault},
+				{Slot: slotPrefix, Name: "from_lab", Kind: compiler.SlotRule, Pos: "edge.hcl:10:3"},
+				{Slot: slotPort, Name: "web", Kind: compiler.SlotRule, Pos: "edge.hcl:14:3"},
+			}},
+			Sets: []compiler.SetMap{
+				{Set: "lab", Type: "cidr", MaxElements: 16, V4Map: "src_v4", Elements: []string{"10.0.0.0/8"}},
+				{Set: "web", Type: "port", MaxElements: 16, Map: "ports", Elements: []string{"80"}},
+			},
+			Interfaces: []compiler.InterfaceBinding{{Name: "eth0", Mode: "native"}},
+		},
+	}
+}
+
+// passArtifact returns the smallest artifact: no maps, always XDP_PASS.
+func passArtifact() *compiler.Artifact {
+	return &compiler.Artifact{
+		Program: "xdpc_pass",
+		Instructions: asm.Instructions{
+			asm.Mov.Imm(asm.R0, xdpPass),
+			asm.Return(),
+		},
+		Manifest: compiler.Manifest{Format: compiler.ManifestFormat, Policy: "open", Program: "xdpc_pass"},
+	}
+}
+
+// testArtifacts are the artifacts every ELF test runs on.
+func testArtifacts(t *testing.T) map[string]*compiler.Artifact {
+	t.Helper()
+	return map[string]*compiler.Artifact{
+		"lookup": lookupArtifact(),
+		"pass":   passArtifact(),
+	}
+}
+
+func writeELF(t *testing.T, a *compiler.Artifact) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := a.WriteELF(&buf); err != nil {
+		t.Fatalf("WriteELF: %v", err)
+	}
+	return buf.Bytes()
+}
+
+// writeELFFile writes a's object to a temporary file and returns its path.
+func writeELFFile(t *testing.T, a *compiler.Artifact) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), a.Program+".o")
+	if err := os.WriteFile(path, writeELF(t, a), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestWriteELFDeterministic(t *testing.T) {
+	for name, a := range testArtifacts(t) {
+		t.Run(name, func(t *testing.T) {
+			first := writeELF(t, a)
+			for range 5 {
+				// Fresh artifacts: nothing may depend on pointer identity.
+				again := writeELF(t, testArtifacts(t)[name])
+				if !bytes.Equal(first, again) {
+					t.Fatalf("two writes differ:\n%s\n%s", hex.Dump(first), hex.Dump(again))
+				}
+			}
+		})
+	}
+}
+
+func TestWriteELFKeepsArtifact(t *testing.T) {
+	a := lookupArtifact()
+	before := a.Instructions.String()
+	writeELF(t, a)
+	if diff := cmp.Diff(before, a.Instructions.String()); diff != "" {
+		t.Errorf("WriteELF changed the artifact's instructions (-before +after):\n%s", diff)
+	}
+}
+
+func TestWriteELFRejects(t *testing.T) {
+	tests := map[string]func(a *compiler.Artifact){
+		"no program name": func(a *compiler.Artifact) { a.Program = "" },
+		"duplicate map":   func(a *compiler.Artifact) { a.Maps[1].Name = "counters" },
+		"unknown map":     func(a *compiler.Artifact) { a.Maps = a.Maps[:2] },
+		"key size":        func(a *compiler.Artifact) { a.Maps[0].KeySize = 8 },
+		"undefined label": func(a *compiler.Artifact) { a.Instructions[len(a.Instructions)-1] = asm.Return() },
+	}
+	for name, breakIt := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := lookupArtifact()
+			breakIt(a)
+			if err := a.WriteELF(&bytes.Buffer{}); err == nil {
+				t.Fatal("WriteELF succeeded, want an error")
+			}
+		})
+	}
+}
+
+func TestReadManifest(t *testing.T) {
+	for name, a := range testArtifacts(t) {
+		t.Run(name, func(t *testing.T) {
+			got, err := compiler.ReadManifest(bytes.NewReader(writeELF(t, a)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(&a.Manifest, got); diff != "" {
+				t.Errorf("manifest (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestReadManifestRejects(t *testing.T) {
+	future := passArtifact()
+	future.Manifest.Format = compiler.ManifestFormat + 1
+	tests := map[string][]byte{
+		"not elf":        []byte("not an object file at all, just some text"),
+		"future format":  writeELF(t, future),
+		"empty manifest": nil,
+	}
+	for name, data := range tests {
+		t.Run(name, func(t *testing.T) {
+			if _, err := compiler.ReadManifest(bytes.NewReader(data)); err == nil {
+				t.Fatal("ReadManifest succeeded, want an error")
+			}
+		})
+	}
+}
+
+// mapSpecFields is what the kernel-facing part of a MapSpec must carry over.
+type mapSpecFields struct {
+	Name                                     string
+	Type                                     ebpf.MapType
+	KeySize, ValueSize, MaxEntries, MapFlags uint32
+	Key, Value                               string
+}
+
+func TestLoadCollectionSpec(t *testing.T) {
+	for name, a := range testArtifacts(t) {
+		t.Run(name, func(t *testing.T) {
+			spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(writeELF(t, a)))
+			if err != nil {
+				t.Fatalf("LoadCollectionSpecFromReader: %v", err)
+			}
+
+			want := map[string]mapSpecFields{}
+			for _, m := range a.Maps {
+				want[m.Name] = mapSpecFields{m.Name, ebpf.MapType(m.Type), m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
+					typeName(m.Key), typeName(m.Value)}
+			}
+			got := map[string]mapSpecFields{}
+			for name, m := range spec.Maps {
+				got[name] = mapSpecFields{m.Name, m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
+					typeName(m.Key), typeName(m.Value)}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("maps (-want +got):\n%s", diff)
+			}
+
+			if len(spec.Programs) != 1 {
+				t.Fatalf("got %d programs, want 1", len(spec.Programs))
+			}
+			prog := spec.Programs[a.Program]
+			if prog == nil {
+				t.Fatalf("no program %q in %v", a.Program, spec.Programs)
+			}
+			gotProg := []any{prog.Type, prog.AttachType, prog.SectionName, prog.License}
+			wantProg := []any{ebpf.XDP, ebpf.AttachXDP, compiler.ProgramSection, "GPL"}
+			if diff := cmp.Diff(wantProg, gotProg); diff != "" {
+				t.Errorf("program type, attach type, section, license (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(mapReferences(a.Instructions), mapReferences(prog.Instructions)); diff != "" {
+				t.Errorf("map references by instruction offset (-want +got):\n%s", diff)
+			}
+			if got, want := prog.Instructions.Size(), a.Instructions.Size(); got != want {
+				t.Errorf("program has %d bytes, want %d", got, want)
+			}
+		})
+	}
+}
+
+// mapReferences lists "offset:map" for every map load of insns.
+func mapReferences(insns asm.Instructions) []string {
+	var refs []string
+	iter := insns.Iterate()
+	for iter.Next() {
+		if iter.Ins.IsLoadFromMap() {
+			refs = append(refs, fmt.Sprintf("%d:%s", iter.Offset, iter.Ins.Reference()))
+		}
+	}
+	return refs
+}
+
+// TestNewCollection loads the lookup artifact into the kernel and runs
+// frames through it with BPF_PROG_TEST_RUN.
+func TestNewCollection(t *testing.T) {
+	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(writeELF(t, lookupArtifact())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			t.Fatalf("NewCollection: %+v", ve)
+		}
+		t.Fatalf("NewCollection: %v", err)
+	}
+	defer coll.Close()
+
+	prog := coll.Programs["xdpc_lookup"]
+	lpmKey := []byte{24, 0, 0, 0, 10, 1, 2, 0} // 10.1.2.0/24
+	if err := coll.Maps["src_v4"].Put(lpmKey, uint8(1)); err != nil {
+		t.Fatalf("insert prefix: %v", err)
+	}
+
+	frame := func(first4 ...byte) []byte { return append(first4, make([]byte, 60)...) }
+	tests := []struct {
+		name   string
+		frame  []byte
+		ports  []uint16
+		action uint32
+		slot   uint32
+	}{
+		{"in prefix", frame(10, 1, 2, 3), nil, xdpPass, slotPrefix},
+		{"outside prefix", frame(10, 1, 3, 3), nil, xdpDrop, slotDefault},
+		{"port in set", frame(10, 1, 3, 3), []uint16{80}, xdpPass, slotPort},
+		{"prefix first", frame(10, 1, 2, 255), []uint16{80}, xdpPass, slotPrefix},
+	}
+	counters := coll.Maps["counters"]
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, p := range tt.ports {
+				if err := coll.Maps["ports"].Put(p, uint8(1)); err != nil {
+					t.Fatalf("insert port: %v", err)
+				}
+			}
+			before := readCounter(t, counters, tt.slot)
+			action, err := prog.Run(&ebpf.RunOptions{Data: tt.frame})
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if action != tt.action {
+				t.Errorf("action %d, want %d", action, tt.action)
+			}
+			after := readCounter(t, counters, tt.slot)
+			want := [2]uint64{before[0] + 1, before[1] + uint64(len(tt.frame))}
+			if diff := cmp.Diff(want, after); diff != "" {
+				t.Errorf("counter %d {packets, bytes} (-want +got):\n%s", tt.slot, diff)
+			}
+		})
+	}
+}
+
+// readCounter returns counters[slot] summed over CPUs.
+func readCounter(t *testing.T, m *ebpf.Map, slot uint32) [2]uint64 {
+	t.Helper()
+	var perCPU [][2]uint64
+	if err := m.Lookup(slot, &perCPU); err != nil {
+		t.Fatalf("read counter %d: %v", slot, err)
+	}
+	var sum [2]uint64
+	for _, c := range perCPU {
+		sum[0] += c[0]
+		sum[1] += c[1]
+	}
+	return sum
+}
+
+// needTool returns the path of a command the test needs, failing the test
+// with the Debian package to install when it is missing.
+func needTool(t *testing.T, name, debianPackage string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found (%v): install the Debian package %s", name, err, debianPackage)
+	}
+	return path
+}
+
+func TestObjdump(t *testing.T) {
+	objdump := needTool(t, "llvm-objdump", "llvm")
+	for name, a := range testArtifacts(t) {
+		t.Run(name, func(t *testing.T) {
+			out, err := exec.Command(objdump, "-d", "-r", writeELFFile(t, a)).CombinedOutput()
+			if err != nil {
+				t.Fatalf("llvm-objdump -d: %v\n%s", err, out)
+			}
+			text := string(out)
+			for _, want := range []string{"file format elf64-bpf", "Disassembly of section xdp:", "<" + a.Program + ">:", "exit"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("llvm-objdump output lacks %q:\n%s", want, text)
+				}
+			}
+			for _, m := range a.Maps {
+				if !strings.Contains(text, "R_BPF_64_64\t"+m.Name) {
+					t.Errorf("llvm-objdump shows no relocation against %s:\n%s", m.Name, text)
+				}
+			}
+		})
+	}
+}
+
+// TestIPLinkXDP loads each artifact with iproute2 (libbpf) onto one end of a
+// veth pair in a network namespace of its own.
+func TestIPLinkXDP(t *testing.T) {
+	ip := needTool(t, "ip", "iproute2")
+	for name, a := range testArtifacts(t) {
+		t.Run(name, func(t *testing.T) {
+			obj := writeELFFile(t, a)
+			ns := newVethNamespace(t)
+			load := exec.Command(ip, "-n", ns, "link", "set", "dev", "veth0", "xdp", "obj", obj, "sec", compiler.ProgramSection)
+			if out, err := load.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", load, err, out)
+			}
+			show := exec.Command(ip, "-n", ns, "link", "show", "dev", "veth0")
+			out, err := show.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", show, err, out)
+			}
+			if !strings.Contains(string(out), "prog/xdp id") {
+				t.Errorf("%s shows no XDP program:\n%s", show, out)
+			}
+		})
+	}
+}
+
+// newVethNamespace creates a named network namespace holding a veth pair
+// veth0/veth1 (both up) and returns its name; the namespace is deleted when
+// the test ends, taking the pair and any attached program with it.
+func newVethNamespace(t *testing.T) string {
+	t.Helper()
+	name := "xdpc-elf-" + rand.Text()[:8]
+
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
+	origin, err := netns.Get()
+	if err != nil {
+		t.Fatalf("get network namespace: %v", err)
+	}
+	defer origin.Close()
+	ns, err := netns.NewNamed(name) // also enters it
+	if err != nil {
+		t.Fatalf("create network namespace %s: %v", name, err)
+	}
+	if err := netns.Set(origin); err != nil {
+		t.Fatalf("return to network namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		ns.Close()
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Errorf("delete network namespace %s: %v", name, err)
+		}
+	})
+
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatalf("netlink in %s: %v", name, err)
+	}
+	defer h.Close()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0"}, PeerName: "veth1"}
+	if err := h.LinkAdd(veth); err != nil {
+		t.Fatalf("add veth pair: %v", err)
+	}
+	for _, dev := range []string{"veth0", "veth1"} {
+		link, err := h.LinkByName(dev)
+		if err != nil {
+			t.Fatalf("find %s: %v", dev, err)
+		}
+		if err := h.LinkSetUp(link); err != nil {
+			t.Fatalf("set %s up: %v", dev, err)
+		}
+	}
+	return name
+}
+
+// typeName is a BTF type's name for comparisons, "" for none.
+func typeName(typ btf.Type) string {
+	if typ == nil {
+		return ""
+	}
+	return typ.TypeName()
+}
