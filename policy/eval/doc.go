@@ -1,0 +1,13 @@
+// Package eval is the reference evaluator: it decides what a policy does with
+// one Ethernet frame, in plain Go, by the algorithm of docs/datapath.md.
+//
+// It works on the checked model (policy.Policy) and raw frame bytes, never on
+// the compiler's IR, so it stays an independent oracle that the compiled XDP
+// program is tested against packet by packet.
+//
+// Parse reads a frame into a Packet or says why it is malformed; Evaluate
+// gives the verdict, the deciding rule and the counter slots a frame touches;
+// Explain gives the same decision with the reason each rule did or did not
+// match. Malformed frames are not errors of the evaluator: they are a verdict
+// of the policy. Nothing in this package panics on any frame.
+package eval

@@ -1,0 +1,230 @@
+package eval
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/xdpc/xdpc/policy"
+)
+
+// Step is one rule tried on a packet: whether it matched and, when it did
+// not, the first field that failed and why.
+type Step struct {
+	Rule    *policy.Rule
+	Matched bool
+	Field   policy.Field // first field that failed; 0 if matched
+	Reason  string       // why Field failed; "" if matched
+}
+
+// Explanation is a decision with its reasons: the parsed packet (or why it is
+// malformed), every rule tried in order, and the result, which is always the
+// one Evaluate gives.
+type Explanation struct {
+	Packet    *Packet
+	Malformed *Malformed
+	Steps     []Step
+	Result    Result
+}
+
+// Explain says which rules of p were tried on frame and why each did or did
+// not match. Rules after the deciding one are not tried; a malformed frame
+// tries none.
+func Explain(p *policy.Policy, frame []byte) Explanation {
+	pkt, bad := Parse(frame)
+	if bad != nil {
+		return Explanation{Malformed: bad, Result: malformedResult(p, bad.Reason)}
+	}
+	e := Explanation{Packet: pkt}
+	e.Result = decide(p, pkt, &e.Steps)
+	return e
+}
+
+// String renders e as text, one line for the packet, one per rule tried and
+// one for the verdict.
+func (e Explanation) String() string {
+	var b strings.Builder
+	switch {
+	case e.Malformed != nil:
+		fmt.Fprintf(&b, "packet: %s\n", e.Malformed.Error())
+	case e.Packet != nil:
+		fmt.Fprintf(&b, "packet: %s\n", e.Packet.Summary())
+	}
+	for _, s := range e.Steps {
+		fmt.Fprintf(&b, "rule %q%s: ", s.Rule.Name, position(s.Rule))
+		switch {
+		case !s.Matched:
+			fmt.Fprintf(&b, "no match: %s\n", s.Reason)
+		case s.Rule.Action.Terminal():
+			fmt.Fprintf(&b, "match -> %s\n", s.Rule.Action)
+		default:
+			b.WriteString("count (matched, evaluation goes on)\n")
+		}
+	}
+	switch e.Result.Rule {
+	case RuleMalformed:
+		fmt.Fprintf(&b, "verdict: %s for malformed packets\n", e.Result.Verdict)
+	case RuleDefault:
+		fmt.Fprintf(&b, "verdict: %s by default\n", e.Result.Verdict)
+	default:
+		fmt.Fprintf(&b, "verdict: %s by rule %q\n", e.Result.Verdict, e.Result.Rule)
+	}
+	return b.String()
+}
+
+// position is " (file:line:col)" of the rule's declaration, or "" when the
+// rule has no source.
+func position(r *policy.Rule) string {
+	d := r.DeclRange
+	if d.Filename == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (%s:%d:%d)", d.Filename, d.Start.Line, d.Start.Column)
+}
+
+// newStep records how rule r fared on pkt: it failed on field f with out,
+// or matched when out is outcomeMatch.
+func newStep(r *policy.Rule, f policy.Field, out outcome, pkt *Packet) Step {
+	if out == outcomeMatch {
+		return Step{Rule: r, Matched: true}
+	}
+	return Step{Rule: r, Field: f, Reason: reason(r.Match(f), out, pkt)}
+}
+
+// reason says in words why match m failed on pkt with out.
+func reason(m *policy.Match, out outcome, pkt *Packet) string {
+	f := m.Field
+	switch out {
+	case outcomeAbsent:
+		return fmt.Sprintf("%s: %s", f, absence(f, pkt))
+	case outcomeFamily:
+		return fmt.Sprintf("%s %s: the rule lists no IPv%d prefix (a prefix matches only its own family)",
+			f, address(f, pkt), pkt.Family)
+	}
+	got, want := fieldText(f, pkt), valuesText(m)
+	switch {
+	case f == policy.FieldTCPFlags && m.Negate:
+		return fmt.Sprintf("%s %s match %s (negated)", f, got, want)
+	case f == policy.FieldTCPFlags:
+		return fmt.Sprintf("%s %s do not match %s", f, got, want)
+	case m.Negate:
+		return fmt.Sprintf("%s %s in %s (negated)", f, got, want)
+	}
+	return fmt.Sprintf("%s %s not in %s", f, got, want)
+}
+
+// absence says why pkt does not have field f.
+func absence(f policy.Field, pkt *Packet) string {
+	switch {
+	case f == policy.FieldVLAN:
+		return "packet has no vlan tag"
+	case f == policy.FieldInnerVLAN && pkt.Tags == 1:
+		return "packet has only one vlan tag"
+	case f == policy.FieldInnerVLAN:
+		return "packet has no vlan tag"
+	case pkt.Family == 0:
+		return fmt.Sprintf("packet is not IP (ether_type 0x%04x)", pkt.EtherType)
+	}
+	what := "ports"
+	switch f {
+	case policy.FieldTCPFlags:
+		what = "tcp flags"
+	case policy.FieldICMPType, policy.FieldICMPCode:
+		what = "icmp header"
+	}
+	if pkt.Fragment == policy.FragLater {
+		return fmt.Sprintf("packet has no %s (non-first fragment)", what)
+	}
+	return fmt.Sprintf("packet has no %s (proto %s)", what, protoName(pkt.Proto))
+}
+
+// fieldText is the value of field f of pkt as text.
+func fieldText(f policy.Field, pkt *Packet) string {
+	switch f {
+	case policy.FieldSrc, policy.FieldDst:
+		return address(f, pkt).String()
+	case policy.FieldSrcMAC, policy.FieldDstMAC:
+		return mac(f, pkt).String()
+	case policy.FieldTCPFlags:
+		return flagLetters(pkt.TCPFlags)
+	case policy.FieldFragment:
+		return pkt.Fragment.String()
+	}
+	return rangeText(f, policy.Range{Lo: value(f, pkt), Hi: value(f, pkt)})
+}
+
+// valuesText is the values of m as text: "set.NAME", one value, or a list.
+func valuesText(m *policy.Match) string {
+	if m.Set != nil {
+		return "set." + m.Set.Name
+	}
+	var vs []string
+	switch m.Field.Kind() {
+	case policy.KindPrefix:
+		for _, p := range m.Prefixes {
+			vs = append(vs, p.String())
+		}
+	case policy.KindMAC:
+		for _, x := range m.MACs {
+			vs = append(vs, x.String())
+		}
+	case policy.KindFlags:
+		return m.Flags.String()
+	case policy.KindFragment:
+		for _, fr := range []policy.Fragment{policy.FragNone, policy.FragFirst, policy.FragLater} {
+			if m.Fragments.Has(fr) {
+				vs = append(vs, fr.String())
+			}
+		}
+	default:
+		for _, r := range m.Values {
+			vs = append(vs, rangeText(m.Field, r))
+		}
+	}
+	if len(vs) == 1 {
+		return vs[0]
+	}
+	return "[" + strings.Join(vs, ", ") + "]"
+}
+
+// rangeText renders a range of field f: ether types in hex, protocols by name.
+func rangeText(f policy.Field, r policy.Range) string {
+	one := func(v uint32) string {
+		switch f {
+		case policy.FieldEtherType:
+			return fmt.Sprintf("0x%04x", v)
+		case policy.FieldProto:
+			if v <= 0xff {
+				return protoName(uint8(v))
+			}
+		}
+		return fmt.Sprint(v)
+	}
+	if r.Lo == r.Hi {
+		return one(r.Lo)
+	}
+	return one(r.Lo) + "-" + one(r.Hi)
+}
+
+// protoName is the name of an IP protocol in the policy language, or its
+// number.
+func protoName(p uint8) string {
+	switch p {
+	case policy.ProtoTCP:
+		return "tcp"
+	case policy.ProtoUDP:
+		return "udp"
+	case policy.ProtoICMP:
+		return "icmp"
+	case policy.ProtoICMPv6:
+		return "icmpv6"
+	case policy.ProtoSCTP:
+		return "sctp"
+	case policy.ProtoGRE:
+		return "gre"
+	case policy.ProtoESP:
+		return "esp"
+	case policy.ProtoAH:
+		return "ah"
+	}
+	return fmt.Sprint(p)
+}

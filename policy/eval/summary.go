@@ -1,0 +1,151 @@
+package eval
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/xdpc/xdpc/policy"
+)
+
+// Defaults of the packet syntax (docs/packets.md) that Summary leaves out.
+var (
+	defaultSrcMAC = policy.MAC{0x02, 0, 0, 0, 0, 0x01}
+	defaultDstMAC = policy.MAC{0x02, 0, 0, 0, 0, 0x02}
+)
+
+const (
+	defaultTTL       = 64
+	ipv4HeaderLength = 20
+	ipv6HeaderLength = 40
+	ipv6FragLength   = 8
+)
+
+// Summary renders p on one line in the packet syntax of docs/packets.md, the
+// syntax lab.ParsePacket reads: building a frame from the summary gives a
+// packet that every rule treats as it treats p. Defaults (MACs, ttl 64,
+// len 0) are left out; TCP flags and the ICMP type are always given.
+//
+// Header bytes the syntax cannot spell (IPv4 options, TCP options, IPv6
+// extension headers other than the fragment header) are counted in len, so
+// that the IP length stays the same.
+func (p *Packet) Summary() string {
+	var b strings.Builder
+	if p.SrcMAC != defaultSrcMAC || p.DstMAC != defaultDstMAC {
+		fmt.Fprintf(&b, "ether %s > %s ", p.SrcMAC, p.DstMAC)
+	}
+	for i := range p.Tags {
+		fmt.Fprintf(&b, "vlan %d ", p.VLAN[i])
+	}
+	switch {
+	case p.Family == 0 && p.EtherType == policy.EtherTypeARP:
+		b.WriteString("arp")
+		return b.String()
+	case p.Family == 0:
+		fmt.Fprintf(&b, "ether 0x%04x", p.EtherType)
+		return b.String()
+	case p.HasPorts:
+		fmt.Fprintf(&b, "%s %s > %s", protoName(p.Proto),
+			netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort))
+	case p.HasICMP:
+		fmt.Fprintf(&b, "%s %s > %s", protoName(p.Proto), p.Src, p.Dst)
+	default:
+		fmt.Fprintf(&b, "ip %s > %s proto %d", p.Src, p.Dst, p.Proto)
+	}
+	if p.HasTCPFlags {
+		fmt.Fprintf(&b, " flags %s", flagLetters(p.TCPFlags))
+	}
+	if p.HasICMP {
+		fmt.Fprintf(&b, " type %s", icmpTypeText(p.Family, p.ICMPType))
+		if p.ICMPCode != 0 {
+			fmt.Fprintf(&b, " code %d", p.ICMPCode)
+		}
+	}
+	if p.TTL != defaultTTL {
+		fmt.Fprintf(&b, " ttl %d", p.TTL)
+	}
+	if p.Fragment != policy.FragNone {
+		fmt.Fprintf(&b, " frag %s", p.Fragment)
+	}
+	if n := p.payloadLength(); n != 0 {
+		fmt.Fprintf(&b, " len %d", n)
+	}
+	return b.String()
+}
+
+// payloadLength is the len option of p's summary: the IP length less the
+// headers the packet syntax builds by itself.
+func (p *Packet) payloadLength() int {
+	n := int(p.Length) - ipv4HeaderLength
+	if p.Family == 6 {
+		n = int(p.Length) - ipv6HeaderLength
+		if p.Fragment != policy.FragNone {
+			n -= ipv6FragLength
+		}
+	}
+	switch {
+	case p.HasTCPFlags:
+		n -= 20
+	case p.HasPorts, p.HasICMP:
+		n -= 8
+	}
+	return n
+}
+
+// tcpFlagLetters are tcpdump's letters for the TCP flags, lowest bit first.
+const tcpFlagLetters = "FSRPAUEC"
+
+// flagLetters renders a TCP flags byte in tcpdump letters, "." for none.
+func flagLetters(flags uint8) string {
+	if flags == 0 {
+		return "."
+	}
+	var b []byte
+	for i := range 8 {
+		if flags&(1<<i) != 0 {
+			b = append(b, tcpFlagLetters[i])
+		}
+	}
+	return string(b)
+}
+
+// icmpTypeText names an ICMP (family 4) or ICMPv6 (family 6) type, or gives
+// its number.
+func icmpTypeText(family int, t uint8) string {
+	names := icmpTypeNames
+	if family == 6 {
+		names = icmpv6TypeNames
+	}
+	if n, ok := names[t]; ok {
+		return n
+	}
+	return fmt.Sprint(t)
+}
+
+var icmpTypeNames = map[uint8]string{
+	0:  "echo-reply",
+	3:  "dest-unreachable",
+	4:  "source-quench",
+	5:  "redirect",
+	8:  "echo-request",
+	9:  "router-advertisement",
+	10: "router-solicitation",
+	11: "time-exceeded",
+	12: "parameter-problem",
+	13: "timestamp-request",
+	14: "timestamp-reply",
+}
+
+var icmpv6TypeNames = map[uint8]string{
+	1:   "dest-unreachable",
+	2:   "packet-too-big",
+	3:   "time-exceeded",
+	4:   "parameter-problem",
+	128: "echo-request",
+	129: "echo-reply",
+	133: "router-solicitation",
+	134: "router-advertisement",
+	135: "neighbor-solicitation",
+	136: "neighbor-advertisement",
+	137: "redirect",
+}
