@@ -1,0 +1,287 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Every diagnostic the checker emits is built here, so that the wording
+// stays consistent: a terse Summary, a Detail that is a full sentence, and
+// a Subject that points at the offending value.
+
+func errorAt(rng hcl.Range, summary, detail string, args ...any) *hcl.Diagnostic {
+	r := rng
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, args...), Subject: &r}
+}
+
+func warningAt(rng hcl.Range, summary, detail string, args ...any) *hcl.Diagnostic {
+	r := rng
+	return &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary, Detail: fmt.Sprintf(detail, args...), Subject: &r}
+}
+
+// didYouMean returns " Did you mean "x"?" when a close suggestion exists.
+func didYouMean(got string, candidates []string) string {
+	if s := suggest(got, candidates); s != "" {
+		return fmt.Sprintf(" Did you mean %q?", s)
+	}
+	return ""
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	switch len(q) {
+	case 0:
+		return "nothing"
+	case 1:
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+func lineOf(r hcl.Range) int { return r.Start.Line }
+
+// Files and command line.
+
+func diagReadFile(path string, err error) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read policy file",
+		Detail: fmt.Sprintf("Reading %s failed: %v.", path, err)}
+}
+
+func diagUnknownVarOverride(name string, known []string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown variable in -var",
+		Detail: fmt.Sprintf("The policy declares no variable %q, so -var %s=... cannot set it.%s", name, name, didYouMean(name, known))}
+}
+
+func diagBadVarOverride(name, raw, why string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid -var value",
+		Detail: fmt.Sprintf("The value %q given for variable %q with -var %s.", raw, name, why)}
+}
+
+// Declarations.
+
+func diagDuplicate(kind, name string, rng, first hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Duplicate "+kind,
+		"A %s named %q is already declared on line %d; names must be unique.", kind, name, lineOf(first))
+}
+
+func diagDuplicateRule(name, policy string, rng, first hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Duplicate rule",
+		"Policy %q already has a rule named %q on line %d; rule names must be unique within a policy.", policy, name, lineOf(first))
+}
+
+func diagMissingVarValue(name string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Variable has no value",
+		"Variable %q has no default; give it one or set it with -var %s=VALUE.", name, name)
+}
+
+func diagBadVarType(name, typ string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid variable value",
+		"Variable %q is a %s; a variable holds a string, a number, or a list of strings and numbers.", name, typ)
+}
+
+func diagNotSupported(what string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Not supported yet",
+		"%s is part of the language but not implemented in this release; it arrives in a later release.", what)
+}
+
+// References.
+
+func diagUnknownVariable(name string, known []string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Unknown variable",
+		"There is no variable named %q.%s", name, didYouMean(name, known))
+}
+
+func diagUnknownSet(name string, known []string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Unknown set",
+		"There is no set named %q.%s", name, didYouMean(name, known))
+}
+
+func diagUnknownPolicy(name string, known []string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Unknown policy",
+		"There is no policy named %q.%s", name, didYouMean(name, known))
+}
+
+func diagBadReference(root string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid reference",
+		"A reference must be var.NAME or set.NAME, not %q.%s", root, didYouMean(root, []string{"var", "set"}))
+}
+
+func diagSetNotAlone(rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Set reference inside an expression",
+		"A set reference must be the whole value of a field (src = set.NAME); it cannot be part of a list or a string.")
+}
+
+func diagSetNegated(rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Set cannot be negated",
+		"A set reference cannot be negated; match the set in a rule with the opposite action placed before this one.")
+}
+
+func diagSetNotAllowed(field string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Set not allowed here",
+		"Field %s cannot take a set; sets are allowed for src, dst (cidr), src_mac, dst_mac (mac), src_port and dst_port (port).", field)
+}
+
+func diagSetType(field string, set *Set, want SetType, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Wrong set type",
+		"Field %s needs a set of type %q, but set %q has type %q.", field, want, set.Name, set.Type)
+}
+
+// Values.
+
+func diagWrongType(what, want, got string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid value type", "%s must be %s, not %s.", what, want, got)
+}
+
+func diagEmptyList(field string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Empty list", "The list given for %s is empty and would never match; give at least one value.", field)
+}
+
+func diagNestedList(field string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Nested list", "The values of %s must be strings or numbers; a list cannot contain another list.", field)
+}
+
+func diagNegatedListElement(field string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Negation inside a list",
+		"Only a single value of %s can be negated; a list cannot be negated element by element. Split the rule, or negate one value.", field)
+}
+
+func diagBadKeyword(what, got string, allowed []string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid "+what,
+		"%q is not a valid %s; use %s.%s", got, what, quoteList(allowed), didYouMean(got, allowed))
+}
+
+func diagBadNumber(field, got, want string, names []string, rng hcl.Range) *hcl.Diagnostic {
+	extra := ""
+	if len(names) > 0 {
+		extra = ", or one of " + quoteList(names) + "." + didYouMean(got, names)
+	} else {
+		extra = "."
+	}
+	return errorAt(rng, "Invalid "+field, "%q is not a valid %s value; it must be %s%s", got, field, want, extra)
+}
+
+func diagOutOfRange(field string, v uint64, max uint32, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Value out of range", "%d is out of range for %s, which takes 0 to %d.", v, field, max)
+}
+
+func diagNotWhole(field, got string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid "+field, "%s is not a whole non-negative number, which %s needs.", got, field)
+}
+
+func diagReversedRange(field string, lo, hi uint64, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Reversed range", "The range %d-%d of %s ends before it starts. Did you mean \"%d-%d\"?", lo, hi, field, hi, lo)
+}
+
+func diagNoRanges(field string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Range not allowed", "Field %s takes single values, not ranges; list the values instead.", field)
+}
+
+func diagHostBits(got string, masked string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Host bits set in prefix", "%q has bits set after the prefix length. Did you mean %s?", got, masked)
+}
+
+func diagBadAddress(field, got string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid address", "%q is not an IPv4 or IPv6 address or CIDR prefix, which %s needs.", got, field)
+}
+
+func diagBadMAC(field, got string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid MAC address", "%q is not a MAC address like \"02:00:00:00:00:01\", which %s needs.", got, field)
+}
+
+func diagBadTCPFlag(flag string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Unknown TCP flag",
+		"%q is not a TCP flag; use fin, syn, rst, psh, ack, urg, ece or cwr, each optionally preceded by !.%s", flag, didYouMean(flag, tcpFlagList()))
+}
+
+func diagTCPFlagConflict(flag string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Contradictory TCP flags",
+		"Flag %q is required both set and clear, so the rule can never match.", flag)
+}
+
+func diagTCPFlagsList(rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid tcp_flags",
+		"tcp_flags is one string such as \"syn,!ack\", not a list; to match any of several combinations, write one rule per combination.")
+}
+
+// Rule semantics.
+
+func diagFamilyConflict(rng hcl.Range, srcFam, dstFam string) *hcl.Diagnostic {
+	return errorAt(rng, "Rule can never match",
+		"src holds only %s prefixes and dst only %s prefixes; no packet has both.", srcFam, dstFam)
+}
+
+func diagNeedsIP(field string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Rule can never match",
+		"Field %s exists only in IPv4 and IPv6 packets, but the rule's ether_type excludes both.", field)
+}
+
+func diagEtherTypeFamily(field, fam string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Rule can never match",
+		"Field %s holds only %s prefixes, but the rule's ether_type excludes %s.", field, fam, fam)
+}
+
+func diagNeedsProto(field, want string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, field+" needs proto "+want,
+		"Field %s exists only in %s packets, so the rule must also say proto = %s (not negated, and nothing else in the list).", field, want, protoSpelling(want))
+}
+
+func protoSpelling(want string) string {
+	switch want {
+	case "tcp":
+		return `"tcp"`
+	case "tcp or udp":
+		return `"tcp", "udp" or ["tcp", "udp"]`
+	}
+	return `"icmp" or "icmpv6"`
+}
+
+func diagICMPNameNeedsProto(name string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Ambiguous ICMP type name",
+		"The type name %q means different numbers in ICMP and ICMPv6, so it needs proto exactly \"icmp\" or exactly \"icmpv6\"; use a number otherwise.", name)
+}
+
+func diagBadICMPName(name, proto string, names []string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Unknown ICMP type",
+		"%q is not an %s type name; use a number or one of %s.%s", name, proto, quoteList(names), didYouMean(name, names))
+}
+
+// Sets and interfaces.
+
+func diagEmptySet(name string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Empty set", "Set %q has no elements; a static set needs at least one (only a dynamic set may start empty).", name)
+}
+
+func diagMaxElements(name string, max, count int, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "max_elements too small", "Set %q holds %d elements but max_elements is %d.", name, count, max)
+}
+
+func diagMaxElementsRange(name string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid max_elements", "max_elements of set %q must be a whole number from 1 to %d.", name, maxSetElements)
+}
+
+// Lints.
+
+func warnARPDropped(policy string, rng hcl.Range) *hcl.Diagnostic {
+	return warningAt(rng, "ARP is dropped",
+		"Policy %q drops by default and no pass rule can match ARP, so hosts behind it cannot resolve addresses; add a rule with ether_type = \"arp\" and action = \"pass\".", policy)
+}
+
+func warnNDDropped(policy string, rng hcl.Range) *hcl.Diagnostic {
+	return warningAt(rng, "IPv6 neighbour discovery is dropped",
+		"Policy %q handles IPv6 and drops by default, but no pass rule can match ICMPv6 neighbour discovery (types 133-136), so IPv6 neighbours cannot be resolved; add a pass rule with proto = \"icmpv6\" and icmp_type = [133, 134, 135, 136].", policy)
+}
+
+func warnUnreachable(rule, shadow string, shadowRng, rng hcl.Range) *hcl.Diagnostic {
+	return warningAt(rng, "Rule is unreachable",
+		"Rule %q on line %d matches every packet and decides its verdict, so rule %q is never reached.", shadow, lineOf(shadowRng), rule)
+}
+
+func diagBadIfname(name string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid interface name",
+		"%q is not a Linux interface name: it must have 1 to %d characters and no '/', ':' or white space.", name, maxIfnameLen)
+}

@@ -1,0 +1,19 @@
+// Package policy decodes and checks xdpc policy files.
+//
+// Load parses an HCL policy, resolves variables (with -var overrides) and
+// set references, parses and normalises every match value, checks that
+// each rule can match something, and runs lints. The result is a *Config:
+// the checked model that the compiler and the reference evaluator consume,
+// with the invariants documented on each type in model.go.
+//
+// Errors in the policy are never Go errors: they are hcl.Diagnostics with a
+// terse Summary, a full-sentence Detail and a Subject range, all of them
+// collected in one run. Load returns a Config only when there is no error;
+// warnings (lints) come with it. WriteDiagnostics renders diagnostics as
+// "FILE:LINE:COL: error: Summary" with a source snippet. Every message is
+// built in diagnostics.go so the wording stays consistent.
+//
+// Format rewrites a policy file in canonical layout; Dump renders the
+// checked model as stable text for golden files; PolicyHash identifies a
+// policy and the sets it uses.
+package policy
