@@ -102,9 +102,13 @@ var wellFormedChecks = map[Class]func(p *eval.Packet) string{
 	"vlan-triple": func(p *eval.Packet) string {
 		return check(p.Tags == 2 && p.EtherType == policy.EtherTypeVLAN && p.Family == 0, "want 2 tags parsed and ether type 0x8100")
 	},
-	"arp":      func(p *eval.Packet) string { return check(p.EtherType == policy.EtherTypeARP && p.Family == 0, "want ARP") },
-	"vlan-arp": func(p *eval.Packet) string { return check(p.EtherType == policy.EtherTypeARP && p.Tags == 1, "want tagged ARP") },
-	"lldp":     func(p *eval.Packet) string { return check(p.EtherType == 0x88cc && p.Family == 0, "want LLDP") },
+	"arp": func(p *eval.Packet) string {
+		return check(p.EtherType == policy.EtherTypeARP && p.Family == 0, "want ARP")
+	},
+	"vlan-arp": func(p *eval.Packet) string {
+		return check(p.EtherType == policy.EtherTypeARP && p.Tags == 1, "want tagged ARP")
+	},
+	"lldp": func(p *eval.Packet) string { return check(p.EtherType == 0x88cc && p.Family == 0, "want LLDP") },
 	"eth-padded-zero": func(p *eval.Packet) string {
 		return check(p.Len == 60 && p.Family != 0 && int(p.Length)+14 < 60, "want an IP packet padded to 60")
 	},
