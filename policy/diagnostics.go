@@ -65,8 +65,12 @@ func diagBadVarOverride(name, raw, why string) *hcl.Diagnostic {
 // Declarations.
 
 func diagDuplicate(kind, name string, rng, first hcl.Range) *hcl.Diagnostic {
+	article := "A"
+	if strings.IndexByte("aeiou", kind[0]) >= 0 {
+		article = "An"
+	}
 	return errorAt(rng, "Duplicate "+kind,
-		"A %s named %q is already declared on line %d; names must be unique.", kind, name, lineOf(first))
+		"%s %s named %q is already declared on line %d; names must be unique.", article, kind, name, lineOf(first))
 }
 
 func diagDuplicateRule(name, policy string, rng, first hcl.Range) *hcl.Diagnostic {
@@ -81,7 +85,7 @@ func diagMissingVarValue(name string, rng hcl.Range) *hcl.Diagnostic {
 
 func diagBadVarType(name, typ string, rng hcl.Range) *hcl.Diagnostic {
 	return errorAt(rng, "Invalid variable value",
-		"Variable %q is a %s; a variable holds a string, a number, or a list of strings and numbers.", name, typ)
+		"Variable %q is %s; a variable holds a string, a number, or a list of strings and numbers.", name, typ)
 }
 
 func diagNotSupported(what string, rng hcl.Range) *hcl.Diagnostic {

@@ -30,10 +30,11 @@ func LoadFile(path string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 // are returned alongside it. Diagnostics are sorted by source position.
 func Load(filename string, src []byte, opts LoadOptions) (*Config, hcl.Diagnostics) {
 	l := &loader{
-		cfg:    &Config{Filename: filename, Source: src},
-		opts:   opts,
-		vars:   map[string]cty.Value{},
-		lintAt: map[*Policy]hcl.Range{},
+		cfg:        &Config{Filename: filename, Source: src},
+		opts:       opts,
+		vars:       map[string]cty.Value{},
+		lintAt:     map[*Policy]hcl.Range{},
+		hasDefault: map[string]bool{},
 	}
 	l.load(src)
 	sortDiagnostics(l.diags)
@@ -51,6 +52,8 @@ type loader struct {
 
 	vars map[string]cty.Value
 	ctx  *hcl.EvalContext
+	// hasDefault names the variables that declare a default, valid or not.
+	hasDefault map[string]bool
 	// lintAt is where a policy's lints point: its default value.
 	lintAt map[*Policy]hcl.Range
 }

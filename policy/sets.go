@@ -42,18 +42,23 @@ func (l *loader) declareSets(blocks []*hcl.Block) {
 				s.Type = setTypes[t]
 			}
 		}
-		if a, ok := content.Attributes["dynamic"]; ok {
-			if v, ok := l.eval(a.Expr); ok {
-				if v.IsNull() || v.Type() != cty.Bool {
-					l.add(diagWrongType("dynamic", "true or false", typeName(v), a.Expr.Range()))
-				} else {
-					s.Dynamic = v.True()
-				}
+		count, ok := 0, true
+		if a, has := content.Attributes["dynamic"]; has {
+			v, valid := l.eval(a.Expr)
+			switch {
+			case !valid:
+				ok = false
+			case v.IsNull() || v.Type() != cty.Bool:
+				l.add(diagWrongType("dynamic", "true or false", typeName(v), a.Expr.Range()))
+				ok = false
+			default:
+				s.Dynamic = v.True()
 			}
 		}
-		count, ok := 0, true
 		if a, has := content.Attributes["elements"]; has && s.Type != 0 {
-			count, ok = l.decodeSetElements(s, a)
+			var valid bool
+			count, valid = l.decodeSetElements(s, a)
+			ok = ok && valid
 		}
 		if !ok {
 			continue

@@ -41,6 +41,7 @@ func (l *loader) declareVariables(blocks []*hcl.Block) {
 					l.add(diagBadVarType(name, typ, a.Expr.Range()))
 				}
 			}
+			l.hasDefault[name] = true
 		}
 		l.cfg.Variables = append(l.cfg.Variables, v)
 	}
@@ -59,16 +60,20 @@ func checkVariableValue(val cty.Value) (string, bool) {
 	switch {
 	case t == cty.String || t == cty.Number:
 		return "", true
+	case t.IsObjectType() || t.IsMapType():
+		return "an object", false
+	case t == cty.Bool:
+		return "a bool", false
 	case t.IsTupleType() || t.IsListType() || t.IsSetType():
 		for it := val.ElementIterator(); it.Next(); {
 			_, e := it.Element()
 			if e.IsNull() || (e.Type() != cty.String && e.Type() != cty.Number) {
-				return "list holding " + e.Type().FriendlyName() + " values", false
+				return "a list holding " + e.Type().FriendlyName() + " values", false
 			}
 		}
 		return "", true
 	}
-	return t.FriendlyName(), false
+	return "a " + t.FriendlyName(), false
 }
 
 // applyOverrides applies -var values and reports variables left without one.
@@ -96,7 +101,7 @@ func (l *loader) applyOverrides() {
 		v.Value, v.Overridden = val, true
 	}
 	for _, v := range l.cfg.Variables {
-		if v.Value == cty.NilVal {
+		if v.Value == cty.NilVal && !l.hasDefault[v.Name] {
 			l.add(diagMissingVarValue(v.Name, v.DeclRange))
 		}
 	}
@@ -126,7 +131,7 @@ func parseOverride(name, raw string, def cty.Value) (cty.Value, *hcl.Diagnostic)
 			return cty.NilVal, diagBadVarOverride(name, raw, "cannot be evaluated: "+strings.TrimSuffix(diags[0].Detail, "."))
 		}
 		if typ, ok := checkVariableValue(val); !ok {
-			return cty.NilVal, diagBadVarOverride(name, raw, "is a "+typ+", not a list of strings and numbers")
+			return cty.NilVal, diagBadVarOverride(name, raw, "is "+typ+", not a list of strings and numbers")
 		}
 		if t := val.Type(); t == cty.String || t == cty.Number {
 			val = cty.TupleVal([]cty.Value{val})
