@@ -238,7 +238,7 @@ func (g *policyGen) rule(i int) {
 		add("fragment", pick(r, []string{`"none"`, `"first"`, `"later"`, `"any"`, `"!none"`, `"!later"`, `["none", "first"]`, `["later"]`, `"!any"`}))
 	}
 
-	action := pick(r, []string{"pass", "pass", "drop", "drop", "count"})
+	action := pick(r, []string{"pass", "pass", "drop", "drop", "count", "count"})
 	if nfields == 0 && action != "count" && chance(r, 0.7) {
 		action = "count" // a catch-all terminal rule hides every later rule
 	}
