@@ -1,0 +1,90 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+)
+
+// Counter is one counter slot: the packets it counted and their bytes
+// (frame lengths).
+type Counter struct{ Packets, Bytes uint64 }
+
+// counterValueSize is the size of Counter in the counter map.
+const counterValueSize = 16
+
+// checkCounterMap verifies the layout of the counter map: a per-CPU array
+// of u32 slot to Counter.
+func checkCounterMap(spec *ebpf.MapSpec, name string) error {
+	if spec == nil {
+		return fmt.Errorf("manifest names counter map %q, the object has none", name)
+	}
+	if spec.Type != ebpf.PerCPUArray || spec.KeySize != 4 || spec.ValueSize != counterValueSize {
+		return fmt.Errorf("counter map %s: %s with %d-byte keys and %d-byte values, want %s with 4 and %d",
+			name, spec.Type, spec.KeySize, spec.ValueSize, ebpf.PerCPUArray, counterValueSize)
+	}
+	return nil
+}
+
+// counterTable reads a loaded counter map, all slots in one syscall.
+type counterTable struct {
+	m     *ebpf.Map
+	slots int
+	cpus  int
+	// Buffers reused across reads.
+	keys   []uint32
+	perCPU []Counter
+}
+
+func newCounterTable(m *ebpf.Map) (*counterTable, error) {
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("count possible cpus: %w", err)
+	}
+	slots := int(m.MaxEntries())
+	return &counterTable{
+		m:      m,
+		slots:  slots,
+		cpus:   cpus,
+		keys:   make([]uint32, slots),
+		perCPU: make([]Counter, slots*cpus),
+	}, nil
+}
+
+// read returns every slot's counter summed over CPUs.
+func (c *counterTable) read() ([]Counter, error) {
+	if c == nil {
+		return nil, nil
+	}
+	var cursor ebpf.MapBatchCursor
+	n, err := c.m.BatchLookup(&cursor, c.keys, c.perCPU, nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil, fmt.Errorf("read counters: %w", err)
+	}
+	if n != c.slots {
+		return nil, fmt.Errorf("read counters: got %d of %d slots", n, c.slots)
+	}
+	sums := make([]Counter, c.slots)
+	for i, slot := range c.keys {
+		if int(slot) >= c.slots {
+			return nil, fmt.Errorf("read counters: slot %d out of range", slot)
+		}
+		for _, v := range c.perCPU[i*c.cpus : (i+1)*c.cpus] {
+			sums[slot].Packets += v.Packets
+			sums[slot].Bytes += v.Bytes
+		}
+	}
+	return sums, nil
+}
+
+// movedSlots returns the slots whose packet count differs, ascending.
+func movedSlots(before, after []Counter) []int {
+	var moved []int
+	for i := range after {
+		if i >= len(before) || before[i].Packets != after[i].Packets {
+			moved = append(moved, i)
+		}
+	}
+	return moved
+}

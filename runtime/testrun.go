@@ -1,0 +1,108 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/xdpc/xdpc/compiler"
+)
+
+// MinTestFrame is the shortest frame BPF_PROG_TEST_RUN accepts for XDP: an
+// Ethernet header.
+const MinTestFrame = 14
+
+// errShortFrame is returned for frames the kernel would reject with EINVAL.
+var errShortFrame = errors.New("kernel test run needs a frame of at least 14 bytes")
+
+// TestProgram is an artifact loaded into the kernel (not attached), for
+// BPF_PROG_TEST_RUN.
+type TestProgram struct {
+	coll     *ebpf.Collection
+	prog     *ebpf.Program
+	manifest *compiler.Manifest
+	counters *counterTable // nil when the artifact has no counters
+}
+
+// Outcome is what one frame did.
+type Outcome struct {
+	// Action is the XDP action the program returned (XDP_DROP = 1,
+	// XDP_PASS = 2, XDP_TX = 3, XDP_REDIRECT = 4).
+	Action uint32
+	// Moved lists the counter slots whose packet count changed, ascending.
+	Moved []int
+}
+
+// NewTestProgram loads an artifact's maps and program into the kernel and
+// fills every set's maps with the elements the manifest declares. A verifier
+// rejection is returned wrapped: errors.As(err, &*ebpf.VerifierError) finds it.
+func NewTestProgram(elf []byte) (*TestProgram, error) {
+	spec, manifest, err := ReadArtifact(elf)
+	if err != nil {
+		return nil, err
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		return nil, fmt.Errorf("load artifact: %w", err)
+	}
+	t := &TestProgram{coll: coll, prog: coll.Programs[manifest.Program], manifest: manifest}
+	if err := t.init(); err != nil {
+		coll.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// init fills the sets and prepares the counter reads.
+func (t *TestProgram) init() error {
+	if err := fillSets(t.coll.Maps, t.manifest.Sets); err != nil {
+		return err
+	}
+	if name := t.manifest.Counters.Map; name != "" {
+		c, err := newCounterTable(t.coll.Maps[name])
+		if err != nil {
+			return err
+		}
+		t.counters = c
+	}
+	return nil
+}
+
+// Run runs frame through the program once with BPF_PROG_TEST_RUN.
+func (t *TestProgram) Run(frame []byte) (Outcome, error) {
+	if len(frame) < MinTestFrame {
+		return Outcome{}, errShortFrame
+	}
+	before, err := t.counters.read()
+	if err != nil {
+		return Outcome{}, err
+	}
+	action, err := t.prog.Run(&ebpf.RunOptions{Data: frame})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("test run %d-byte frame: %w", len(frame), err)
+	}
+	after, err := t.counters.read()
+	if err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{Action: action, Moved: movedSlots(before, after)}, nil
+}
+
+// Counters returns every counter slot, summed over CPUs; nil when the
+// artifact has no counters.
+func (t *TestProgram) Counters() ([]Counter, error) {
+	return t.counters.read()
+}
+
+// Manifest returns the artifact's manifest.
+func (t *TestProgram) Manifest() *compiler.Manifest { return t.manifest }
+
+// Program returns the loaded program, for benchmarks and other test runs.
+func (t *TestProgram) Program() *ebpf.Program { return t.prog }
+
+// Close releases the program and its maps.
+func (t *TestProgram) Close() error {
+	t.coll.Close()
+	return nil
+}
