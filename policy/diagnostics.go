@@ -111,6 +111,9 @@ func diagUnknownPolicy(name string, known []string, rng hcl.Range) *hcl.Diagnost
 }
 
 func diagBadReference(root string, rng hcl.Range) *hcl.Diagnostic {
+	if root == "var" || root == "set" {
+		return errorAt(rng, "Invalid reference", "A %s reference names one %s, as %s.NAME.", root, map[string]string{"var": "variable", "set": "set"}[root], root)
+	}
 	return errorAt(rng, "Invalid reference",
 		"A reference must be var.NAME or set.NAME, not %q.%s", root, didYouMean(root, []string{"var", "set"}))
 }
@@ -134,6 +137,10 @@ func diagSetType(field string, set *Set, want SetType, rng hcl.Range) *hcl.Diagn
 	return errorAt(rng, "Wrong set type",
 		"Field %s needs a set of type %q, but set %q has type %q.", field, want, set.Name, set.Type)
 }
+
+// fieldOutsideRule is appended to hcl's "Unsupported argument" when a
+// match field is written directly in a policy.
+const fieldOutsideRule = " Match fields belong inside a rule block."
 
 // Values.
 

@@ -45,7 +45,7 @@ func (l *loader) declarePolicies(blocks []*hcl.Block) {
 	for _, b := range blocks {
 		name := b.Labels[0]
 		content, diags := b.Body.Content(policySchema)
-		l.add(diags...)
+		l.add(l.explainFieldsOutsideRules(diags)...)
 		if !l.checkDuplicate("policy", name, labelRange(b), seen) {
 			continue
 		}
@@ -69,6 +69,20 @@ func (l *loader) declarePolicies(blocks []*hcl.Block) {
 			p.Rules = append(p.Rules, r)
 		}
 	}
+}
+
+// explainFieldsOutsideRules adds a hint to "Unsupported argument" errors
+// for match fields written directly in a policy block.
+func (l *loader) explainFieldsOutsideRules(diags hcl.Diagnostics) hcl.Diagnostics {
+	for _, d := range diags {
+		if d.Summary != "Unsupported argument" || d.Subject == nil {
+			continue
+		}
+		if _, isField := FieldByName(string(d.Subject.SliceBytes(l.cfg.Source))); isField {
+			d.Detail += fieldOutsideRule
+		}
+	}
+	return diags
 }
 
 func (l *loader) verdict(expr hcl.Expression, what string, fallback Action) Action {
