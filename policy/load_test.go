@@ -158,6 +158,21 @@ func TestWriteDiagnostics(t *testing.T) {
 	}
 }
 
+// TestWriteDiagnosticsCRLF renders a subject that sits on the "\r" of a
+// CRLF line ending.
+func TestWriteDiagnosticsCRLF(t *testing.T) {
+	src := []byte("ab\r\ncd\r\n")
+	rng := hcl.Range{Filename: "x", Start: hcl.Pos{Line: 1, Column: 3, Byte: 2}, End: hcl.Pos{Line: 1, Column: 4, Byte: 3}}
+	var buf bytes.Buffer
+	if err := WriteDiagnostics(&buf, map[string][]byte{"x": src}, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "S", Subject: &rng}}); err != nil {
+		t.Fatal(err)
+	}
+	want := "x:1:3: error: S\n   1 | ab\n     |   ^\n"
+	if diff := cmp.Diff(want, buf.String()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
 func TestFormat(t *testing.T) {
 	got, diags := Format("p.hcl", []byte(tinyPolicy))
 	if diags.HasErrors() {

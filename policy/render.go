@@ -62,6 +62,7 @@ func writeSnippet(w *bufio.Writer, src []byte, rng hcl.Range) {
 		lineEnd = start + i
 	}
 	line := strings.TrimRight(string(src[lineStart:lineEnd]), "\r")
+	start = min(start, lineStart+len(line)) // a subject on a trailing "\r"
 	end := rng.End.Byte
 	if end > lineStart+len(line) || end < start {
 		end = lineStart + len(line)
