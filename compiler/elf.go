@@ -22,7 +22,9 @@ import (
 //	license         the license string, NUL-terminated
 //	.maps           one zero-filled BTF map definition per map
 //	.xdpc.manifest  the manifest as JSON
-//	.BTF            the map definitions' types, a VAR per map, DATASEC .maps
+//	.BTF            the program's function, the map definitions' types, a
+//	                VAR per map, DATASEC .maps
+//	.BTF.ext        func_info of the program, line_info of source comments
 //	.symtab         the program (STT_FUNC) and the maps (STT_OBJECT)
 //	.strtab         symbol names
 //	.shstrtab       section names
@@ -96,7 +98,7 @@ func (a *Artifact) layoutELF() (*elfObject, error) {
 	if err != nil {
 		return nil, err
 	}
-	btfData, err := a.marshalMapBTF(mapOffsets)
+	btfData, btfExt, err := a.marshalBTF(mapOffsets)
 	if err != nil {
 		return nil, err
 	}
@@ -173,9 +175,8 @@ func (a *Artifact) layoutELF() (*elfObject, error) {
 		obj.add(maps)
 	}
 	obj.add(&elfSection{name: ManifestSection, typ: elf.SHT_PROGBITS, align: 1, data: manifest})
-	if btfData != nil {
-		obj.add(&elfSection{name: ".BTF", typ: elf.SHT_PROGBITS, align: 4, data: btfData})
-	}
+	obj.add(&elfSection{name: ".BTF", typ: elf.SHT_PROGBITS, align: 4, data: btfData})
+	obj.add(&elfSection{name: ".BTF.ext", typ: elf.SHT_PROGBITS, align: 4, data: btfExt})
 	obj.add(symtab)
 	obj.add(&elfSection{name: ".shstrtab", typ: elf.SHT_STRTAB, align: 1})
 
@@ -295,12 +296,13 @@ func (a *Artifact) layoutMapDefinitions() ([]byte, []uint64, error) {
 	return make([]byte, size), offsets, nil
 }
 
-// marshalMapBTF returns the .BTF contents: each map's definition struct, a
-// global VAR per map and the DATASEC .maps placing them; nil without maps.
-func (a *Artifact) marshalMapBTF(offsets []uint64) ([]byte, error) {
-	if len(a.Maps) == 0 {
-		return nil, nil
-	}
+// marshalBTF returns the .BTF and .BTF.ext contents. .BTF holds the
+// program's function (int PROGRAM(struct xdp_md *ctx)), each map's
+// definition struct, a global VAR per map and the DATASEC .maps placing
+// them. .BTF.ext holds the program's func_info and a line_info per
+// instruction that carries a source comment, so that verifier logs and
+// disassemblers show the policy line an instruction came from.
+func (a *Artifact) marshalBTF(offsets []uint64) (types, ext []byte, _ error) {
 	intType := &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed}
 	indexType := &btf.Int{Name: "__ARRAY_SIZE_TYPE__", Size: 4}
 	// number is libbpf's __uint(name, n): a pointer to an array of n ints.
@@ -308,26 +310,145 @@ func (a *Artifact) marshalMapBTF(offsets []uint64) ([]byte, error) {
 		return &btf.Pointer{Target: &btf.Array{Index: indexType, Type: intType, Nelems: n}}
 	}
 
-	sec := &btf.Datasec{Name: elfSectionMaps}
-	for i, m := range a.Maps {
-		def, err := mapDefinition(m, number)
-		if err != nil {
-			return nil, err
-		}
-		v := &btf.Var{Name: m.Name, Type: def, Linkage: btf.GlobalVar}
-		sec.Vars = append(sec.Vars, btf.VarSecinfo{Type: v, Offset: uint32(offsets[i]), Size: def.Size})
-		sec.Size = uint32(offsets[i]) + def.Size
+	fn := &btf.Func{
+		Name: a.Program,
+		Type: &btf.FuncProto{Return: intType, Params: []btf.FuncParam{
+			{Name: "ctx", Type: &btf.Pointer{Target: &btf.Fwd{Name: "xdp_md", Kind: btf.FwdStruct}}},
+		}},
+		Linkage: btf.GlobalFunc,
+	}
+	b, err := btf.NewBuilder(nil, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build btf: %w", err)
+	}
+	fnID, err := b.Add(fn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build btf: %w", err)
 	}
 
-	b, err := btf.NewBuilder([]btf.Type{sec}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("build btf: %w", err)
+	if len(a.Maps) > 0 {
+		sec := &btf.Datasec{Name: elfSectionMaps}
+		for i, m := range a.Maps {
+			def, err := mapDefinition(m, number)
+			if err != nil {
+				return nil, nil, err
+			}
+			v := &btf.Var{Name: m.Name, Type: def, Linkage: btf.GlobalVar}
+			sec.Vars = append(sec.Vars, btf.VarSecinfo{Type: v, Offset: uint32(offsets[i]), Size: def.Size})
+			sec.Size = uint32(offsets[i]) + def.Size
+		}
+		if _, err := b.Add(sec); err != nil {
+			return nil, nil, fmt.Errorf("build btf: %w", err)
+		}
 	}
-	data, err := b.Marshal(nil, &btf.MarshalOptions{Order: binary.LittleEndian})
+
+	types, err = b.Marshal(nil, &btf.MarshalOptions{Order: binary.LittleEndian})
 	if err != nil {
-		return nil, fmt.Errorf("marshal btf: %w", err)
+		return nil, nil, fmt.Errorf("marshal btf: %w", err)
 	}
-	return data, nil
+	strs, err := newBTFStrings(types)
+	if err != nil {
+		return nil, nil, err
+	}
+	ext = a.marshalBTFExt(fnID, strs)
+	return strs.finish(), ext, nil
+}
+
+// BTF.ext record layouts (kernel struct bpf_func_info, bpf_line_info).
+const (
+	btfMagic        = 0xeb9f
+	btfHeaderLen    = 24
+	btfExtHeaderLen = 32 // with the CO-RE fields, as clang writes it
+	btfFuncInfoSize = 8
+	btfLineInfoSize = 16
+)
+
+// marshalBTFExt returns the .BTF.ext section: one func_info record for the
+// program and the line_info records of the instructions' source comments.
+// The first instruction always has a line_info, as the kernel requires.
+func (a *Artifact) marshalBTFExt(fnID btf.TypeID, strs *btfStrings) []byte {
+	le := binary.LittleEndian
+	secName := strs.add(ProgramSection)
+	file := strs.add(a.Manifest.Source)
+
+	funcInfo := le.AppendUint32(nil, btfFuncInfoSize)
+	funcInfo = le.AppendUint32(funcInfo, secName)
+	funcInfo = le.AppendUint32(funcInfo, 1)
+	funcInfo = le.AppendUint32(funcInfo, 0) // insn_off
+	funcInfo = le.AppendUint32(funcInfo, uint32(fnID))
+
+	var records []byte
+	n := uint32(0)
+	iter := a.Instructions.Iterate()
+	for iter.Next() {
+		line := ""
+		if src := iter.Ins.Source(); src != nil {
+			line = src.String()
+		} else if iter.Index != 0 {
+			continue
+		} else {
+			line = a.Program
+		}
+		records = le.AppendUint32(records, uint32(iter.Offset)*asm.InstructionSize)
+		records = le.AppendUint32(records, file)
+		records = le.AppendUint32(records, strs.add(line))
+		records = le.AppendUint32(records, 0) // line and column unknown
+		n++
+	}
+	lineInfo := le.AppendUint32(nil, btfLineInfoSize)
+	lineInfo = le.AppendUint32(lineInfo, secName)
+	lineInfo = le.AppendUint32(lineInfo, n)
+	lineInfo = append(lineInfo, records...)
+
+	ext := le.AppendUint16(nil, btfMagic)
+	ext = append(ext, 1, 0) // version, flags
+	ext = le.AppendUint32(ext, btfExtHeaderLen)
+	ext = le.AppendUint32(ext, 0) // func_info_off
+	ext = le.AppendUint32(ext, uint32(len(funcInfo)))
+	ext = le.AppendUint32(ext, uint32(len(funcInfo))) // line_info_off
+	ext = le.AppendUint32(ext, uint32(len(lineInfo)))
+	ext = le.AppendUint32(ext, uint32(len(funcInfo)+len(lineInfo))) // core_relo_off
+	ext = le.AppendUint32(ext, 0)                                   // core_relo_len
+	ext = append(ext, funcInfo...)
+	return append(ext, lineInfo...)
+}
+
+// btfStrings appends strings to the string section of marshalled BTF, which
+// comes last in the blob.
+type btfStrings struct {
+	buf   []byte
+	orig  int    // length of the blob before any addition
+	base  uint32 // length of the string section before any addition
+	added map[string]uint32
+}
+
+func newBTFStrings(data []byte) (*btfStrings, error) {
+	le := binary.LittleEndian
+	if len(data) < btfHeaderLen || le.Uint16(data) != btfMagic {
+		return nil, errors.New("marshal btf: unexpected header")
+	}
+	hdrLen, strOff, strLen := le.Uint32(data[4:]), le.Uint32(data[16:]), le.Uint32(data[20:])
+	if uint64(hdrLen)+uint64(strOff)+uint64(strLen) != uint64(len(data)) {
+		return nil, errors.New("marshal btf: string section is not last")
+	}
+	return &btfStrings{buf: data, orig: len(data), base: strLen, added: map[string]uint32{"": 0}}, nil
+}
+
+// add returns the offset of s in the string section.
+func (s *btfStrings) add(str string) uint32 {
+	if off, ok := s.added[str]; ok {
+		return off
+	}
+	off := s.base + uint32(len(s.buf)-s.orig)
+	s.buf = append(append(s.buf, str...), 0)
+	s.added[str] = off
+	return off
+}
+
+// finish returns the blob with the string section's length updated.
+func (s *btfStrings) finish() []byte {
+	binary.LittleEndian.PutUint32(s.buf[20:], s.base+uint32(len(s.buf)-s.orig))
+	return s.buf
 }
 
 // mapDefinition returns the anonymous struct libbpf's map macros produce for
