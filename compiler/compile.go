@@ -1,0 +1,104 @@
+package compiler
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf/asm"
+	"github.com/xdpc/xdpc/policy"
+)
+
+// Options configures Compile.
+type Options struct {
+	// Strategy chooses the classifier; "" means linear. (Room for decision trees later.)
+	Strategy string
+}
+
+// Compile compiles policy p of cfg into an artifact. The result depends only
+// on its inputs. An error means the compiler cannot express the policy; it
+// names the rule.
+func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*Artifact, error) {
+	if cfg == nil || p == nil {
+		return nil, errors.New("compile: no policy")
+	}
+	classifier, err := classifierFor(opts.Strategy)
+	if err != nil {
+		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
+	}
+	prog, err := buildProgram(cfg, p)
+	if err != nil {
+		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
+	}
+	insns, err := emitProgram(prog, classifier)
+	if err != nil {
+		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
+	}
+	return &Artifact{
+		Program:      prog.Name,
+		License:      "GPL",
+		Instructions: insns,
+		Maps:         prog.maps(),
+		Manifest:     buildManifest(cfg, p, prog),
+	}, nil
+}
+
+// BuildIR lowers policy p of cfg to the IR and runs the IR passes, as
+// Compile does; its String is the "ir" section of golden files.
+func BuildIR(cfg *policy.Config, p *policy.Policy) (*Program, error) {
+	if cfg == nil || p == nil {
+		return nil, errors.New("build ir: no policy")
+	}
+	return buildProgram(cfg, p)
+}
+
+// buildProgram runs the IR passes. Afterwards:
+//   - every rule has the counter slot of its position, default and
+//     malformed the two after the rules;
+//   - every set lookup points at its set's maps, one per family for cidr
+//     sets, named by first use;
+//   - OpEq/OpRange values are sorted, merged and disjoint;
+//   - no rule holds a positive test its other tests imply;
+//   - within a rule, scalar tests come before address and MAC lists, and
+//     those before map lookups.
+func buildProgram(cfg *policy.Config, p *policy.Policy) (*Program, error) {
+	prog, err := lowerPolicy(cfg, p)
+	if err != nil {
+		return nil, err
+	}
+	assignCounterSlots(prog)
+	allocateCounters(prog)
+	if err := allocateSetMaps(prog); err != nil {
+		return nil, err
+	}
+	mergeRanges(prog)
+	dropImpliedTests(prog)
+	orderTests(prog)
+	return prog, nil
+}
+
+// emitProgram lays the program out as
+//
+//	entry, parser        -> classify | malformed
+//	malformed            -> epilogue
+//	classify (rules)     -> epilogue, count rules fall through
+//	default              -> epilogue
+//	epilogue             counts slotKey, returns the verdict
+//
+// Afterwards: every instruction is reachable from the entry (the verifier
+// rejects dead code), every jump goes forward and holds its offset (no
+// labels remain; map loads reference maps by name), and every instruction
+// carries a source comment.
+func emitProgram(prog *Program, c Classifier) (asm.Instructions, error) {
+	e := newEmitter()
+	emitParser(e)
+	emitMalformed(e, prog)
+	c.Emit(e, prog)
+	emitEpilogue(e)
+	e.removeUnreachable()
+	insns, err := e.resolveJumps()
+	if err != nil {
+		return nil, err
+	}
+	insns[0] = insns[0].WithSymbol(prog.Name)
+	return insns, nil
+}

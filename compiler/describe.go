@@ -1,0 +1,67 @@
+package compiler
+
+import (
+	"github.com/xdpc/xdpc/policy"
+)
+
+// buildManifest describes the artifact for loaders and operators: what each
+// counter slot counts, which maps hold which set (with its declared
+// elements) and which interfaces attach the policy.
+func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) Manifest {
+	m := Manifest{
+		Format:   ManifestFormat,
+		Policy:   p.Name,
+		Hash:     cfg.PolicyHash(p),
+		Source:   cfg.Filename,
+		Program:  prog.Name,
+		Counters: CounterTable{Map: prog.Counters.Name},
+	}
+	for i := range prog.Rules {
+		r := &prog.Rules[i]
+		kind := SlotRule
+		if !r.Terminal {
+			kind = SlotCount
+		}
+		m.Counters.Slots = append(m.Counters.Slots, CounterSlot{Slot: r.Slot, Name: r.Name, Kind: kind, Pos: r.Pos})
+	}
+	m.Counters.Slots = append(m.Counters.Slots,
+		CounterSlot{Slot: prog.DefaultSlot, Name: SlotDefault, Kind: SlotDefault},
+		CounterSlot{Slot: prog.MalformedSlot, Name: SlotMalformed, Kind: SlotMalformed},
+	)
+	for _, s := range prog.Sets {
+		sm := SetMap{
+			Set:         s.Set.Name,
+			Type:        s.Set.Type.String(),
+			Dynamic:     s.Set.Dynamic,
+			MaxElements: s.Set.MaxElements,
+			Elements:    setElements(s.Set),
+		}
+		if s.V4 != nil {
+			sm.V4Map, sm.V6Map = s.V4.Name, s.V6.Name
+		} else {
+			sm.Map = s.Map.Name
+		}
+		m.Sets = append(m.Sets, sm)
+	}
+	for _, i := range cfg.Interfaces {
+		if i.Policy == p {
+			m.Interfaces = append(m.Interfaces, InterfaceBinding{Name: i.Name, Mode: i.Mode.String()})
+		}
+	}
+	return m
+}
+
+// setElements renders a set's elements in the policy's syntax.
+func setElements(s *policy.Set) []string {
+	els := []string{}
+	for _, p := range s.Prefixes {
+		els = append(els, p.String())
+	}
+	for _, r := range s.Ports {
+		els = append(els, r.String())
+	}
+	for _, m := range s.MACs {
+		els = append(els, m.String())
+	}
+	return els
+}

@@ -1,0 +1,19 @@
+// Package compiler turns one checked policy (package policy) into an XDP
+// program: a deterministic Artifact holding cilium/ebpf asm instructions, the
+// blueprints of the maps they use and a manifest that maps counters and sets
+// back to the policy.
+//
+// Compile runs a fixed list of small passes (see compile in compile.go): the
+// policy is lowered to an intermediate representation (Program, Rule, Test),
+// simplified, then emitted as a parser that reads each packet once into a
+// metadata area on the stack (docs/datapath.md), a classifier that tries the
+// rules (a Classifier strategy; the linear one tries them in order) and a
+// shared epilogue that counts the decision and returns the verdict.
+//
+// The compiler never touches the kernel: the same input gives the same
+// artifact on any host. Errors returned by Compile are about policies the
+// compiler cannot express (a rule too large to jump over, say); a verifier
+// rejection of a compiled program is a compiler bug, and every instruction
+// carries a source comment (policy file, line and rule, or the parser step)
+// so the verifier log points back at the cause.
+package compiler

@@ -1,0 +1,145 @@
+package compiler
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/cilium/ebpf/asm"
+)
+
+// emitter accumulates instructions with symbolic jump labels and a source
+// comment on every instruction. resolveJumps turns labels into offsets.
+type emitter struct {
+	insns asm.Instructions
+	// labels maps a label to the index of the instruction it names.
+	labels map[string]int
+	// pending labels name the next emitted instruction.
+	pending []string
+	source  asm.Comment
+	fresh   int
+}
+
+func newEmitter() *emitter {
+	return &emitter{labels: map[string]int{}}
+}
+
+// at sets the source comment of the instructions emitted from now on.
+func (e *emitter) at(format string, args ...any) {
+	e.source = asm.Comment(fmt.Sprintf(format, args...))
+}
+
+// newLabel returns a label not used before, named after what it marks.
+func (e *emitter) newLabel(what string) string {
+	e.fresh++
+	return fmt.Sprintf("%s.%d", what, e.fresh)
+}
+
+// label names the next emitted instruction.
+func (e *emitter) label(name string) {
+	if _, ok := e.labels[name]; ok {
+		panic(fmt.Sprintf("compiler: label %q bound twice", name))
+	}
+	e.labels[name] = -1
+	e.pending = append(e.pending, name)
+}
+
+// emit appends instructions, tagging each with the current source comment.
+func (e *emitter) emit(insns ...asm.Instruction) {
+	for _, ins := range insns {
+		for _, l := range e.pending {
+			e.labels[l] = len(e.insns)
+		}
+		e.pending = e.pending[:0]
+		e.insns = append(e.insns, ins.WithSource(e.source))
+	}
+}
+
+// resolveJumps replaces every jump's label by its offset and drops the
+// label, so the instructions stand alone. An unconditional jump too far for
+// a 16-bit offset becomes a 32-bit one (gotol); a conditional jump that far
+// is an error (a rule too large to jump over).
+func (e *emitter) resolveJumps() (asm.Instructions, error) {
+	if len(e.pending) != 0 {
+		panic(fmt.Sprintf("compiler: labels %v name no instruction", e.pending))
+	}
+	// Raw offsets: a dword load takes two slots.
+	raw := make([]int, len(e.insns)+1)
+	for i := range e.insns {
+		raw[i+1] = raw[i] + int(e.insns[i].Size()/asm.InstructionSize)
+	}
+	out := make(asm.Instructions, len(e.insns))
+	for i, ins := range e.insns {
+		ref := ins.Reference()
+		if ref == "" || !ins.OpCode.Class().IsJump() {
+			out[i] = ins
+			continue
+		}
+		target, ok := e.labels[ref]
+		if !ok || target < 0 {
+			panic(fmt.Sprintf("compiler: jump to unknown label %q", ref))
+		}
+		dist := raw[target] - raw[i] - 1
+		ins = ins.WithReference("")
+		switch {
+		case dist >= math.MinInt16 && dist <= math.MaxInt16:
+			ins.Offset = int16(dist)
+		case ins.OpCode == asm.Ja.Op(asm.ImmSource):
+			long := asm.LongJump("")
+			long.Constant = int64(dist)
+			ins = long.WithMetadata(ins.Metadata)
+		default:
+			return nil, fmt.Errorf("%s: jump over %d instructions exceeds the 16-bit offset of a conditional jump", ins.Source(), dist)
+		}
+		out[i] = ins
+	}
+	return out, nil
+}
+
+// removeUnreachable drops instructions no path from the entry reaches (the
+// code after a catch-all rule, a verdict no rule decides): the verifier
+// rejects unreachable instructions.
+func (e *emitter) removeUnreachable() {
+	if len(e.pending) != 0 {
+		panic(fmt.Sprintf("compiler: labels %v name no instruction", e.pending))
+	}
+	reached := make([]bool, len(e.insns))
+	work := []int{0}
+	for len(work) > 0 {
+		i := work[len(work)-1]
+		work = work[:len(work)-1]
+		if i >= len(e.insns) || reached[i] {
+			continue
+		}
+		reached[i] = true
+		ins := &e.insns[i]
+		op := ins.OpCode
+		if !op.Class().IsJump() || op.JumpOp() == asm.Call {
+			work = append(work, i+1)
+			continue
+		}
+		if op.JumpOp() == asm.Exit {
+			continue
+		}
+		target, ok := e.labels[ins.Reference()]
+		if !ok || target < 0 {
+			panic(fmt.Sprintf("compiler: jump to unknown label %q", ins.Reference()))
+		}
+		work = append(work, target)
+		if op.JumpOp() != asm.Ja {
+			work = append(work, i+1)
+		}
+	}
+	newIndex := make([]int, len(e.insns)+1)
+	kept := e.insns[:0]
+	for i, ins := range e.insns {
+		newIndex[i] = len(kept)
+		if reached[i] {
+			kept = append(kept, ins)
+		}
+	}
+	newIndex[len(e.insns)] = len(kept)
+	e.insns = kept
+	for l, i := range e.labels {
+		e.labels[l] = newIndex[i]
+	}
+}

@@ -1,0 +1,216 @@
+package compiler
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/xdpc/xdpc/policy"
+)
+
+// Program is the intermediate representation of one policy: what the
+// classifier has to decide, with counters and set maps already assigned.
+// Nothing in it refers back to HCL; a Classifier emits code from it alone.
+type Program struct {
+	// Policy is the policy name; Name the kernel program name.
+	Policy string
+	Name   string
+	Rules  []Rule
+	// Default and Malformed are the fallback verdicts and their counter slots.
+	Default, Malformed         Verdict
+	DefaultSlot, MalformedSlot int
+	// Counters is the per-CPU counter map; Sets the maps of the sets the
+	// rules look up, in order of first use.
+	Counters Map
+	Sets     []SetMaps
+}
+
+// Verdict is an XDP return code.
+type Verdict int32
+
+// Verdicts a policy can decide. XDP_ABORTED is never returned.
+const (
+	// VerdictDrop is XDP_DROP.
+	VerdictDrop Verdict = 1
+	// VerdictPass is XDP_PASS.
+	VerdictPass Verdict = 2
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case VerdictDrop:
+		return "drop"
+	case VerdictPass:
+		return "pass"
+	}
+	return fmt.Sprintf("Verdict(%d)", int32(v))
+}
+
+// Rule is one rule of the IR.
+type Rule struct {
+	Name string
+	// Slot is the rule's counter slot.
+	Slot int
+	// Action is what a match does: Terminal rules end with Verdict, count
+	// rules count and go on.
+	Terminal bool
+	Verdict  Verdict
+	// Tests must all hold for the rule to match, tried in order.
+	Tests []Test
+	// Pos is the rule's "file:line:col".
+	Pos string
+}
+
+// Kind is "count", "pass" or "drop".
+func (r *Rule) Kind() string {
+	if !r.Terminal {
+		return "count"
+	}
+	return r.Verdict.String()
+}
+
+// Op is how a Test compares a packet field.
+type Op uint8
+
+const (
+	// OpEq: the field equals one of Values (all single values).
+	OpEq Op = iota + 1
+	// OpRange: the field lies in one of Values (inclusive ranges).
+	OpRange
+	// OpPrefix: the address lies in one of Prefixes of its own family.
+	OpPrefix
+	// OpMAC: the MAC address is one of MACs.
+	OpMAC
+	// OpFlags: the TCP flags byte satisfies Flags.
+	OpFlags
+	// OpFragment: the fragment class is in Fragments.
+	OpFragment
+	// OpSetLookup: the field's value is an element of Set (a map lookup).
+	OpSetLookup
+)
+
+var opNames = [...]string{OpEq: "eq", OpRange: "range", OpPrefix: "prefix", OpMAC: "mac", OpFlags: "flags", OpFragment: "fragment", OpSetLookup: "lookup"}
+
+func (o Op) String() string {
+	if o > 0 && int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return fmt.Sprintf("Op(%d)", uint8(o))
+}
+
+// Test is one condition of a rule on one packet field. A packet without the
+// field never passes a test, negated or not; a negated test passes packets
+// that have the field and whose value is not among the values. For OpPrefix,
+// a packet whose family has no prefix in Prefixes never passes.
+type Test struct {
+	Field  policy.Field
+	Negate bool
+	Op     Op
+	// Values for OpEq and OpRange: sorted, disjoint, inclusive.
+	Values []policy.Range
+	// Prefixes for OpPrefix: masked, IPv4 before IPv6.
+	Prefixes []netip.Prefix
+	// MACs for OpMAC.
+	MACs      []policy.MAC
+	Flags     policy.TCPFlags
+	Fragments policy.FragmentMask
+	// Set for OpSetLookup.
+	Set *SetMaps
+	// Pos is the "file:line:col" of the value expression.
+	Pos string
+}
+
+// SetMaps are the maps compiled for one policy set.
+type SetMaps struct {
+	Set *policy.Set
+	// V4 and V6 hold a cidr set; Map a port or mac set.
+	V4, V6, Map *Map
+}
+
+// String renders the IR as stable text for golden files.
+func (p *Program) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "program %s policy %q\n", p.Name, p.Policy)
+	writeMap(&b, &p.Counters)
+	for _, s := range p.Sets {
+		for _, m := range []*Map{s.V4, s.V6, s.Map} {
+			if m != nil {
+				writeMap(&b, m)
+			}
+		}
+	}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		fmt.Fprintf(&b, "rule %d %q %s @ %s\n", r.Slot, r.Name, r.Kind(), r.Pos)
+		for j := range r.Tests {
+			fmt.Fprintf(&b, "  %s\n", r.Tests[j].String())
+		}
+	}
+	fmt.Fprintf(&b, "default %s slot %d\n", p.Default, p.DefaultSlot)
+	fmt.Fprintf(&b, "malformed %s slot %d\n", p.Malformed, p.MalformedSlot)
+	return b.String()
+}
+
+func writeMap(b *strings.Builder, m *Map) {
+	fmt.Fprintf(b, "map %s %s key %d value %d max %d", m.Name, mapTypeName(m.Type), m.KeySize, m.ValueSize, m.MaxEntries)
+	if m.Flags != 0 {
+		fmt.Fprintf(b, " flags %#x", m.Flags)
+	}
+	b.WriteString("\n")
+}
+
+func mapTypeName(t MapType) string {
+	switch t {
+	case MapHash:
+		return "hash"
+	case MapArray:
+		return "array"
+	case MapPerCPUArray:
+		return "percpu_array"
+	case MapLPMTrie:
+		return "lpm_trie"
+	case MapDevMapHash:
+		return "devmap_hash"
+	}
+	return fmt.Sprintf("type%d", uint32(t))
+}
+
+// String renders t as "field op values", e.g. "dst_port in 22, 80-90".
+func (t *Test) String() string {
+	neg := ""
+	if t.Negate {
+		neg = "not "
+	}
+	var vals []string
+	switch t.Op {
+	case OpEq, OpRange:
+		for _, r := range t.Values {
+			vals = append(vals, r.String())
+		}
+	case OpPrefix:
+		for _, p := range t.Prefixes {
+			vals = append(vals, p.String())
+		}
+	case OpMAC:
+		for _, m := range t.MACs {
+			vals = append(vals, m.String())
+		}
+	case OpFlags:
+		vals = []string{t.Flags.String()}
+	case OpFragment:
+		for _, f := range []policy.Fragment{policy.FragNone, policy.FragFirst, policy.FragLater} {
+			if t.Fragments.Has(f) {
+				vals = append(vals, f.String())
+			}
+		}
+	case OpSetLookup:
+		var maps []string
+		for _, m := range []*Map{t.Set.V4, t.Set.V6, t.Set.Map} {
+			if m != nil {
+				maps = append(maps, m.Name)
+			}
+		}
+		vals = []string{fmt.Sprintf("set.%s (%s)", t.Set.Set.Name, strings.Join(maps, ", "))}
+	}
+	return fmt.Sprintf("%s %s%s %s", t.Field, neg, t.Op, strings.Join(vals, ", "))
+}

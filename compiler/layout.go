@@ -1,0 +1,122 @@
+package compiler
+
+import (
+	"github.com/cilium/ebpf/asm"
+	"github.com/xdpc/xdpc/policy"
+)
+
+// The parser writes everything the rules read into a metadata area on the
+// stack, once per packet; the rules only read it back.
+//
+// Every scalar is a u32 at a frame-pointer offset of 8k+4. The verifier
+// tracks stores to 8-byte aligned offsets as register spills, and a spilled
+// register reloaded into a rule's scratch register would carry what earlier
+// comparisons taught the verifier across rules: states at rule boundaries
+// would differ by path and a policy of 1,000 rules would be verified once per
+// combination. A store at a misaligned offset is plain data to the verifier
+// (STACK_MISC) and reloads as an unknown scalar, so every path reaches every
+// rule in the same state and the rule chain is verified about once.
+//
+// A field the packet does not have holds absent (0xffffffff), above every
+// value of every field, so a positive comparison fails on it without a
+// presence check; negated tests check presence first. The fragment class
+// holds a FragmentMask bit (1, 2, 4) or fragAbsent.
+const (
+	absent     = -1 // 0xffffffff as a 32-bit immediate
+	fragAbsent = 8
+
+	slotKey       int16 = -4 // counter key of the decision being counted
+	slotFrameLen  int16 = -12
+	slotEtherType int16 = -20
+	slotVLAN      int16 = -28
+	slotInnerVLAN int16 = -36
+	slotFamily    int16 = -44 // 4, 6 or absent
+	slotProto     int16 = -52
+	slotTTL       int16 = -60
+	slotLength    int16 = -68
+	slotFragment  int16 = -76
+	slotSrcPort   int16 = -84 // low half: the u16 key of port-set lookups
+	slotDstPort   int16 = -92
+	slotTCPFlags  int16 = -100
+	slotICMPType  int16 = -108
+	slotICMPCode  int16 = -116
+	// Address words as loaded from the packet (network byte order in
+	// memory, read as little-endian u32): word i at slotSrcAddr - 8*i.
+	slotSrcAddr int16 = -124
+	slotDstAddr int16 = -156
+
+	// macArea holds frame bytes 0..11: destination then source MAC. It
+	// starts at 8k+4 so the words rules compare are misaligned or narrower
+	// than what was stored (both reload as unknown scalars).
+	macArea int16 = -196
+	// lpmKeySrc and lpmKeyDst are LPM trie keys: u32 prefix length (32 or
+	// 128), then the address. An IPv4 trie reads the first 8 bytes.
+	lpmKeySrc int16 = -220
+	lpmKeyDst int16 = -244
+)
+
+// fieldSlot is the stack slot of a scalar field.
+func fieldSlot(f policy.Field) int16 {
+	switch f {
+	case policy.FieldEtherType:
+		return slotEtherType
+	case policy.FieldVLAN:
+		return slotVLAN
+	case policy.FieldInnerVLAN:
+		return slotInnerVLAN
+	case policy.FieldProto:
+		return slotProto
+	case policy.FieldSrcPort:
+		return slotSrcPort
+	case policy.FieldDstPort:
+		return slotDstPort
+	case policy.FieldTCPFlags:
+		return slotTCPFlags
+	case policy.FieldICMPType:
+		return slotICMPType
+	case policy.FieldICMPCode:
+		return slotICMPCode
+	case policy.FieldTTL:
+		return slotTTL
+	case policy.FieldLength:
+		return slotLength
+	case policy.FieldFragment:
+		return slotFragment
+	}
+	panic("compiler: field " + f.String() + " has no scalar slot")
+}
+
+// addrWordSlot is the slot of word i (0..3) of the source or destination address.
+func addrWordSlot(f policy.Field, i int) int16 {
+	base := slotSrcAddr
+	if f == policy.FieldDst {
+		base = slotDstAddr
+	}
+	return base - int16(8*i)
+}
+
+// lpmKey is the LPM key area of the source or destination address.
+func lpmKey(f policy.Field) int16 {
+	if f == policy.FieldDst {
+		return lpmKeyDst
+	}
+	return lpmKeySrc
+}
+
+// initSlots are the slots the entry fills with absent before parsing: every
+// field that some packet lacks, so no path leaves one unwritten.
+var initSlots = []int16{
+	slotVLAN, slotInnerVLAN, slotFamily, slotProto, slotTTL, slotLength,
+	slotSrcPort, slotDstPort, slotTCPFlags, slotICMPType, slotICMPCode,
+	slotSrcAddr, slotSrcAddr - 8, slotSrcAddr - 16, slotSrcAddr - 24,
+	slotDstAddr, slotDstAddr - 8, slotDstAddr - 16, slotDstAddr - 24,
+}
+
+// Registers. r6-r9 survive helper calls; r0-r5 are scratch.
+const (
+	rCtx     = asm.R6 // the xdp_md context, for the whole program
+	rData    = asm.R7 // packet start, while parsing
+	rDataEnd = asm.R8 // packet end, while parsing
+	rL3      = asm.R9 // offset of the network header, while parsing
+	rVerdict = asm.R7 // the verdict, in the epilogue
+)

@@ -1,0 +1,153 @@
+package compiler
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf/btf"
+	"github.com/xdpc/xdpc/policy"
+)
+
+// CounterMap is the name of every artifact's counter map.
+const CounterMap = "xdpc_counters"
+
+// Sizes of map keys and values (see Map for the layouts).
+const (
+	counterValueSize = 16 // struct { packets, bytes u64 }
+	lpmKeySizeV4     = 8  // struct { prefixlen u32; addr [4]u8 }
+	lpmKeySizeV6     = 20 // struct { prefixlen u32; addr [16]u8 }
+	portKeySize      = 2  // u16 port in host order
+	macKeySize       = 6  // [6]u8
+	setValueSize     = 1  // u8 = 1
+)
+
+// allocateCounters describes the per-CPU counter array: one slot per rule,
+// then the default and malformed slots.
+func allocateCounters(prog *Program) {
+	prog.Counters = Map{
+		Name:       CounterMap,
+		Type:       MapPerCPUArray,
+		KeySize:    4,
+		ValueSize:  counterValueSize,
+		MaxEntries: uint32(prog.MalformedSlot + 1),
+		Key:        btfU32(),
+		Value: &btf.Struct{
+			Name: "xdpc_counter",
+			Size: counterValueSize,
+			Members: []btf.Member{
+				{Name: "packets", Type: btfU64()},
+				{Name: "bytes", Type: btfU64(), Offset: 64},
+			},
+		},
+	}
+}
+
+// allocateSetMaps gives every set the rules look up its maps, named by order
+// of first use ("xs0_v4", "xs0_v6", "xs1_port", ...), and points every
+// OpSetLookup test at them.
+func allocateSetMaps(prog *Program) error {
+	index := map[*policy.Set]int{}
+	for i := range prog.Rules {
+		for j := range prog.Rules[i].Tests {
+			t := &prog.Rules[i].Tests[j]
+			if t.Op != OpSetLookup {
+				continue
+			}
+			if err := checkSetField(t.Field, t.Set.Set); err != nil {
+				return err
+			}
+			if _, ok := index[t.Set.Set]; ok {
+				continue
+			}
+			sm, err := setMaps(t.Set.Set, len(prog.Sets))
+			if err != nil {
+				return err
+			}
+			index[t.Set.Set] = len(prog.Sets)
+			prog.Sets = append(prog.Sets, *sm)
+		}
+	}
+	for i := range prog.Rules {
+		for j := range prog.Rules[i].Tests {
+			if t := &prog.Rules[i].Tests[j]; t.Op == OpSetLookup {
+				t.Set = &prog.Sets[index[t.Set.Set]]
+			}
+		}
+	}
+	return nil
+}
+
+func checkSetField(f policy.Field, s *policy.Set) error {
+	want := map[policy.MatchKind]policy.SetType{policy.KindPrefix: policy.SetCIDR, policy.KindMAC: policy.SetMAC, policy.KindRange: policy.SetPort}[f.Kind()]
+	if s.Type != want || s.Type == policy.SetPort && f != policy.FieldSrcPort && f != policy.FieldDstPort {
+		return fmt.Errorf("set %q of type %s cannot match field %s", s.Name, s.Type, f)
+	}
+	return nil
+}
+
+// setMaps describes the maps of set s, the index-th set of the program.
+func setMaps(s *policy.Set, index int) (*SetMaps, error) {
+	capacity := max(s.MaxElements, 1)
+	sm := &SetMaps{Set: s}
+	prefix := fmt.Sprintf("xs%d_", index)
+	switch s.Type {
+	case policy.SetCIDR:
+		sm.V4 = lpmMap(prefix+"v4", lpmKeySizeV4, capacity)
+		sm.V6 = lpmMap(prefix+"v6", lpmKeySizeV6, capacity)
+	case policy.SetPort:
+		// A port map holds every port of every range.
+		ports := 0
+		for _, r := range s.Ports {
+			ports += int(r.Hi-r.Lo) + 1
+		}
+		sm.Map = &Map{
+			Name: prefix + "port", Type: MapHash, KeySize: portKeySize, ValueSize: setValueSize,
+			MaxEntries: uint32(max(capacity, ports)), Key: btfU16(), Value: btfU8(),
+		}
+	case policy.SetMAC:
+		sm.Map = &Map{
+			Name: prefix + "mac", Type: MapHash, KeySize: macKeySize, ValueSize: setValueSize,
+			MaxEntries: uint32(capacity), Key: btfBytes(macKeySize), Value: btfU8(),
+		}
+	default:
+		return nil, fmt.Errorf("set %q: unknown type %s", s.Name, s.Type)
+	}
+	return sm, nil
+}
+
+func lpmMap(name string, keySize uint32, capacity int) *Map {
+	return &Map{
+		Name: name, Type: MapLPMTrie, KeySize: keySize, ValueSize: setValueSize,
+		MaxEntries: uint32(capacity), Flags: MapFlagNoPrealloc,
+		Key: &btf.Struct{
+			Name: fmt.Sprintf("xdpc_lpm_key%d", (keySize-4)*8),
+			Size: keySize,
+			Members: []btf.Member{
+				{Name: "prefixlen", Type: btfU32()},
+				{Name: "addr", Type: btfBytes(keySize - 4), Offset: 32},
+			},
+		},
+		Value: btfU8(),
+	}
+}
+
+func btfU8() btf.Type  { return &btf.Int{Name: "__u8", Size: 1} }
+func btfU16() btf.Type { return &btf.Int{Name: "__u16", Size: 2} }
+func btfU32() btf.Type { return &btf.Int{Name: "__u32", Size: 4} }
+func btfU64() btf.Type { return &btf.Int{Name: "__u64", Size: 8} }
+
+func btfBytes(n uint32) btf.Type {
+	return &btf.Array{Index: btfU32(), Type: btfU8(), Nelems: n}
+}
+
+// maps lists every map of prog: the counters, then the sets' maps.
+func (p *Program) maps() []Map {
+	ms := []Map{p.Counters}
+	for _, s := range p.Sets {
+		for _, m := range []*Map{s.V4, s.V6, s.Map} {
+			if m != nil {
+				ms = append(ms, *m)
+			}
+		}
+	}
+	return ms
+}

@@ -1,0 +1,364 @@
+package compiler
+
+import (
+	"github.com/cilium/ebpf/asm"
+	"github.com/xdpc/xdpc/policy"
+)
+
+// Labels shared by the parser, the classifier and the epilogue.
+const (
+	labelMalformed = "malformed"
+	labelClassify  = "classify"
+	labelTCP       = "parse.tcp"
+	labelUDP       = "parse.udp"
+	labelICMP      = "parse.icmp"
+)
+
+// emitParser emits the entry and the packet parser of docs/datapath.md. It
+// fills the metadata area (layout.go) and jumps to labelClassify, or to
+// labelMalformed when the frame fails parsing. Every packet access is
+// guarded by a check of the accessed end against data_end; semantic bounds
+// (the IP packet end) are checked on offsets from the packet start, and both
+// checks fail to labelMalformed, which agree since the IP end is within the
+// frame.
+func emitParser(e *emitter) {
+	emitEntry(e)
+	emitEthernet(e)
+	emitIPv6(e)
+	emitIPv4(e)
+	emitLayer4(e)
+}
+
+func storeImm(slot int16, v int32) asm.Instruction {
+	return asm.StoreImm(asm.R10, slot, int64(v), asm.Word)
+}
+
+func store(slot int16, r asm.Register) asm.Instruction {
+	return asm.StoreMem(asm.R10, slot, r, asm.Word)
+}
+
+func load(r asm.Register, slot int16) asm.Instruction {
+	return asm.LoadMem(r, asm.R10, slot, asm.Word)
+}
+
+// be16 loads the big-endian u16 at ptr+off into r in host order.
+func be16(r, ptr asm.Register, off int16) []asm.Instruction {
+	return []asm.Instruction{asm.LoadMem(r, ptr, off, asm.Half), asm.HostTo(asm.BE, r, asm.Half)}
+}
+
+// guard fails to labelMalformed unless ptr+n is within the frame; it makes
+// [ptr, ptr+n) readable to the verifier. It clobbers scratch.
+func guard(e *emitter, ptr asm.Register, n int32, scratch asm.Register) {
+	e.emit(
+		asm.Mov.Reg(scratch, ptr),
+		asm.Add.Imm(scratch, n),
+		asm.JGT.Reg(scratch, rDataEnd, labelMalformed),
+	)
+}
+
+func emitEntry(e *emitter) {
+	e.at("entry: context and frame length")
+	e.emit(
+		asm.Mov.Reg(rCtx, asm.R1),
+		asm.LoadMem(rData, rCtx, 0, asm.Word),
+		asm.LoadMem(rDataEnd, rCtx, 4, asm.Word),
+		asm.Mov.Reg(asm.R1, rDataEnd),
+		asm.Sub.Reg(asm.R1, rData),
+		store(slotFrameLen, asm.R1),
+	)
+	e.at("entry: metadata defaults (absent)")
+	for _, s := range initSlots {
+		e.emit(storeImm(s, absent))
+	}
+	e.emit(storeImm(slotFragment, fragAbsent))
+	for _, key := range []int16{lpmKeySrc, lpmKeyDst} {
+		for off := int16(0); off < lpmKeySizeV6; off += 4 {
+			e.emit(storeImm(key+off, absent))
+		}
+	}
+}
+
+func emitEthernet(e *emitter) {
+	e.at("parse: ethernet header")
+	guard(e, rData, 14, asm.R1)
+	for off := int16(0); off < 12; off += 4 {
+		e.emit(asm.LoadMem(asm.R1, rData, off, asm.Word), store(macArea+off, asm.R1))
+	}
+	e.emit(be16(asm.R1, rData, 12)...)
+	e.emit(asm.Mov.Imm(rL3, 14))
+	tagsDone := e.newLabel("parse.tags_done")
+	for tag := 1; tag <= 2; tag++ {
+		off := int16(14 + 4*(tag-1))
+		slot := slotVLAN
+		if tag == 2 {
+			slot = slotInnerVLAN
+		}
+		e.at("parse: vlan tag %d", tag)
+		isTag := e.newLabel("parse.tag")
+		e.emit(
+			asm.JEq.Imm32(asm.R1, policy.EtherTypeVLAN, isTag),
+			asm.JNE.Imm32(asm.R1, policy.EtherTypeQinQ, tagsDone),
+		)
+		e.label(isTag)
+		guard(e, rData, int32(off)+4, asm.R2)
+		e.emit(be16(asm.R2, rData, off)...)
+		e.emit(
+			asm.And.Imm32(asm.R2, 0x0fff),
+			store(slot, asm.R2),
+		)
+		e.emit(be16(asm.R1, rData, off+2)...)
+		e.emit(asm.Mov.Imm(rL3, int32(off)+4))
+	}
+	e.label(tagsDone)
+	e.at("parse: ether_type")
+	e.emit(
+		store(slotEtherType, asm.R1),
+		asm.JEq.Imm32(asm.R1, policy.EtherTypeIPv4, "parse.ipv4"),
+		asm.JNE.Imm32(asm.R1, policy.EtherTypeIPv6, labelClassify),
+	)
+}
+
+// emitIPv4 parses the IPv4 header at rL3 and hands the layer-4 header to
+// emitLayer4 with r1 = its offset, r2 = the IP packet end, r5 = protocol.
+func emitIPv4(e *emitter) {
+	e.label("parse.ipv4")
+	e.at("parse: ipv4 header")
+	e.emit(asm.Mov.Reg(asm.R3, rData), asm.Add.Reg(asm.R3, rL3))
+	guard(e, asm.R3, 20, asm.R4)
+	e.emit(
+		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
+		asm.Mov.Reg32(asm.R2, asm.R1),
+		asm.RSh.Imm32(asm.R2, 4),
+		asm.JNE.Imm32(asm.R2, 4, labelMalformed),
+		asm.And.Imm32(asm.R1, 0x0f),
+		asm.JLT.Imm32(asm.R1, 5, labelMalformed),
+		asm.LSh.Imm32(asm.R1, 2), // header length
+		asm.Mov.Reg(asm.R4, asm.R3),
+		asm.Add.Reg(asm.R4, asm.R1),
+		asm.JGT.Reg(asm.R4, rDataEnd, labelMalformed),
+	)
+	e.emit(be16(asm.R2, asm.R3, 2)...) // total length
+	e.emit(
+		asm.JLT.Reg32(asm.R2, asm.R1, labelMalformed),
+		asm.Mov.Reg(asm.R4, asm.R3),
+		asm.Add.Reg(asm.R4, asm.R2),
+		asm.JGT.Reg(asm.R4, rDataEnd, labelMalformed),
+		store(slotLength, asm.R2),
+		asm.LoadMem(asm.R4, asm.R3, 8, asm.Byte),
+		store(slotTTL, asm.R4),
+		asm.LoadMem(asm.R5, asm.R3, 9, asm.Byte),
+		store(slotProto, asm.R5),
+		storeImm(slotFamily, 4),
+	)
+	e.at("parse: ipv4 addresses")
+	for i, f := range []policy.Field{policy.FieldSrc, policy.FieldDst} {
+		key := lpmKey(f)
+		e.emit(
+			asm.LoadMem(asm.R4, asm.R3, int16(12+4*i), asm.Word),
+			store(addrWordSlot(f, 0), asm.R4),
+			store(key+4, asm.R4),
+			storeImm(key, 32),
+		)
+	}
+	e.at("parse: ipv4 fragment")
+	first, later, l4 := e.newLabel("parse.ipv4_first"), e.newLabel("parse.ipv4_later"), e.newLabel("parse.ipv4_l4")
+	e.emit(be16(asm.R4, asm.R3, 6)...)
+	e.emit(
+		asm.JSet.Imm32(asm.R4, 0x1fff, later),
+		asm.JSet.Imm32(asm.R4, 0x2000, first),
+		storeImm(slotFragment, int32(policy.FragNone)),
+		asm.Ja.Label(l4),
+	)
+	e.label(first)
+	e.emit(storeImm(slotFragment, int32(policy.FragFirst)), asm.Ja.Label(l4))
+	e.label(later)
+	e.emit(storeImm(slotFragment, int32(policy.FragLater)), asm.Ja.Label(labelClassify))
+	e.label(l4)
+	e.at("parse: ipv4 layer 4 dispatch")
+	e.emit(
+		asm.Add.Reg(asm.R1, rL3), // layer-4 offset
+		asm.Add.Reg(asm.R2, rL3), // IP packet end
+		asm.JEq.Imm32(asm.R5, policy.ProtoTCP, labelTCP),
+		asm.JEq.Imm32(asm.R5, policy.ProtoUDP, labelUDP),
+		asm.JEq.Imm32(asm.R5, policy.ProtoICMP, labelICMP),
+		asm.Ja.Label(labelClassify),
+	)
+}
+
+// emitIPv6 parses the IPv6 header at rL3 and walks up to
+// policy.MaxIPv6ExtHdrs extension headers, unrolled: the offset grows by at
+// most 2,048 bytes a header, so it stays bounded for the verifier.
+func emitIPv6(e *emitter) {
+	e.label("parse.ipv6")
+	e.at("parse: ipv6 header")
+	e.emit(asm.Mov.Reg(asm.R3, rData), asm.Add.Reg(asm.R3, rL3))
+	guard(e, asm.R3, 40, asm.R4)
+	e.emit(
+		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
+		asm.RSh.Imm32(asm.R1, 4),
+		asm.JNE.Imm32(asm.R1, 6, labelMalformed),
+	)
+	e.emit(be16(asm.R2, asm.R3, 4)...) // payload length
+	e.emit(
+		asm.Mov.Reg(asm.R4, asm.R3),
+		asm.Add.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 40),
+		asm.JGT.Reg(asm.R4, rDataEnd, labelMalformed),
+		asm.Add.Imm32(asm.R2, 40),
+		store(slotLength, asm.R2),
+		asm.Add.Reg(asm.R2, rL3), // IP packet end
+		asm.LoadMem(asm.R4, asm.R3, 7, asm.Byte),
+		store(slotTTL, asm.R4),
+		storeImm(slotFamily, 6),
+		storeImm(slotFragment, int32(policy.FragNone)),
+	)
+	e.at("parse: ipv6 addresses")
+	for i, f := range []policy.Field{policy.FieldSrc, policy.FieldDst} {
+		key := lpmKey(f)
+		for w := 0; w < 4; w++ {
+			e.emit(
+				asm.LoadMem(asm.R4, asm.R3, int16(8+16*i+4*w), asm.Word),
+				store(addrWordSlot(f, w), asm.R4),
+				store(key+4+int16(4*w), asm.R4),
+			)
+		}
+		e.emit(storeImm(key, 128))
+	}
+	e.at("parse: ipv6 next header")
+	e.emit(
+		asm.LoadMem(asm.R5, asm.R3, 6, asm.Byte),
+		asm.Mov.Reg(asm.R1, rL3),
+		asm.Add.Imm(asm.R1, 40), // cursor
+	)
+	l4, later := e.newLabel("parse.ipv6_l4"), e.newLabel("parse.ipv6_later")
+	next := e.newLabel("parse.ipv6_ext")
+	for i := 1; i <= policy.MaxIPv6ExtHdrs; i++ {
+		e.label(next)
+		e.at("parse: ipv6 extension header %d", i)
+		options, frag := e.newLabel("parse.ipv6_options"), e.newLabel("parse.ipv6_fragment")
+		next = e.newLabel("parse.ipv6_ext")
+		e.emit(
+			asm.JEq.Imm32(asm.R5, 0, options),
+			asm.JEq.Imm32(asm.R5, 43, options),
+			asm.JEq.Imm32(asm.R5, 60, options),
+			asm.JNE.Imm32(asm.R5, 44, l4),
+		)
+		e.label(frag)
+		e.at("parse: ipv6 extension header %d (fragment)", i)
+		extGuard(e)
+		e.emit(be16(asm.R3, asm.R4, 2)...)
+		e.emit(
+			asm.LoadMem(asm.R5, asm.R4, 0, asm.Byte),
+			asm.Add.Imm(asm.R1, 8),
+			asm.JSet.Imm32(asm.R3, 0xfff8, later),
+			asm.And.Imm32(asm.R3, 1),
+			asm.JEq.Imm32(asm.R3, 0, next),
+			storeImm(slotFragment, int32(policy.FragFirst)),
+			asm.Ja.Label(next),
+		)
+		e.label(options)
+		e.at("parse: ipv6 extension header %d (options or routing)", i)
+		extGuard(e)
+		e.emit(
+			asm.LoadMem(asm.R3, asm.R4, 1, asm.Byte),
+			asm.Add.Imm32(asm.R3, 1),
+			asm.LSh.Imm32(asm.R3, 3),
+			asm.LoadMem(asm.R5, asm.R4, 0, asm.Byte),
+			asm.Add.Reg(asm.R1, asm.R3),
+			asm.JGT.Reg(asm.R1, asm.R2, labelMalformed),
+		)
+	}
+	e.label(next)
+	e.at("parse: ipv6 extension header %d (too many)", policy.MaxIPv6ExtHdrs+1)
+	e.emit(
+		asm.JEq.Imm32(asm.R5, 0, labelMalformed),
+		asm.JEq.Imm32(asm.R5, 43, labelMalformed),
+		asm.JEq.Imm32(asm.R5, 60, labelMalformed),
+		asm.JEq.Imm32(asm.R5, 44, labelMalformed),
+	)
+	e.label(l4)
+	e.at("parse: ipv6 layer 4 dispatch")
+	e.emit(
+		store(slotProto, asm.R5),
+		asm.JEq.Imm32(asm.R5, policy.ProtoTCP, labelTCP),
+		asm.JEq.Imm32(asm.R5, policy.ProtoUDP, labelUDP),
+		asm.JEq.Imm32(asm.R5, policy.ProtoICMPv6, labelICMP),
+		asm.Ja.Label(labelClassify),
+	)
+	e.label(later)
+	e.at("parse: ipv6 later fragment")
+	e.emit(
+		storeImm(slotFragment, int32(policy.FragLater)),
+		store(slotProto, asm.R5),
+		asm.Ja.Label(labelClassify),
+	)
+}
+
+// extGuard checks that the 8 bytes at cursor r1 are within the IP packet
+// (end r2) and the frame, leaving a pointer to them in r4.
+func extGuard(e *emitter) {
+	e.emit(
+		asm.Mov.Reg(asm.R3, asm.R1),
+		asm.Add.Imm(asm.R3, 8),
+		asm.JGT.Reg(asm.R3, asm.R2, labelMalformed),
+		asm.Mov.Reg(asm.R4, rData),
+		asm.Add.Reg(asm.R4, asm.R1),
+	)
+	guard(e, asm.R4, 8, asm.R3)
+}
+
+// emitLayer4 parses the TCP, UDP or ICMP header at offset r1 of an IP
+// packet that ends at offset r2, then jumps to labelClassify.
+func emitLayer4(e *emitter) {
+	l4Guard := func(n int32) {
+		e.emit(
+			asm.Mov.Reg(asm.R3, asm.R1),
+			asm.Add.Imm(asm.R3, n),
+			asm.JGT.Reg(asm.R3, asm.R2, labelMalformed),
+			asm.Mov.Reg(asm.R4, rData),
+			asm.Add.Reg(asm.R4, asm.R1),
+		)
+		guard(e, asm.R4, n, asm.R3)
+	}
+	ports := func() {
+		for i, s := range []int16{slotSrcPort, slotDstPort} {
+			e.emit(be16(asm.R3, asm.R4, int16(2*i))...)
+			e.emit(store(s, asm.R3))
+		}
+	}
+
+	e.label(labelTCP)
+	e.at("parse: tcp header")
+	l4Guard(20)
+	e.emit(
+		asm.LoadMem(asm.R3, asm.R4, 12, asm.Byte),
+		asm.RSh.Imm32(asm.R3, 4),
+		asm.JLT.Imm32(asm.R3, 5, labelMalformed),
+		asm.LSh.Imm32(asm.R3, 2),
+		asm.Add.Reg(asm.R3, asm.R1),
+		asm.JGT.Reg(asm.R3, asm.R2, labelMalformed),
+	)
+	ports()
+	e.emit(
+		asm.LoadMem(asm.R3, asm.R4, 13, asm.Byte),
+		store(slotTCPFlags, asm.R3),
+		asm.Ja.Label(labelClassify),
+	)
+
+	e.label(labelUDP)
+	e.at("parse: udp header")
+	l4Guard(8)
+	ports()
+	e.emit(asm.Ja.Label(labelClassify))
+
+	e.label(labelICMP)
+	e.at("parse: icmp header")
+	l4Guard(8)
+	e.emit(
+		asm.LoadMem(asm.R3, asm.R4, 0, asm.Byte),
+		store(slotICMPType, asm.R3),
+		asm.LoadMem(asm.R3, asm.R4, 1, asm.Byte),
+		store(slotICMPCode, asm.R3),
+		asm.Ja.Label(labelClassify),
+	)
+}
