@@ -1,0 +1,198 @@
+package lab
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/policy/eval"
+	"github.com/xdpc/xdpc/runtime"
+)
+
+// Backend names, as `xdpc replay --backend` takes them.
+const (
+	BackendReference = "reference"
+	BackendKernel    = "kernel"
+)
+
+// Backends lists the replay backends available in this release.
+func Backends() []string { return []string{BackendReference, BackendKernel} }
+
+// Verdict is what one backend decided for one frame. Every backend fills the
+// same fields the same way, so their text and JSON are comparable line by line.
+type Verdict struct {
+	Index   int           `json:"index"`
+	Summary string        `json:"summary"`
+	Action  policy.Action `json:"-"`
+	// Verdict is "pass" or "drop".
+	Verdict string `json:"verdict"`
+	// Rule is the deciding rule's name, "default" or "malformed".
+	Rule string `json:"rule"`
+	// Counted names the count rules that matched before the decision.
+	Counted []string `json:"counted,omitempty"`
+	Len     int      `json:"len"`
+	// Error is set, and the other fields empty, when the backend could not run the frame.
+	Error string `json:"error,omitempty"`
+}
+
+// String renders v as one golden-file line: index, verdict, rule, packet.
+func (v Verdict) String() string {
+	if v.Error != "" {
+		return fmt.Sprintf("%4d  error  %s", v.Index, v.Error)
+	}
+	s := fmt.Sprintf("%4d  %-4s  %-16s  %s", v.Index, v.Verdict, v.Rule, v.Summary)
+	if len(v.Counted) > 0 {
+		s += fmt.Sprintf("  (counted by %s)", joinNames(v.Counted))
+	}
+	return s
+}
+
+func joinNames(names []string) string {
+	var b bytes.Buffer
+	for i, n := range names {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(n)
+	}
+	return b.String()
+}
+
+// A Backend decides verdicts for frames of one policy.
+type Backend interface {
+	// Run decides one frame. An error means the backend could not run it.
+	Run(frame []byte) (Verdict, error)
+	Close() error
+}
+
+// NewBackend returns the named backend for policy p of cfg.
+func NewBackend(name string, cfg *policy.Config, p *policy.Policy) (Backend, error) {
+	switch name {
+	case BackendReference:
+		return referenceBackend{p: p}, nil
+	case BackendKernel:
+		return newKernelBackend(cfg, p)
+	}
+	return nil, UnknownBackendError(name)
+}
+
+// UnknownBackendError is returned by NewBackend for a name it does not know.
+type UnknownBackendError string
+
+func (e UnknownBackendError) Error() string {
+	return fmt.Sprintf("unknown backend %q (want one of %v)", string(e), Backends())
+}
+
+// Replay runs every frame through b, in order.
+func Replay(b Backend, frames []Frame) []Verdict {
+	out := make([]Verdict, 0, len(frames))
+	for _, f := range frames {
+		v, err := b.Run(f.Data)
+		if err != nil {
+			v = Verdict{Error: err.Error()}
+		}
+		v.Index = f.Index
+		out = append(out, v)
+	}
+	return out
+}
+
+type referenceBackend struct{ p *policy.Policy }
+
+func (r referenceBackend) Run(frame []byte) (Verdict, error) {
+	res := eval.Evaluate(r.p, frame)
+	return verdictFor(r.p, frame, res.Slot, res.Counted), nil
+}
+
+func (referenceBackend) Close() error { return nil }
+
+// verdictFor builds the Verdict of a decision at slot with the count-rule
+// slots counted, naming rules from the policy.
+func verdictFor(p *policy.Policy, frame []byte, slot int, counted []int) Verdict {
+	v := Verdict{Summary: summarize(frame), Len: len(frame)}
+	switch slot {
+	case p.DefaultSlot():
+		v.Action, v.Rule = p.Default, "default"
+	case p.MalformedSlot():
+		v.Action, v.Rule = p.Malformed, "malformed"
+	default:
+		r := p.Rules[slot]
+		v.Action, v.Rule = r.Action, r.Name
+	}
+	v.Verdict = v.Action.String()
+	for _, c := range counted {
+		v.Counted = append(v.Counted, p.Rules[c].Name)
+	}
+	return v
+}
+
+// summarize is the one-line packet text shared by every backend.
+func summarize(frame []byte) string {
+	pkt, bad := eval.Parse(frame)
+	if bad != nil {
+		return fmt.Sprintf("malformed (%s), %d bytes", bad.Reason, len(frame))
+	}
+	return pkt.Summary()
+}
+
+// kernelBackend runs the compiled program under BPF_PROG_TEST_RUN and reads
+// the decision back from the counters that moved.
+type kernelBackend struct {
+	p    *policy.Policy
+	prog *runtime.TestProgram
+}
+
+func newKernelBackend(cfg *policy.Config, p *policy.Policy) (*kernelBackend, error) {
+	art, err := compiler.Compile(cfg, p, compiler.Options{})
+	if err != nil {
+		return nil, err
+	}
+	var elf bytes.Buffer
+	if err := art.WriteELF(&elf); err != nil {
+		return nil, err
+	}
+	prog, err := runtime.NewTestProgram(elf.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	return &kernelBackend{p: p, prog: prog}, nil
+}
+
+// XDP return codes.
+const (
+	xdpDrop = 1
+	xdpPass = 2
+)
+
+func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
+	out, err := k.prog.Run(frame)
+	if err != nil {
+		return Verdict{}, err
+	}
+	decision := -1
+	var counted []int
+	for _, s := range out.Moved {
+		if s < len(k.p.Rules) && k.p.Rules[s].Action == policy.ActionCount {
+			counted = append(counted, s)
+			continue
+		}
+		if decision >= 0 {
+			return Verdict{}, fmt.Errorf("two deciding counters moved (slots %d and %d)", decision, s)
+		}
+		decision = s
+	}
+	if decision < 0 {
+		return Verdict{}, fmt.Errorf("no deciding counter moved (program returned %d)", out.Action)
+	}
+	slices.Sort(counted)
+	v := verdictFor(k.p, frame, decision, counted)
+	want := map[policy.Action]uint32{policy.ActionPass: xdpPass, policy.ActionDrop: xdpDrop}[v.Action]
+	if out.Action != want {
+		return Verdict{}, fmt.Errorf("program returned %d but counted the packet on %q (%s)", out.Action, v.Rule, v.Verdict)
+	}
+	return v, nil
+}
+
+func (k *kernelBackend) Close() error { return k.prog.Close() }
