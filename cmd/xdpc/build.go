@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xdpc/xdpc/compiler"
+)
+
+func newBuildCommand() *cobra.Command {
+	var (
+		pf      policyFlags
+		out     string
+		showAsm bool
+	)
+	c := &cobra.Command{
+		Use:   "build [-o OUT.o] [-var k=v] [--asm] POLICY",
+		Short: "Compile a policy to an XDP ELF object (and its manifest)",
+		Long: `Compile a policy to a standard ELF object: the XDP program in section "xdp",
+BTF-described maps in ".maps", and a manifest (section ".xdpc.manifest") that
+maps counters and sets back to the policy. The same input always gives the same
+bytes. --asm prints the bytecode annotated with the policy line of each
+instruction.`,
+		Args: exactArgs(1, "one policy file"),
+		RunE: func(c *cobra.Command, args []string) error {
+			start := time.Now()
+			cfg, err := loadConfig(c, args[0], &pf)
+			if err != nil {
+				return err
+			}
+			p, err := selectPolicy(cfg, pf.policy)
+			if err != nil {
+				return err
+			}
+			art, err := compiler.Compile(cfg, p, compiler.Options{})
+			if err != nil {
+				return policyError(fmt.Errorf("compile policy %q: %w", p.Name, err))
+			}
+			if showAsm {
+				fmt.Fprint(c.OutOrStdout(), art.Disassemble())
+			}
+			var elf bytes.Buffer
+			if err := art.WriteELF(&elf); err != nil {
+				return &exitError{exitSystem, err}
+			}
+			if out == "" {
+				out = p.Name + ".o"
+			}
+			if err := writeFileAtomic(out, elf.Bytes()); err != nil {
+				return &exitError{exitSystem, err}
+			}
+			fmt.Fprintf(c.ErrOrStderr(), "built %s: policy %q, %s, %d instructions, %s, %d bytes in %s\n",
+				out, p.Name, plural(len(p.Rules), "rule", "rules"), len(art.Instructions),
+				plural(len(art.Maps), "map", "maps"), elf.Len(), time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	pf.register(c)
+	c.Flags().StringVarP(&out, "output", "o", "", "where to write the object (default POLICYNAME.o)")
+	c.Flags().BoolVar(&showAsm, "asm", false, "print the annotated bytecode")
+	return c
+}
+
+// writeFileAtomic replaces path with data so that readers see the old file
+// or the new one, never a part.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/xdpc/xdpc/policy"
+)
+
+// policyFlags are the flags every command that reads a policy shares.
+type policyFlags struct {
+	vars   []string
+	policy string
+}
+
+func (f *policyFlags) register(c *cobra.Command) {
+	c.Flags().StringArrayVar(&f.vars, "var", nil, "set a variable: -var name=value (repeatable)")
+	c.Flags().StringVar(&f.policy, "policy", "", "which policy of the file to use (needed when it has several)")
+}
+
+// loadOptions turns -var flags into policy.LoadOptions.
+func (f *policyFlags) loadOptions() (policy.LoadOptions, error) {
+	opts := policy.LoadOptions{Vars: map[string]string{}}
+	for _, kv := range f.vars {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return opts, usageError(fmt.Errorf("-var %q: want name=value", kv))
+		}
+		opts.Vars[k] = v
+	}
+	return opts, nil
+}
+
+// loadConfig reads and checks the policy file at path, printing its
+// diagnostics (warnings too) to stderr. It fails when there are errors.
+func loadConfig(c *cobra.Command, path string, f *policyFlags) (*policy.Config, error) {
+	opts, err := f.loadOptions()
+	if err != nil {
+		return nil, err
+	}
+	cfg, diags := policy.LoadFile(path, opts)
+	if err := printDiagnostics(c.ErrOrStderr(), path, diags); err != nil {
+		return nil, err
+	}
+	if diags.HasErrors() || cfg == nil {
+		return nil, silentExit(exitPolicy)
+	}
+	return cfg, nil
+}
+
+// printDiagnostics renders diags with source snippets of path.
+func printDiagnostics(w io.Writer, path string, diags hcl.Diagnostics) error {
+	if len(diags) == 0 {
+		return nil
+	}
+	files := map[string][]byte{}
+	if src, err := os.ReadFile(path); err == nil {
+		files[path] = src
+	}
+	return policy.WriteDiagnostics(w, files, diags)
+}
+
+// selectPolicy picks the policy named by --policy, or the only one.
+func selectPolicy(cfg *policy.Config, name string) (*policy.Policy, error) {
+	if name != "" {
+		if p := cfg.Policy(name); p != nil {
+			return p, nil
+		}
+		return nil, usageError(fmt.Errorf("--policy %s: no such policy in %s (it has: %s)", name, cfg.Filename, policyNames(cfg)))
+	}
+	switch len(cfg.Policies) {
+	case 0:
+		return nil, policyError(fmt.Errorf("%s has no policy block", cfg.Filename))
+	case 1:
+		return cfg.Policies[0], nil
+	}
+	return nil, usageError(fmt.Errorf("%s has several policies; choose one with --policy (%s)", cfg.Filename, policyNames(cfg)))
+}
+
+func policyNames(cfg *policy.Config) string {
+	var names []string
+	for _, p := range cfg.Policies {
+		names = append(names, p.Name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,133 @@
+// Command xdpc compiles firewall policy written in HCL into XDP programs,
+// replays packets through them and explains their verdicts.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes. Scripts tell a bad policy from a bad command line from a
+// failing host by these.
+const (
+	exitOK     = 0
+	exitPolicy = 1  // the policy, packet or capture given is wrong; diagnostics say where
+	exitSystem = 3  // the host failed: kernel, files, permissions
+	exitUsage  = 64 // the command line is wrong (sysexits EX_USAGE)
+)
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// policyError marks err as a problem with the user's input.
+func policyError(err error) error { return &exitError{exitPolicy, err} }
+
+// usageError marks err as a problem with the command line.
+func usageError(err error) error { return &exitError{exitUsage, err} }
+
+// silentExit ends a command with code after it printed its own report.
+func silentExit(code int) error { return &exitError{code, nil} }
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run executes the command line and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCommand(stdout, stderr)
+	root.SetArgs(terraformStyleVars(args))
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "xdpc:", ee.err)
+		}
+		return ee.code
+	}
+	// Errors cobra itself raises are about the command line.
+	fmt.Fprintln(stderr, "xdpc:", err)
+	if isUsage(err) {
+		return exitUsage
+	}
+	return exitSystem
+}
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "xdpc",
+		Short: "Compile firewall policy to XDP, replay packets through it, explain verdicts",
+		Long: `xdpc compiles firewall policy written in HCL into an XDP eBPF program
+(a standard ELF object), and proves what it does by replaying packets through
+it: in a pure-Go reference evaluator and in the kernel.
+
+Exit codes: 0 success, 1 the policy or input is wrong, 3 the host failed,
+64 the command line is wrong.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError(fmt.Errorf("%w (see 'xdpc %s --help')", err, c.Name()))
+	})
+	root.AddCommand(
+		newCheckCommand(),
+		newFmtCommand(),
+		newBuildCommand(),
+		newReplayCommand(),
+		newExplainCommand(),
+		newDemoCommand(),
+		newPcapCommand(),
+	)
+	return root
+}
+
+// terraformStyleVars accepts the single-dash "-var k=v" and "-var=k=v" that
+// the language documents (as terraform spells it) by rewriting them to
+// pflag's "--var". Arguments after "--" are left alone.
+func terraformStyleVars(args []string) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if a == "-var" || strings.HasPrefix(a, "-var=") {
+			out[i] = "-" + a
+		}
+	}
+	return out
+}
+
+// isUsage reports whether err is cobra's complaint about the command line.
+func isUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires exactly", "flag needs an argument", "invalid argument"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// exactArgs is cobra.ExactArgs with a usage exit code.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError(fmt.Errorf("%s: want %s, got %d argument(s)", c.Name(), what, len(args)))
+		}
+		return nil
+	}
+}
