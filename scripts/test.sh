@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every xdpc test: unit, golden, CLI scripts, kernel (BPF_PROG_TEST_RUN),
+# the differential corpus and the CLI contract. Needs root (CAP_BPF, netns).
+# Installs the Debian test-time tools it needs when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v llvm-objdump >/dev/null || need+=(llvm)
+command -v python3 >/dev/null || need+=(python3)
+if ((${#need[@]})); then
+  echo "installing test tools: ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+go vet ./...
+go test -count=1 -timeout 20m ./...
+if [[ -x ../shared/checks/contract.sh ]] || [[ -f ../shared/checks/contract.sh ]]; then
+  bash ../shared/checks/contract.sh
+fi
