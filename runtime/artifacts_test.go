@@ -187,12 +187,21 @@ func passArtifact() *compiler.Artifact {
 	}
 }
 
-// rejectedArtifact returns an artifact the verifier refuses: it returns an
-// uninitialised register.
+// rejectedSource is the source comment of the instruction rejectedArtifact
+// is refused at.
+const rejectedSource = `bad.hcl:7:5 rule "ssh": dst_port`
+
+// rejectedArtifact returns an artifact the verifier refuses at instruction
+// 2: it returns an uninitialised register.
 func rejectedArtifact() *compiler.Artifact {
 	return &compiler.Artifact{
-		Program:      "xdpc_bad",
-		Instructions: asm.Instructions{asm.Mov.Reg(asm.R0, asm.R5), asm.Return()},
+		Program: "xdpc_bad",
+		Instructions: asm.Instructions{
+			asm.Mov.Imm(asm.R0, xdpPass).WithSource(asm.Comment("entry")),
+			asm.Mov.Imm(asm.R1, 0).WithSource(asm.Comment("entry")),
+			asm.Mov.Reg(asm.R0, asm.R5).WithSource(asm.Comment(rejectedSource)),
+			asm.Return().WithSource(asm.Comment("epilogue")),
+		},
 		Manifest:     compiler.Manifest{Format: compiler.ManifestFormat, Policy: "bad", Program: "xdpc_bad"},
 	}
 }

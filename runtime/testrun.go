@@ -36,7 +36,8 @@ type Outcome struct {
 
 // NewTestProgram loads an artifact's maps and program into the kernel and
 // fills every set's maps with the elements the manifest declares. A verifier
-// rejection is returned wrapped: errors.As(err, &*ebpf.VerifierError) finds it.
+// rejection is returned as a wrapped *VerifierRejection naming the policy
+// line it stopped at; errors.As finds the *ebpf.VerifierError behind it too.
 func NewTestProgram(elf []byte) (*TestProgram, error) {
 	spec, manifest, err := ReadArtifact(elf)
 	if err != nil {
@@ -44,7 +45,7 @@ func NewTestProgram(elf []byte) (*TestProgram, error) {
 	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
-		return nil, fmt.Errorf("load artifact: %w", err)
+		return nil, fmt.Errorf("load artifact: %w", describeLoadError(err, spec.Programs[manifest.Program]))
 	}
 	t := &TestProgram{coll: coll, prog: coll.Programs[manifest.Program], manifest: manifest}
 	if err := t.init(); err != nil {

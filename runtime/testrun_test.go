@@ -184,6 +184,20 @@ func TestNewTestProgramVerifierError(t *testing.T) {
 	if !strings.Contains(strings.Join(ve.Log, "\n"), "R5 !read_ok") {
 		t.Errorf("verifier log does not name the uninitialised register:\n%s", strings.Join(ve.Log, "\n"))
 	}
+	var rej *runtime.VerifierRejection
+	if !errors.As(err, &rej) {
+		t.Fatalf("NewTestProgram error = %v, want a *runtime.VerifierRejection", err)
+	}
+	if rej.Insn != 2 || rej.Source != rejectedSource {
+		t.Errorf("rejection at instruction %d (%q), want 2 (%q)", rej.Insn, rej.Source, rejectedSource)
+	}
+	if !strings.Contains(err.Error(), rejectedSource) {
+		t.Errorf("error %q does not name the rule and line", err)
+	}
+	report := rej.Report()
+	if !strings.Contains(report, "R5 !read_ok") || len(rej.Tail) == 0 || len(rej.Tail) > 20 {
+		t.Errorf("report lacks the log's tail:\n%s", report)
+	}
 }
 
 func TestNewTestProgramBadElement(t *testing.T) {

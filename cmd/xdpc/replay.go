@@ -7,10 +7,10 @@ import (
 	"io"
 	"slices"
 
-	"github.com/cilium/ebpf"
 	"github.com/spf13/cobra"
 
 	"github.com/xdpc/xdpc/lab"
+	"github.com/xdpc/xdpc/runtime"
 )
 
 func newReplayCommand() *cobra.Command {
@@ -92,10 +92,9 @@ func backendError(w io.Writer, err error) error {
 	if _, ok := errors.AsType[lab.UnknownBackendError](err); ok {
 		return usageError(err)
 	}
-	var ve *ebpf.VerifierError
-	if errors.As(err, &ve) {
-		fmt.Fprintf(w, "%+v\n", ve)
-		return &exitError{exitSystem, fmt.Errorf("the kernel rejected the compiled program; this is a bug in xdpc, please report it with the log above")}
+	if rej, ok := errors.AsType[*runtime.VerifierRejection](err); ok {
+		fmt.Fprint(w, rej.Report())
+		return &exitError{exitSystem, fmt.Errorf("the kernel rejected the compiled program at %s; this is a bug in xdpc, please report it with the log above", rej.Source)}
 	}
 	return &exitError{exitSystem, err}
 }
