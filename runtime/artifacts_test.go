@@ -202,7 +202,7 @@ func rejectedArtifact() *compiler.Artifact {
 			asm.Mov.Reg(asm.R0, asm.R5).WithSource(asm.Comment(rejectedSource)),
 			asm.Return().WithSource(asm.Comment("epilogue")),
 		},
-		Manifest:     compiler.Manifest{Format: compiler.ManifestFormat, Policy: "bad", Program: "xdpc_bad"},
+		Manifest: compiler.Manifest{Format: compiler.ManifestFormat, Policy: "bad", Program: "xdpc_bad"},
 	}
 }
 
