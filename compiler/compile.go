@@ -85,7 +85,8 @@ func buildProgram(cfg *policy.Config, p *policy.Policy) (*Program, error) {
 //	epilogue             counts slotKey, returns the verdict
 //
 // Afterwards: every instruction is reachable from the entry (the verifier
-// rejects dead code), every jump goes forward and holds its offset (no
+// rejects dead code), no unconditional jump targets the next instruction,
+// every jump goes forward and holds its offset (no
 // labels remain; map loads reference maps by name), and every instruction
 // carries a source comment.
 func emitProgram(prog *Program, c Classifier) (asm.Instructions, error) {
@@ -95,6 +96,7 @@ func emitProgram(prog *Program, c Classifier) (asm.Instructions, error) {
 	c.Emit(e, prog)
 	emitEpilogue(e)
 	e.removeUnreachable()
+	e.removeJumpsToNext()
 	insns, err := e.resolveJumps()
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	goruntime "runtime"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/policy"
 )
 
 // Verdicts of the test programs (enum xdp_action).
@@ -156,12 +158,69 @@ func passArtifact() *compiler.Artifact {
 	}
 }
 
-// testArtifacts are the artifacts every ELF test runs on.
+// compiledPolicy uses every kind of map the compiler emits.
+const compiledPolicy = `
+set "blocklist" {
+  type     = "cidr"
+  elements = ["198.51.100.0/24", "2001:db8:bad::/48"]
+}
+
+set "services" {
+  type     = "port"
+  elements = [22, 443]
+}
+
+set "routers" {
+  type     = "mac"
+  elements = ["02:00:00:00:00:fe"]
+}
+
+policy "edge" {
+  default   = "drop"
+  malformed = "drop"
+
+  rule "blocked" {
+    src    = set.blocklist
+    action = "drop"
+  }
+  rule "services" {
+    proto    = "tcp"
+    dst_port = set.services
+    action   = "pass"
+  }
+  rule "routers" {
+    src_mac = set.routers
+    action  = "pass"
+  }
+  rule "arp" {
+    ether_type = "arp"
+    action     = "pass"
+  }
+}
+`
+
+// compiledArtifact compiles compiledPolicy.
+func compiledArtifact(t *testing.T) *compiler.Artifact {
+	t.Helper()
+	cfg, diags := policy.Load("edge.hcl", []byte(compiledPolicy), policy.LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatalf("load: %v", diags)
+	}
+	a, err := compiler.Compile(cfg, cfg.Policies[0], compiler.Options{})
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return a
+}
+
+// testArtifacts are the artifacts every ELF test runs on: hand-written
+// ones that isolate the object format, and a compiled policy.
 func testArtifacts(t *testing.T) map[string]*compiler.Artifact {
 	t.Helper()
 	return map[string]*compiler.Artifact{
-		"lookup": lookupArtifact(),
-		"pass":   passArtifact(),
+		"lookup":   lookupArtifact(),
+		"pass":     passArtifact(),
+		"compiled": compiledArtifact(t),
 	}
 }
 
@@ -306,8 +365,28 @@ func TestLoadCollectionSpec(t *testing.T) {
 			if got, want := prog.Instructions.Size(), a.Instructions.Size(); got != want {
 				t.Errorf("program has %d bytes, want %d", got, want)
 			}
+			wantSources := sources(a.Instructions)
+			if len(a.Instructions) > 0 && a.Instructions[0].Source() == nil {
+				// The kernel wants a line_info on the first instruction.
+				wantSources = append([]string{"0:" + a.Program}, wantSources...)
+			}
+			if diff := cmp.Diff(wantSources, sources(prog.Instructions)); diff != "" {
+				t.Errorf("source lines read back from line_info (-want +got):\n%s", diff)
+			}
 		})
 	}
+}
+
+// sources lists "offset:source" for every instruction with a source comment.
+func sources(insns asm.Instructions) []string {
+	var out []string
+	iter := insns.Iterate()
+	for iter.Next() {
+		if src := iter.Ins.Source(); src != nil {
+			out = append(out, fmt.Sprintf("%d:%s", iter.Offset, src))
+		}
+	}
+	return out
 }
 
 // mapReferences lists "offset:map" for every map load of insns.
@@ -409,8 +488,13 @@ func needTool(t *testing.T, name, debianPackage string) string {
 	return path
 }
 
+// objdumpInsn matches an instruction line of llvm-objdump -d.
+var objdumpInsn = regexp.MustCompile(`(?m)^\s+\d+:\t`)
+
+// TestObjdump disassembles every artifact with LLVM 19's llvm-objdump: older
+// releases print <unknown> for BPF_ST (store immediate), which xdpc emits.
 func TestObjdump(t *testing.T) {
-	objdump := needTool(t, "llvm-objdump", "llvm")
+	objdump := needTool(t, "llvm-objdump-19", "llvm-19")
 	for name, a := range testArtifacts(t) {
 		t.Run(name, func(t *testing.T) {
 			out, err := exec.Command(objdump, "-d", "-r", writeELFFile(t, a)).CombinedOutput()
@@ -422,6 +506,12 @@ func TestObjdump(t *testing.T) {
 				if !strings.Contains(text, want) {
 					t.Errorf("llvm-objdump output lacks %q:\n%s", want, text)
 				}
+			}
+			if strings.Contains(text, "<unknown>") {
+				t.Errorf("llvm-objdump cannot decode some instructions:\n%s", text)
+			}
+			if got, want := len(objdumpInsn.FindAllString(text, -1)), len(a.Instructions); got != want {
+				t.Errorf("llvm-objdump shows %d instructions, want %d:\n%s", got, want, text)
 			}
 			for _, m := range a.Maps {
 				if !strings.Contains(text, "R_BPF_64_64\t"+m.Name) {

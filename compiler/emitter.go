@@ -129,16 +129,43 @@ func (e *emitter) removeUnreachable() {
 			work = append(work, i+1)
 		}
 	}
+	e.keep(reached)
+}
+
+// removeJumpsToNext drops unconditional jumps to the instruction right after
+// them (a rule or verdict that ends where its target begins). Dropping one
+// can make the jump before it one too, so it repeats until none is left.
+func (e *emitter) removeJumpsToNext() {
+	for {
+		kept := make([]bool, len(e.insns))
+		dropped := false
+		for i := range e.insns {
+			ins := &e.insns[i]
+			kept[i] = true
+			if ins.OpCode.JumpOp() == asm.Ja && ins.OpCode.Class().IsJump() && e.labels[ins.Reference()] == i+1 {
+				kept[i], dropped = false, true
+			}
+		}
+		if !dropped {
+			return
+		}
+		e.keep(kept)
+	}
+}
+
+// keep removes the instructions not marked in kept; a label of a removed
+// instruction moves to the next kept one.
+func (e *emitter) keep(kept []bool) {
 	newIndex := make([]int, len(e.insns)+1)
-	kept := e.insns[:0]
+	out := e.insns[:0]
 	for i, ins := range e.insns {
-		newIndex[i] = len(kept)
-		if reached[i] {
-			kept = append(kept, ins)
+		newIndex[i] = len(out)
+		if kept[i] {
+			out = append(out, ins)
 		}
 	}
-	newIndex[len(e.insns)] = len(kept)
-	e.insns = kept
+	newIndex[len(e.insns)] = len(out)
+	e.insns = out
 	for l, i := range e.labels {
 		e.labels[l] = newIndex[i]
 	}

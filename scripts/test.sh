@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v ip >/dev/null || need+=(iproute2)
-command -v llvm-objdump >/dev/null || need+=(llvm)
+command -v llvm-objdump-19 >/dev/null || need+=(llvm-19)
 command -v python3 >/dev/null || need+=(python3)
 if ((${#need[@]})); then
   echo "installing test tools: ${need[*]}"

@@ -1,0 +1,141 @@
+package compiler_test
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rogpeppe/go-internal/txtar"
+
+	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/runtime"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden sections of testdata/*.txtar")
+
+// parserCase is the golden case whose asm section shows the whole program;
+// the others show the code after the parser.
+const parserCase = "parser.txtar"
+
+// TestGolden compiles the policy.hcl of every testdata/*.txtar and compares
+// the stages' text with its sections: diagnostics (warnings of the checked
+// policy), ir (the IR after its passes) and asm (the annotated bytecode).
+// It also loads each program into the kernel: a golden the verifier
+// rejects is no golden.
+func TestGolden(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("testdata", "*.txtar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Fatal("no golden cases in testdata")
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			ar, err := txtar.ParseFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := section(ar, "policy.hcl")
+			if src == "" {
+				t.Fatalf("%s: no policy.hcl section", path)
+			}
+			cfg, diags := policy.Load("policy.hcl", []byte(src), policy.LoadOptions{})
+			var rendered bytes.Buffer
+			if err := policy.WriteDiagnostics(&rendered, map[string][]byte{"policy.hcl": []byte(src)}, diags); err != nil {
+				t.Fatal(err)
+			}
+			if diags.HasErrors() {
+				t.Fatalf("policy does not load:\n%s", rendered.String())
+			}
+			p := cfg.Policies[0]
+			prog, err := compiler.BuildIR(cfg, p)
+			if err != nil {
+				t.Fatalf("build ir: %v", err)
+			}
+			art, err := compiler.Compile(cfg, p, compiler.Options{})
+			if err != nil {
+				t.Fatalf("compile: %v", err)
+			}
+			asmText := art.Disassemble()
+			if filepath.Base(path) != parserCase {
+				asmText = afterParser(asmText)
+			}
+			got := map[string]string{"diagnostics": rendered.String(), "ir": prog.String(), "asm": asmText}
+			for _, name := range []string{"diagnostics", "ir", "asm"} {
+				if *update {
+					setSection(ar, name, got[name])
+					continue
+				}
+				if diff := cmp.Diff(section(ar, name), got[name]); diff != "" {
+					t.Errorf("section %s (-want +got):\n%s", name, diff)
+				}
+			}
+			if *update {
+				if err := os.WriteFile(path, txtar.Format(ar), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			loadArtifact(t, art)
+		})
+	}
+}
+
+// afterParser drops the disassembly up to the first instruction that does
+// not come from the entry or the parser.
+func afterParser(dis string) string {
+	lines := strings.SplitAfter(dis, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "\t; ") && !strings.HasPrefix(l, "\t; entry:") && !strings.HasPrefix(l, "\t; parse:") {
+			// Keep a label that names this run's first instruction.
+			if i > 0 && strings.HasPrefix(lines[i-1], "L") {
+				i--
+			}
+			return lines[0] + "\t...\n" + strings.Join(lines[i:], "")
+		}
+	}
+	return dis
+}
+
+func section(ar *txtar.Archive, name string) string {
+	for _, f := range ar.Files {
+		if f.Name == name {
+			return string(f.Data)
+		}
+	}
+	return ""
+}
+
+func setSection(ar *txtar.Archive, name, data string) {
+	for i, f := range ar.Files {
+		if f.Name == name {
+			ar.Files[i].Data = []byte(data)
+			return
+		}
+	}
+	ar.Files = append(ar.Files, txtar.File{Name: name, Data: []byte(data)})
+}
+
+// loadArtifact loads art into the kernel through its ELF form, as xdpc does,
+// and fails the test with the verifier's report if it is refused.
+func loadArtifact(t *testing.T, art *compiler.Artifact) {
+	t.Helper()
+	var elf bytes.Buffer
+	if err := art.WriteELF(&elf); err != nil {
+		t.Fatalf("write elf: %v", err)
+	}
+	prog, err := runtime.NewTestProgram(elf.Bytes())
+	if err != nil {
+		if rej, ok := errors.AsType[*runtime.VerifierRejection](err); ok {
+			t.Fatal(rej.Report())
+		}
+		t.Fatalf("load: %v", err)
+	}
+	prog.Close()
+}
