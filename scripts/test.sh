@@ -16,6 +16,10 @@ fi
 
 go vet ./...
 go test -count=1 -timeout 20m ./...
+# A short real fuzzing run on every change, beyond the seed corpora above:
+# mutated frames through kernel and reference, arbitrary bytes to the decoder.
+go test -run '^$' -fuzz '^FuzzDifferential$' -fuzztime 20s ./lab
+go test -run '^$' -fuzz '^FuzzLoad$' -fuzztime 15s ./policy
 if [[ -x ../shared/checks/contract.sh ]] || [[ -f ../shared/checks/contract.sh ]]; then
   bash ../shared/checks/contract.sh
 fi
