@@ -14,20 +14,9 @@ func mergeRanges(prog *Program) {
 		if t.Op != OpEq && t.Op != OpRange {
 			return
 		}
-		vs := slices.Clone(t.Values)
-		slices.SortFunc(vs, func(a, b policy.Range) int { return int(int64(a.Lo) - int64(b.Lo)) })
-		merged := vs[:1]
-		for _, r := range vs[1:] {
-			last := &merged[len(merged)-1]
-			if uint64(r.Lo) <= uint64(last.Hi)+1 {
-				last.Hi = max(last.Hi, r.Hi)
-				continue
-			}
-			merged = append(merged, r)
-		}
-		t.Values = merged
+		t.Values = policy.MergeRanges(t.Values)
 		t.Op = OpEq
-		for _, r := range merged {
+		for _, r := range t.Values {
 			if r.Lo != r.Hi {
 				t.Op = OpRange
 			}

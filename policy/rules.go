@@ -181,7 +181,7 @@ func (l *loader) decodeMatch(f Field, expr hcl.Expression) (Match, []item, bool)
 			ok = ok && valid
 			m.Values = append(m.Values, r)
 		}
-		m.Values = mergeRanges(m.Values)
+		m.Values = MergeRanges(m.Values)
 	case KindPrefix:
 		for _, it := range its {
 			p, valid := l.parsePrefixItem(field, it)
@@ -387,7 +387,7 @@ func (l *loader) resolveICMPNames(rc *ruleCheck) {
 		}
 	}
 	if m != nil {
-		m.Values = mergeRanges(m.Values)
+		m.Values = MergeRanges(m.Values)
 	}
 }
 

@@ -109,7 +109,7 @@ func (l *loader) decodeSetElements(s *Set, a *hcl.Attribute) (int, bool) {
 				ok = false
 			}
 		}
-		s.Ports = mergeRanges(s.Ports)
+		s.Ports = MergeRanges(s.Ports)
 		n := 0
 		for _, r := range s.Ports {
 			n += int(r.Hi-r.Lo) + 1

@@ -229,8 +229,8 @@ func (l *loader) parseNumItem(f Field, spec numSpec, it item) (Range, bool) {
 	return Range{uint32(lo), uint32(hi)}, true
 }
 
-// mergeRanges sorts rs and merges overlapping and adjacent ranges.
-func mergeRanges(rs []Range) []Range {
+// MergeRanges sorts rs and merges overlapping and adjacent ranges.
+func MergeRanges(rs []Range) []Range {
 	if len(rs) == 0 {
 		return nil
 	}
