@@ -1,0 +1,263 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/xdpc/xdpc/compiler"
+)
+
+// keptMaps decides, for one apply, which maps of the new program are the
+// pinned maps of the previous apply of the same policy and which are new:
+//
+//   - the counter map is reused when its layout and its slots (rule names in
+//     slot order) are unchanged; otherwise a new one is created and the old
+//     per-CPU values are copied by rule name before the program goes live;
+//   - a dynamic set's maps are reused when their layout is unchanged, and
+//     elements newly declared in the policy are added; when the layout
+//     changed they are recreated, the old elements copied when the key
+//     layout allows, and a note says so;
+//   - every other set gets new maps holding its declared elements.
+type keptMaps struct {
+	l      layout
+	policy string
+	// replacements are pinned maps the collection uses instead of new ones.
+	replacements map[string]*ebpf.Map
+	// pins are new maps of the collection to pin: spec map name -> path.
+	pins map[string]string
+	// oldCounters and oldSlots are the previous counters to carry by name.
+	oldCounters *ebpf.Map
+	oldSlots    []compiler.CounterSlot
+	// fill are the sets whose declared elements go into the maps.
+	fill []compiler.SetMap
+	// copies are old maps whose entries go into recreated set maps.
+	copies map[string]*ebpf.Map
+	notes  []string
+	opened []*ebpf.Map
+}
+
+// counterPin and setPin name the pins of a policy's kept maps.
+func (l layout) counterPin(policy string) string {
+	return filepath.Join(l.mapPinDir(policy), "counters")
+}
+func (l layout) setPin(policy, set, suffix string) string {
+	return filepath.Join(l.mapPinDir(policy), "set_"+set+suffix)
+}
+
+// setPins returns spec map name -> pin path for a dynamic set.
+func (l layout) setPins(policy string, set compiler.SetMap) map[string]string {
+	pins := map[string]string{}
+	if set.V4Map != "" {
+		pins[set.V4Map] = l.setPin(policy, set.Set, "_v4")
+	}
+	if set.V6Map != "" {
+		pins[set.V6Map] = l.setPin(policy, set.Set, "_v6")
+	}
+	if set.Map != "" {
+		pins[set.Map] = l.setPin(policy, set.Set, "")
+	}
+	return pins
+}
+
+// planKeptMaps opens the policy's pinned maps and plans the apply.
+func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *compiler.Manifest) (*keptMaps, error) {
+	k := &keptMaps{
+		l: l, policy: m.Policy,
+		replacements: map[string]*ebpf.Map{},
+		pins:         map[string]string{},
+		copies:       map[string]*ebpf.Map{},
+	}
+	var old compiler.Manifest
+	hasOld := readJSON(l.keptManifest(m.Policy), &old) == nil
+
+	if name := m.Counters.Map; name != "" {
+		path := l.counterPin(m.Policy)
+		pm, err := k.openPinned(path)
+		if err != nil {
+			k.close()
+			return nil, err
+		}
+		switch {
+		case pm == nil:
+			k.pins[name] = path
+		case hasOld && compatible(pm, spec.Maps[name]) == nil && slices.Equal(old.Counters.Slots, m.Counters.Slots):
+			k.replacements[name] = pm
+		default:
+			k.pins[name] = path
+			if hasOld && pm.Type() == ebpf.PerCPUArray && pm.ValueSize() == counterValueSize {
+				k.oldCounters, k.oldSlots = pm, old.Counters.Slots
+			}
+		}
+	}
+
+	oldSets := map[string]compiler.SetMap{}
+	if hasOld {
+		for _, s := range old.Sets {
+			oldSets[s.Set] = s
+		}
+	}
+	for _, set := range m.Sets {
+		if !set.Dynamic {
+			k.fill = append(k.fill, set)
+			continue
+		}
+		if err := k.planDynamicSet(spec, set, oldSets); err != nil {
+			k.close()
+			return nil, err
+		}
+	}
+	return k, nil
+}
+
+// planDynamicSet reuses, recreates or creates the maps of a dynamic set.
+func (k *keptMaps) planDynamicSet(spec *ebpf.CollectionSpec, set compiler.SetMap, oldSets map[string]compiler.SetMap) error {
+	prev, hadSet := oldSets[set.Set]
+	fresh := false
+	for name, path := range k.l.setPins(k.policy, set) {
+		pm, err := k.openPinned(path)
+		if err != nil {
+			return err
+		}
+		if pm == nil || !hadSet || !prev.Dynamic || prev.Type != set.Type {
+			k.pins[name] = path
+			fresh = true
+			continue
+		}
+		if err := compatible(pm, spec.Maps[name]); err != nil {
+			k.pins[name] = path
+			k.copies[name] = pm
+			k.notes = append(k.notes, fmt.Sprintf("set %s of policy %s: map layout changed (%v); recreated it and copied its elements", set.Set, k.policy, err))
+			continue
+		}
+		k.replacements[name] = pm
+	}
+	if fresh {
+		k.fill = append(k.fill, set)
+		return nil
+	}
+	// Kept contents: add only what the policy newly declares.
+	added := set
+	added.Elements = nil
+	for _, e := range set.Elements {
+		if !slices.Contains(prev.Elements, e) {
+			added.Elements = append(added.Elements, e)
+		}
+	}
+	k.fill = append(k.fill, added)
+	return nil
+}
+
+// openPinned opens the map pinned at path; nil when nothing is.
+func (k *keptMaps) openPinned(path string) (*ebpf.Map, error) {
+	m, err := ebpf.LoadPinnedMap(path, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open kept map %s: %w", path, err)
+	}
+	k.opened = append(k.opened, m)
+	return m, nil
+}
+
+// compatible reports why the loaded map m cannot stand in for spec.
+func compatible(m *ebpf.Map, spec *ebpf.MapSpec) error {
+	switch {
+	case spec == nil:
+		return errors.New("the program has no such map")
+	case m.Type() != spec.Type:
+		return fmt.Errorf("type %s, now %s", m.Type(), spec.Type)
+	case m.KeySize() != spec.KeySize || m.ValueSize() != spec.ValueSize:
+		return fmt.Errorf("key/value size %d/%d, now %d/%d", m.KeySize(), m.ValueSize(), spec.KeySize, spec.ValueSize)
+	case m.MaxEntries() != spec.MaxEntries:
+		return fmt.Errorf("capacity %d, now %d", m.MaxEntries(), spec.MaxEntries)
+	case m.Flags() != spec.Flags:
+		return fmt.Errorf("flags %#x, now %#x", m.Flags(), spec.Flags)
+	}
+	return nil
+}
+
+// populate fills the new collection's maps: declared set elements, copied
+// set elements and counters carried by rule name.
+func (k *keptMaps) populate(coll *ebpf.Collection, m *compiler.Manifest) error {
+	if err := fillSets(coll.Maps, k.fill); err != nil {
+		return err
+	}
+	for name, old := range k.copies {
+		if err := copyEntries(old, coll.Maps[name]); err != nil {
+			return fmt.Errorf("copy elements into recreated map %s: %w", name, err)
+		}
+	}
+	if k.oldCounters != nil {
+		if err := carryCounters(k.oldCounters, k.oldSlots, coll.Maps[m.Counters.Map], m.Counters.Slots); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pin pins the new kept maps of coll, replacing the old pins.
+func (k *keptMaps) pin(coll *ebpf.Collection) error {
+	for name, path := range k.pins {
+		if err := pinReplace(coll.Maps[name], path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (k *keptMaps) close() {
+	for _, m := range k.opened {
+		m.Close()
+	}
+}
+
+// copyEntries copies what fits of old's entries into m when their keys and
+// values have the same sizes.
+func copyEntries(old, m *ebpf.Map) error {
+	if old.KeySize() != m.KeySize() || old.ValueSize() != m.ValueSize() {
+		return nil
+	}
+	key := make([]byte, old.KeySize())
+	val := make([]byte, old.ValueSize())
+	it := old.Iterate()
+	for it.Next(&key, &val) {
+		if err := m.Put(key, val); err != nil {
+			return err
+		}
+	}
+	return it.Err()
+}
+
+// carryCounters copies the per-CPU counters of every rule that still
+// exists (same name and kind) from the old map to the new one.
+func carryCounters(old *ebpf.Map, oldSlots []compiler.CounterSlot, m *ebpf.Map, slots []compiler.CounterSlot) error {
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return fmt.Errorf("count possible cpus: %w", err)
+	}
+	type id struct{ name, kind string }
+	from := map[id]int{}
+	for _, s := range oldSlots {
+		from[id{s.Name, s.Kind}] = s.Slot
+	}
+	values := make([]Counter, cpus)
+	for _, s := range slots {
+		o, ok := from[id{s.Name, s.Kind}]
+		if !ok || uint32(o) >= old.MaxEntries() {
+			continue
+		}
+		if err := old.Lookup(uint32(o), values); err != nil {
+			return fmt.Errorf("read counter %s: %w", s.Name, err)
+		}
+		if err := m.Put(uint32(s.Slot), values); err != nil {
+			return fmt.Errorf("carry counter %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
