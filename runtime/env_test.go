@@ -25,7 +25,7 @@ type env struct {
 	src int
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ns := nstest.New(t)
 	src, _ := ns.Veth(t, "src0", "dut0")

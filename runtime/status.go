@@ -86,6 +86,19 @@ func Stats(opts Options) ([]PolicyStats, error) {
 	return out, nil
 }
 
+// PolicyCounters reads the kept counters of a policy applied before,
+// whether or not an interface runs it now.
+func PolicyCounters(opts Options, policy string) (*PolicyStats, error) {
+	if err := checkName("policy", policy); err != nil {
+		return nil, err
+	}
+	ps := &PolicyStats{Policy: policy}
+	if err := readPolicyCounters(opts.layout(), ps); err != nil {
+		return nil, err
+	}
+	return ps, nil
+}
+
 // readPolicyCounters fills ps.Rules from the policy's pinned counters.
 func readPolicyCounters(l layout, ps *PolicyStats) error {
 	m, err := readKeptManifest(l, ps.Policy)

@@ -33,7 +33,8 @@ type Netns struct {
 }
 
 // New creates a namespace named Prefix+random with its loopback up and
-// removes it (and every interface in it) when t ends.
+// removes it (and every interface in it) when t ends. IPv6 is disabled in
+// it so that interfaces send nothing of their own.
 func New(t testing.TB) *Netns {
 	t.Helper()
 	name := Prefix + Suffix(8)
@@ -65,6 +66,16 @@ func New(t testing.TB) *Netns {
 	}
 	t.Cleanup(h.Close)
 	n := &Netns{Name: name, Handle: h}
+	// No IPv6 autoconfiguration: the interfaces stay silent, so tests
+	// count only the frames they send.
+	n.Do(t, func() {
+		for _, f := range []string{"all", "default"} {
+			path := "/proc/sys/net/ipv6/conf/" + f + "/disable_ipv6"
+			if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+				t.Errorf("disable ipv6 in %s: %v", name, err)
+			}
+		}
+	})
 	lo, err := h.LinkByName("lo")
 	if err != nil {
 		t.Fatalf("find lo in %s: %v", name, err)
