@@ -1,5 +1,6 @@
 // Command xdpc compiles firewall policy written in HCL into XDP programs,
-// replays packets through them and explains their verdicts.
+// replays packets through them, explains their verdicts, and attaches them
+// to interfaces and operates them there.
 package main
 
 import (
@@ -90,6 +91,12 @@ Exit codes: 0 success, 1 the policy or input is wrong, 3 the host failed,
 		newExplainCommand(),
 		newDemoCommand(),
 		newPcapCommand(),
+		newApplyCommand(),
+		newStatusCommand(),
+		newStatsCommand(),
+		newDetachCommand(),
+		newSetCommand(),
+		newConfirmCommand(),
 	)
 	return root
 }
