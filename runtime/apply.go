@@ -176,6 +176,9 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *compiler.Manifest
 	}
 
 	// Every interface runs the new program: make it outlive this process.
+	if err := kept.catchUp(coll, m); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("warning: counters of policy %s: %v", m.Policy, err))
+	}
 	if err := kept.pin(coll); err != nil {
 		return nil, err
 	}

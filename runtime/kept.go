@@ -33,6 +33,8 @@ type keptMaps struct {
 	// oldCounters and oldSlots are the previous counters to carry by name.
 	oldCounters *ebpf.Map
 	oldSlots    []compiler.CounterSlot
+	// carried is what was copied: new slot -> old slot and its values.
+	carried map[uint32]carriedCounter
 	// fill are the sets whose declared elements go into the maps.
 	fill []compiler.SetMap
 	// copies are old maps whose entries go into recreated set maps.
@@ -194,11 +196,59 @@ func (k *keptMaps) populate(coll *ebpf.Collection, m *compiler.Manifest) error {
 		}
 	}
 	if k.oldCounters != nil {
-		if err := carryCounters(k.oldCounters, k.oldSlots, coll.Maps[m.Counters.Map], m.Counters.Slots); err != nil {
+		carried, err := carryCounters(k.oldCounters, k.oldSlots, coll.Maps[m.Counters.Map], m.Counters.Slots)
+		if err != nil {
 			return err
+		}
+		k.carried = carried
+	}
+	return nil
+}
+
+// catchUp adds to the new counters what the old program counted between
+// populate and the replace. A frame the new program counts on the same
+// slot and CPU during the read-modify-write of that slot can still be
+// lost; the window is a few microseconds.
+func (k *keptMaps) catchUp(coll *ebpf.Collection, m *compiler.Manifest) error {
+	if len(k.carried) == 0 {
+		return nil
+	}
+	nm := coll.Maps[m.Counters.Map]
+	cpus := len(k.carried[firstKey(k.carried)].values)
+	now := make([]Counter, cpus)
+	cur := make([]Counter, cpus)
+	for slot, c := range k.carried {
+		if err := k.oldCounters.Lookup(c.from, now); err != nil {
+			return fmt.Errorf("read counters: %w", err)
+		}
+		moved := false
+		for i := range now {
+			if now[i] != c.values[i] {
+				moved = true
+			}
+		}
+		if !moved {
+			continue
+		}
+		if err := nm.Lookup(slot, cur); err != nil {
+			return fmt.Errorf("read counters: %w", err)
+		}
+		for i := range cur {
+			cur[i].Packets += now[i].Packets - c.values[i].Packets
+			cur[i].Bytes += now[i].Bytes - c.values[i].Bytes
+		}
+		if err := nm.Put(slot, cur); err != nil {
+			return fmt.Errorf("carry counters: %w", err)
 		}
 	}
 	return nil
+}
+
+func firstKey(m map[uint32]carriedCounter) uint32 {
+	for k := range m {
+		return k
+	}
+	return 0
 }
 
 // pin pins the new kept maps of coll, replacing the old pins.
@@ -234,30 +284,39 @@ func copyEntries(old, m *ebpf.Map) error {
 	return it.Err()
 }
 
+// carriedCounter is an old slot's per-CPU values as copied.
+type carriedCounter struct {
+	from   uint32
+	values []Counter
+}
+
 // carryCounters copies the per-CPU counters of every rule that still
-// exists (same name and kind) from the old map to the new one.
-func carryCounters(old *ebpf.Map, oldSlots []compiler.CounterSlot, m *ebpf.Map, slots []compiler.CounterSlot) error {
+// exists (same name and kind) from the old map to the new one and returns
+// what it copied, by new slot.
+func carryCounters(old *ebpf.Map, oldSlots []compiler.CounterSlot, m *ebpf.Map, slots []compiler.CounterSlot) (map[uint32]carriedCounter, error) {
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
-		return fmt.Errorf("count possible cpus: %w", err)
+		return nil, fmt.Errorf("count possible cpus: %w", err)
 	}
+	carried := map[uint32]carriedCounter{}
 	type id struct{ name, kind string }
 	from := map[id]int{}
 	for _, s := range oldSlots {
 		from[id{s.Name, s.Kind}] = s.Slot
 	}
-	values := make([]Counter, cpus)
 	for _, s := range slots {
 		o, ok := from[id{s.Name, s.Kind}]
 		if !ok || uint32(o) >= old.MaxEntries() {
 			continue
 		}
+		values := make([]Counter, cpus)
 		if err := old.Lookup(uint32(o), values); err != nil {
-			return fmt.Errorf("read counter %s: %w", s.Name, err)
+			return nil, fmt.Errorf("read counter %s: %w", s.Name, err)
 		}
 		if err := m.Put(uint32(s.Slot), values); err != nil {
-			return fmt.Errorf("carry counter %s: %w", s.Name, err)
+			return nil, fmt.Errorf("carry counter %s: %w", s.Name, err)
 		}
+		carried[uint32(s.Slot)] = carriedCounter{uint32(o), values}
 	}
-	return nil
+	return carried, nil
 }
