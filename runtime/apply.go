@@ -160,6 +160,12 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *compiler.Manifest
 	if err := kept.populate(coll, m); err != nil {
 		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
 	}
+	err = inNetns(l.nsName, func() error {
+		return fillRedirects(coll.Maps, m, func(name string) (int, error) { return interfaceIndex(l.nsName, name) })
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
+	}
 	prog := coll.Programs[m.Program]
 
 	for i, c := range changes {

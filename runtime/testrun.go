@@ -35,7 +35,8 @@ type Outcome struct {
 }
 
 // NewTestProgram loads an artifact's maps and program into the kernel and
-// fills every set's maps with the elements the manifest declares. A verifier
+// fills every set's maps with the elements the manifest declares, and the
+// redirect map with loopback for every target. A verifier
 // rejection is returned wrapped: errors.As(err, &*ebpf.VerifierError) finds it.
 func NewTestProgram(elf []byte) (*TestProgram, error) {
 	spec, manifest, err := ReadArtifact(elf)
@@ -57,6 +58,12 @@ func NewTestProgram(elf []byte) (*TestProgram, error) {
 // init fills the sets and prepares the counter reads.
 func (t *TestProgram) init() error {
 	if err := fillSets(t.coll.Maps, t.manifest.Sets); err != nil {
+		return err
+	}
+	// A test run never sends the frame anywhere: every target is loopback,
+	// so a redirect returns XDP_REDIRECT.
+	lo := func(string) (int, error) { return loopbackIndex, nil }
+	if err := fillRedirects(t.coll.Maps, t.manifest, lo); err != nil {
 		return err
 	}
 	if name := t.manifest.Counters.Map; name != "" {
