@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,6 +73,14 @@ func Apply(elf []byte, opts ApplyOptions) (*ApplyReport, error) {
 	defer lock.release()
 
 	var pending *Pending
+	if opts.Confirm <= 0 {
+		// Rolling back would undo this apply too.
+		if p, err := readPending(l); err != nil {
+			return nil, err
+		} else if p != nil && p.alive() {
+			return nil, fmt.Errorf("apply policy %q: %w (until %s); run 'xdpc confirm' first", m.Policy, ErrPending, p.Deadline.Format(time.RFC3339))
+		}
+	}
 	if opts.Confirm > 0 {
 		if pending, err = beginConfirm(l, bindings, opts.Confirm); err != nil {
 			return nil, err
@@ -199,7 +208,26 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *compiler.Manifest
 		}
 		rep.Attachments = append(rep.Attachments, att)
 	}
+	rep.Notes = append(rep.Notes, leftBehind(l, m.Policy, bindings)...)
 	return rep, nil
+}
+
+// leftBehind warns about interfaces that run an earlier version of the
+// policy but are not among bindings: they keep their program until
+// detached or named again.
+func leftBehind(l layout, policy string, bindings []compiler.InterfaceBinding) []string {
+	recs, err := records(l)
+	if err != nil {
+		return nil
+	}
+	var notes []string
+	for _, r := range recs {
+		if r.Policy != policy || r.Netns != l.netns || slices.ContainsFunc(bindings, func(b compiler.InterfaceBinding) bool { return b.Name == r.Interface }) {
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("warning: %s still runs the previous version of policy %s; name it in the policy or detach it", r.Interface, policy))
+	}
+	return notes
 }
 
 // attach puts prog on the interface: an update of the pinned link when the
@@ -292,7 +320,10 @@ func (c *change) commit(l layout, prog *ebpf.Program, m *compiler.Manifest, elf 
 	}
 	att := Attachment{
 		Interface: name, Netns: l.netns, Policy: m.Policy, Hash: m.Hash,
-		Mode: c.mode, Ifindex: c.ifindex, Since: now,
+		Mode: c.mode, Ifindex: c.ifindex, Since: now, Applied: now,
+	}
+	if c.fresh == nil && !c.old.rec.Since.IsZero() {
+		att.Since = c.old.rec.Since
 	}
 	if info, err := prog.Info(); err == nil {
 		if id, ok := info.ID(); ok {

@@ -73,6 +73,9 @@ func TestApplyAttachesAndReplaces(t *testing.T) {
 	if st[0].ProgramID == first.ProgramID {
 		t.Errorf("program id unchanged (%d) after replace", st[0].ProgramID)
 	}
+	if !st[0].Since.Equal(first.Since) || st[0].Applied.Before(first.Applied) {
+		t.Errorf("since %v applied %v after replace; want since kept at %v", st[0].Since, st[0].Applied, first.Since)
+	}
 	s.sendN(t, web, 1)
 	want = map[string]uint64{"web": 6, "default": 2}
 	if diff := cmp.Diff(want, e.counts(t, "edge", want)); diff != "" {

@@ -30,7 +30,10 @@ type Attachment struct {
 	ProgramID uint32    `json:"program_id"`
 	LinkID    uint32    `json:"link_id"`
 	Ifindex   int       `json:"ifindex"`
-	Since     time.Time `json:"since"`
+	// Since is when xdpc attached the interface's link; Applied when the
+	// program it runs now was applied (an atomic replace keeps the link).
+	Since   time.Time `json:"since"`
+	Applied time.Time `json:"applied"`
 	// Gone is set by Status when the interface no longer exists (or is no
 	// longer the one attached to): the pins are stale until detach.
 	Gone bool `json:"gone,omitempty"`

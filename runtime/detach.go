@@ -8,8 +8,8 @@ import (
 )
 
 // Detach removes the xdpc program from ifname in opts.Netns, or from every
-// interface in every namespace when ifname is "", with its pins and
-// records. Maps no attached policy uses any more are removed too.
+// interface when ifname is "" (of opts.Netns when it is set, of every
+// namespace otherwise), with its pins and records. Maps no attached policy uses any more are removed too.
 // Detaching what is not attached is not an error: the result lists what
 // was detached.
 func Detach(opts Options, ifname string) ([]Attachment, error) {
@@ -21,8 +21,14 @@ func Detach(opts Options, ifname string) ([]Attachment, error) {
 	defer lock.release()
 	var targets []Attachment
 	if ifname == "" {
-		if targets, err = records(l); err != nil {
+		all, err := records(l)
+		if err != nil {
 			return nil, err
+		}
+		for _, r := range all {
+			if opts.Netns == "" || r.Netns == l.netns {
+				targets = append(targets, r)
+			}
 		}
 	} else {
 		if err := checkName("interface", ifname); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,9 @@ func TestConfirm(t *testing.T) {
 			// A second confirmed apply must wait for this one.
 			if _, err := runtime.Apply(one(t), runtime.ApplyOptions{Options: e.opts, Confirm: d}); !errors.Is(err, runtime.ErrPending) {
 				t.Errorf("second apply with confirm: error %v, want ErrPending", err)
+			}
+			if _, err := runtime.Apply(one(t), runtime.ApplyOptions{Options: e.opts}); !errors.Is(err, runtime.ErrPending) {
+				t.Errorf("apply while a confirmation is pending: error %v, want ErrPending", err)
 			}
 			done := make(chan bool, 1)
 			go func() {
@@ -132,6 +136,11 @@ func TestDetach(t *testing.T) {
 	e := newEnv(t)
 	e.ns.Veth(t, "other0", "other1")
 	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0", "other1"}, "", webRule)))
+	// A version that no longer names other1 leaves it running the old one.
+	rep := e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, "", webRule+dnsRule)))
+	if want := "warning: other1 still runs the previous version of policy edge"; len(rep.Notes) != 1 || !strings.HasPrefix(rep.Notes[0], want) {
+		t.Errorf("notes = %q, want one starting %q", rep.Notes, want)
+	}
 
 	done, err := runtime.Detach(e.opts, "dut0")
 	if err != nil || len(done) != 1 || done[0].Interface != "dut0" {
