@@ -26,10 +26,10 @@ type Attachment struct {
 	Policy string `json:"policy"`
 	Hash   string `json:"hash"`
 	// Mode is native or generic: how the program is attached.
-	Mode      string    `json:"mode"`
-	ProgramID uint32    `json:"program_id"`
-	LinkID    uint32    `json:"link_id"`
-	Ifindex   int       `json:"ifindex"`
+	Mode      string `json:"mode"`
+	ProgramID uint32 `json:"program_id"`
+	LinkID    uint32 `json:"link_id"`
+	Ifindex   int    `json:"ifindex"`
 	// Since is when xdpc attached the interface's link; Applied when the
 	// program it runs now was applied (an atomic replace keeps the link).
 	Since   time.Time `json:"since"`
