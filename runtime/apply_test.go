@@ -106,7 +106,7 @@ func TestApplyModes(t *testing.T) {
 		t.Errorf("notes = %q, want a warning about generic mode", rep.Notes)
 	}
 
-	generic := compileSrc(t, policySrc("edge", "generic", []string{"dut0"}, "", webRule))
+	generic := compileSrc(t, policySrc("gen", "generic", []string{"dut0"}, "", webRule))
 	rep = e.apply(t, generic)
 	if len(rep.Attachments) != 1 || rep.Attachments[0].Mode != runtime.ModeGeneric || len(rep.Notes) != 0 {
 		t.Fatalf("generic apply = %+v", rep)
