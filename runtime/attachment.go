@@ -37,6 +37,9 @@ type Attachment struct {
 	// Gone is set by Status when the interface no longer exists (or is no
 	// longer the one attached to): the pins are stale until detach.
 	Gone bool `json:"gone,omitempty"`
+	// RenamedTo is set by Status when the interface attached to now has
+	// another name; the program still runs there.
+	RenamedTo string `json:"renamed_to,omitempty"`
 }
 
 // attached is an interface's current attachment: its record and pinned link.

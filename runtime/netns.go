@@ -79,3 +79,18 @@ func interfaceIndex(nsName, ifname string) (int, error) {
 	}
 	return l.Attrs().Index, nil
 }
+
+// interfaceName returns the name of the interface with index idx in the
+// named namespace.
+func interfaceName(nsName string, idx int) (string, error) {
+	h, err := linkHandle(nsName)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	l, err := h.LinkByIndex(idx)
+	if err != nil {
+		return "", fmt.Errorf("find interface %d: %w", idx, err)
+	}
+	return l.Attrs().Name, nil
+}

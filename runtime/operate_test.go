@@ -161,8 +161,21 @@ func TestDetach(t *testing.T) {
 		t.Errorf("detached dut0 still counts: %v", got)
 	}
 
-	e.ns.Delete(t, "other0")
+	// A renamed interface keeps its program; status says what it is called now.
+	l, err := e.ns.Handle.LinkByName("other1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ns.Handle.LinkSetName(l, "renamed1"); err != nil {
+		t.Fatalf("rename other1: %v", err)
+	}
 	st := e.status(t)
+	if len(st) != 1 || st[0].Interface != "other1" || st[0].Gone || st[0].RenamedTo != "renamed1" {
+		t.Fatalf("status after renaming other1 = %+v, want it renamed to renamed1", st)
+	}
+
+	e.ns.Delete(t, "other0")
+	st = e.status(t)
 	if len(st) != 1 || st[0].Interface != "other1" || !st[0].Gone {
 		t.Fatalf("status after removing other1 = %+v, want it gone", st)
 	}

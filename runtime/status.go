@@ -30,6 +30,11 @@ func Status(opts Options) ([]Attachment, error) {
 		r.ProgramID, r.LinkID = a.rec.ProgramID, a.rec.LinkID
 		r.Gone = a.defunct || a.ifindex != r.Ifindex
 		a.close()
+		if !r.Gone {
+			if name, err := interfaceName(l.withNetns(r.Netns).nsName, r.Ifindex); err == nil && name != r.Interface {
+				r.RenamedTo = name
+			}
+		}
 	}
 	return recs, nil
 }

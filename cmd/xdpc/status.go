@@ -46,8 +46,11 @@ detach IFACE' cleans it up.`,
 			fmt.Fprintln(w, "INTERFACE\tNETNS\tPOLICY\tHASH\tMODE\tPROGRAM\tSINCE\tSTATE")
 			for _, a := range st {
 				state := "attached"
-				if a.Gone {
+				switch {
+				case a.Gone:
 					state = "interface gone"
+				case a.RenamedTo != "":
+					state = "renamed to " + a.RenamedTo
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Interface, a.Netns, a.Policy,
 					shortHash(a.Hash), a.Mode, a.ProgramID, a.Since.Local().Format(time.RFC3339), state)
