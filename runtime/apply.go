@@ -194,6 +194,9 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *compiler.Manifest
 	if err := kept.catchUp(coll, m); err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("warning: counters of policy %s: %v", m.Policy, err))
 	}
+	if err := kept.extendSets(coll); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("warning: policy %s: %v", m.Policy, err))
+	}
 	if err := kept.pin(coll); err != nil {
 		return nil, err
 	}

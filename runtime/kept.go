@@ -35,8 +35,10 @@ type keptMaps struct {
 	oldSlots    []compiler.CounterSlot
 	// carried is what was copied: new slot -> old slot and its values.
 	carried map[uint32]carriedCounter
-	// fill are the sets whose declared elements go into the maps.
-	fill []compiler.SetMap
+	// fill are the sets whose declared elements go into new maps; extend
+	// the elements newly declared for reused maps, added only once the new
+	// program runs so that a failed apply leaves the sets as they were.
+	fill, extend []compiler.SetMap
 	// copies are old maps whose entries go into recreated set maps.
 	copies map[string]*ebpf.Map
 	notes  []string
@@ -150,7 +152,9 @@ func (k *keptMaps) planDynamicSet(spec *ebpf.CollectionSpec, set compiler.SetMap
 			added.Elements = append(added.Elements, e)
 		}
 	}
-	k.fill = append(k.fill, added)
+	if len(added.Elements) > 0 {
+		k.extend = append(k.extend, added)
+	}
 	return nil
 }
 
@@ -249,6 +253,11 @@ func firstKey(m map[uint32]carriedCounter) uint32 {
 		return k
 	}
 	return 0
+}
+
+// extendSets adds the newly declared elements to reused set maps.
+func (k *keptMaps) extendSets(coll *ebpf.Collection) error {
+	return fillSets(coll.Maps, k.extend)
 }
 
 // pin pins the new kept maps of coll, replacing the old pins.

@@ -11,12 +11,17 @@ import (
 	"github.com/xdpc/xdpc/runtime"
 )
 
-// allowSet is a dynamic cidr set of capacity max.
-func allowSet(max int) string {
+// allowSet is a dynamic cidr set of capacity max declaring 10.9.0.0/16
+// and more.
+func allowSet(max int, more ...string) string {
+	els := `"10.9.0.0/16"`
+	for _, m := range more {
+		els += `, "` + m + `"`
+	}
 	return `
 set "allow" {
   type         = "cidr"
-  elements     = ["10.9.0.0/16"]
+  elements     = [` + els + `]
   dynamic      = true
   max_elements = ` + strconv.Itoa(max) + `
 }
@@ -79,8 +84,10 @@ func TestDynamicSets(t *testing.T) {
 		t.Errorf("set list (-want +got):\n%s", diff)
 	}
 
-	// Re-apply with another rule: contents and counters are kept.
-	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(16), allowRule+webRule)))
+	// Re-apply with another rule and another declared element: contents
+	// and counters are kept, the new element added.
+	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(16, "203.0.113.0/24"), allowRule+webRule)))
+	wantList = []string{"10.9.0.0/16", "192.0.2.1/32", "203.0.113.0/24", "2001:db8::/32"}
 	if diff := cmp.Diff(wantList, list()); diff != "" {
 		t.Errorf("set list after re-apply (-want +got):\n%s", diff)
 	}
