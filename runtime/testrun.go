@@ -35,8 +35,7 @@ type Outcome struct {
 }
 
 // NewTestProgram loads an artifact's maps and program into the kernel and
-// fills every set's maps with the elements the manifest declares, and the
-// redirect map with loopback for every target. A verifier
+// fills every set's maps with the elements the manifest declares. A verifier
 // rejection is returned wrapped: errors.As(err, &*ebpf.VerifierError) finds it.
 func NewTestProgram(elf []byte) (*TestProgram, error) {
 	spec, manifest, err := ReadArtifact(elf)
@@ -55,7 +54,8 @@ func NewTestProgram(elf []byte) (*TestProgram, error) {
 	return t, nil
 }
 
-// init fills the sets and prepares the counter reads.
+// init fills the sets, puts loopback in the redirect map for every target
+// and prepares the counter reads.
 func (t *TestProgram) init() error {
 	if err := fillSets(t.coll.Maps, t.manifest.Sets); err != nil {
 		return err
