@@ -1,10 +1,13 @@
 package runtime_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpc/xdpc/runtime"
 )
@@ -110,5 +113,29 @@ func TestApplyModes(t *testing.T) {
 	rep = e.apply(t, generic)
 	if len(rep.Attachments) != 1 || rep.Attachments[0].Mode != runtime.ModeGeneric || len(rep.Notes) != 0 {
 		t.Fatalf("generic apply = %+v", rep)
+	}
+}
+
+// TestApplyMountsBPFFS gives Apply a pin root on a file system that is not
+// a bpffs: it mounts one there and pins on it.
+func TestApplyMountsBPFFS(t *testing.T) {
+	e := newEnv(t)
+	dir := filepath.Join(t.TempDir(), "pins")
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	e.opts.PinRoot = dir
+	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, "", webRule)))
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
+		t.Fatalf("pin root %s is not a bpffs after apply (statfs: %v)", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "links", e.ns.Name, "dut0", "link")); err != nil {
+		t.Errorf("no pinned link: %v", err)
+	}
+	if _, err := runtime.Detach(e.opts, ""); err != nil {
+		t.Fatal(err)
 	}
 }

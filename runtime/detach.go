@@ -76,6 +76,9 @@ func detachOne(l layout, ifname string) error {
 	if err := os.RemoveAll(l.linkStateDir(ifname)); err != nil {
 		return fmt.Errorf("remove record of %s: %w", ifname, err)
 	}
+	// The namespace's directories go with its last interface.
+	os.Remove(filepath.Dir(l.linkPinDir(ifname)))
+	os.Remove(filepath.Dir(l.linkStateDir(ifname)))
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -84,19 +85,38 @@ func pinReplace(obj pinned, path string) error {
 	return nil
 }
 
-// ensureBPFFS makes sure dir is on a bpf filesystem: it creates dir and,
-// when its file system is another, mounts a bpffs on it.
+// conventionalBPFFS is where bpffs is mounted on most systems.
+const conventionalBPFFS = "/sys/fs/bpf"
+
+// ensureBPFFS makes sure dir is a directory on a bpf filesystem. Under
+// /sys/fs/bpf without a bpffs there (sysfs refuses new directories) it
+// mounts one on /sys/fs/bpf, as other BPF tools do; anywhere else it
+// creates dir and mounts a bpffs on it.
 func ensureBPFFS(dir string) error {
+	if onBPFFS(dir) {
+		return nil
+	}
+	if strings.HasPrefix(filepath.Clean(dir)+"/", conventionalBPFFS+"/") && !onBPFFS(conventionalBPFFS) {
+		if err := mountBPFFS(conventionalBPFFS); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create pin root %s: %w", dir, err)
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("stat pin root %s: %w", dir, err)
-	}
-	if st.Type == unix.BPF_FS_MAGIC {
+	if onBPFFS(dir) {
 		return nil
 	}
+	return mountBPFFS(dir)
+}
+
+// onBPFFS reports whether path exists on a bpf filesystem.
+func onBPFFS(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.BPF_FS_MAGIC
+}
+
+func mountBPFFS(dir string) error {
 	if err := unix.Mount("bpffs", dir, "bpf", 0, "mode=0700"); err != nil {
 		return fmt.Errorf("mount bpffs on %s: %w", dir, err)
 	}

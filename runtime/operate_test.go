@@ -185,7 +185,9 @@ func TestDetach(t *testing.T) {
 	if st := e.status(t); len(st) != 0 {
 		t.Errorf("status after detaching all = %+v", st)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(e.opts.PinRoot, "maps")); len(entries) != 0 {
-		t.Errorf("kept maps remain after detaching all: %v", entries)
+	for _, dir := range []string{"maps", "links"} {
+		if entries, _ := os.ReadDir(filepath.Join(e.opts.PinRoot, dir)); len(entries) != 0 {
+			t.Errorf("%s remain in the pin root after detaching all: %v", dir, entries)
+		}
 	}
 }
