@@ -128,6 +128,25 @@ func TestLock(t *testing.T) {
 	if _, err := runtime.Apply(elf, runtime.ApplyOptions{Options: waiting}); err != nil {
 		t.Fatalf("apply waiting for the lock: %v", err)
 	}
+
+	// Two applies at once: one waits for the other, both succeed, and the
+	// interface ends with exactly one of them.
+	other := compileSrc(t, policySrc("other", "native", []string{"dut0"}, "", dnsRule))
+	errs := make(chan error, 2)
+	for _, a := range [][]byte{elf, other} {
+		go func() {
+			_, err := runtime.Apply(a, runtime.ApplyOptions{Options: waiting})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent apply: %v", err)
+		}
+	}
+	if st := e.status(t); len(st) != 1 || (st[0].Policy != "edge" && st[0].Policy != "other") {
+		t.Errorf("status after concurrent applies = %+v", st)
+	}
 }
 
 // TestDetach detaches one interface, twice, then checks an interface that
