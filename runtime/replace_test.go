@@ -1,6 +1,8 @@
 package runtime_test
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -89,7 +91,7 @@ func TestReplaceUnderTraffic(t *testing.T) {
 	}
 	t.Logf("%d applies in %s (median %s) under %d frames; counted %d", replaceRounds, elapsed.Round(time.Millisecond), median(durations), total, counted)
 	if counted != total {
-		t.Errorf("counted %d frames, sent %d: %d lost or counted twice", counted, total, int64(total)-int64(counted))
+		t.Errorf("counted %d frames, sent %d: %d lost or counted twice (%s)", counted, total, int64(total)-int64(counted), e.drops(t))
 	}
 	if total < replaceRounds {
 		t.Errorf("only %d frames sent during %d applies; the stream did not overlap the replaces", total, replaceRounds)
@@ -106,4 +108,21 @@ func median(ds []time.Duration) time.Duration {
 		}
 	}
 	return s[len(s)/2]
+}
+
+// drops describes the veth pair's drop counters, to tell frames the veth
+// dropped (a full receive ring) from frames no program saw.
+func (e *env) drops(t testing.TB) string {
+	t.Helper()
+	var parts []string
+	for _, name := range []string{"src0", "dut0"} {
+		l, err := e.ns.Handle.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := l.Attrs().Statistics; st != nil {
+			parts = append(parts, fmt.Sprintf("%s tx_dropped %d rx_dropped %d", name, st.TxDropped, st.RxDropped))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
