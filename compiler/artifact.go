@@ -81,6 +81,17 @@ type Manifest struct {
 	Sets     []SetMap     `json:"sets,omitempty"`
 	// Interfaces lists the policy file's interfaces that attach this policy.
 	Interfaces []InterfaceBinding `json:"interfaces,omitempty"`
+	// RedirectMap is the device map of redirect targets; Redirects say
+	// which interface each key stands for. Loaders put each interface's
+	// index under its key.
+	RedirectMap string           `json:"redirect_map,omitempty"`
+	Redirects   []RedirectTarget `json:"redirects,omitempty"`
+}
+
+// RedirectTarget is one key of the redirect device map.
+type RedirectTarget struct {
+	Key       int    `json:"key"`
+	Interface string `json:"interface"`
 }
 
 // CounterTable names the counter map and what each slot counts.

@@ -50,9 +50,12 @@ func (linear) Emit(e *emitter, prog *Program) {
 			emitTest(e, t, next)
 		}
 		e.at("%s", ruleSource(r, r.Kind()))
-		if r.Terminal {
+		switch {
+		case r.Terminal && r.Verdict == VerdictRedirect:
+			emitRedirect(e, r.Slot, r.Target)
+		case r.Terminal:
 			emitDecision(e, r.Slot, r.Verdict)
-		} else {
+		default:
 			emitCount(e, r.Slot)
 		}
 		e.label(next)

@@ -56,6 +56,8 @@ func BuildIR(cfg *policy.Config, p *policy.Policy) (*Program, error) {
 //     malformed the two after the rules;
 //   - every set lookup points at its set's maps, one per family for cidr
 //     sets, named by first use;
+//   - every redirect rule has the device-map key of its target, keys by
+//     first use;
 //   - OpEq/OpRange values are sorted, merged and disjoint;
 //   - no rule holds a positive test its other tests imply;
 //   - within a rule, scalar tests come before address and MAC lists, and
@@ -70,6 +72,7 @@ func buildProgram(cfg *policy.Config, p *policy.Policy) (*Program, error) {
 	if err := allocateSetMaps(prog); err != nil {
 		return nil, err
 	}
+	allocateRedirects(prog)
 	mergeRanges(prog)
 	dropImpliedTests(prog)
 	orderTests(prog)
@@ -94,7 +97,7 @@ func emitProgram(prog *Program, c Classifier) (asm.Instructions, error) {
 	emitParser(e)
 	emitMalformed(e, prog)
 	c.Emit(e, prog)
-	emitEpilogue(e)
+	emitEpilogue(e, prog)
 	e.removeUnreachable()
 	e.removeJumpsToNext()
 	insns, err := e.resolveJumps()

@@ -43,6 +43,12 @@ func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) Manifest
 		}
 		m.Sets = append(m.Sets, sm)
 	}
+	if prog.Redirect != nil {
+		m.RedirectMap = prog.Redirect.Name
+		for k, name := range prog.Redirects {
+			m.Redirects = append(m.Redirects, RedirectTarget{Key: k, Interface: name})
+		}
+	}
 	for _, i := range cfg.Interfaces {
 		if i.Policy == p {
 			m.Interfaces = append(m.Interfaces, InterfaceBinding{Name: i.Name, Mode: i.Mode.String()})

@@ -23,6 +23,11 @@ type Program struct {
 	// rules look up, in order of first use.
 	Counters Map
 	Sets     []SetMaps
+	// Redirects are the interfaces redirect rules send to, by key in
+	// Redirect, the device map the loader fills with their indexes; nil
+	// when no rule redirects.
+	Redirects []string
+	Redirect  *Map
 }
 
 // Verdict is an XDP return code.
@@ -34,6 +39,8 @@ const (
 	VerdictDrop Verdict = 1
 	// VerdictPass is XDP_PASS.
 	VerdictPass Verdict = 2
+	// VerdictRedirect is XDP_REDIRECT, through the Redirect device map.
+	VerdictRedirect Verdict = 4
 )
 
 func (v Verdict) String() string {
@@ -42,6 +49,8 @@ func (v Verdict) String() string {
 		return "drop"
 	case VerdictPass:
 		return "pass"
+	case VerdictRedirect:
+		return "redirect"
 	}
 	return fmt.Sprintf("Verdict(%d)", int32(v))
 }
@@ -55,13 +64,16 @@ type Rule struct {
 	// rules count and go on.
 	Terminal bool
 	Verdict  Verdict
+	// To is the interface of a redirect, Target its key in the device map.
+	To     string
+	Target int
 	// Tests must all hold for the rule to match, tried in order.
 	Tests []Test
 	// Pos is the rule's "file:line:col".
 	Pos string
 }
 
-// Kind is "count", "pass" or "drop".
+// Kind is "count", "pass", "drop" or "redirect".
 func (r *Rule) Kind() string {
 	if !r.Terminal {
 		return "count"
@@ -139,9 +151,16 @@ func (p *Program) String() string {
 			}
 		}
 	}
+	if p.Redirect != nil {
+		writeMap(&b, p.Redirect)
+	}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		fmt.Fprintf(&b, "rule %d %q %s @ %s\n", r.Slot, r.Name, r.Kind(), r.Pos)
+		kind := r.Kind()
+		if r.Terminal && r.Verdict == VerdictRedirect {
+			kind = fmt.Sprintf("redirect to %q key %d", r.To, r.Target)
+		}
+		fmt.Fprintf(&b, "rule %d %q %s @ %s\n", r.Slot, r.Name, kind, r.Pos)
 		for j := range r.Tests {
 			fmt.Fprintf(&b, "  %s\n", r.Tests[j].String())
 		}

@@ -53,6 +53,8 @@ const (
 	// 128), then the address. An IPv4 trie reads the first 8 bytes.
 	lpmKeySrc int16 = -220
 	lpmKeyDst int16 = -244
+	// slotTarget is the device-map key of a redirect decision.
+	slotTarget int16 = -252
 )
 
 // fieldSlot is the stack slot of a scalar field.

@@ -31,6 +31,12 @@ func lowerPolicy(cfg *policy.Config, p *policy.Policy) (*Program, error) {
 			if ir.Verdict, err = verdictOf(r.Action); err != nil {
 				return nil, fmt.Errorf("lower rule %q: %w", r.Name, err)
 			}
+			if r.Action == policy.ActionRedirect {
+				if r.To == "" {
+					return nil, fmt.Errorf("lower rule %q: redirect without a target", r.Name)
+				}
+				ir.To = r.To
+			}
 		}
 		for j := range r.Matches {
 			t, err := lowerMatch(cfg, &r.Matches[j])
@@ -101,8 +107,10 @@ func verdictOf(a policy.Action) (Verdict, error) {
 		return VerdictPass, nil
 	case policy.ActionDrop:
 		return VerdictDrop, nil
+	case policy.ActionRedirect:
+		return VerdictRedirect, nil
 	}
-	return 0, fmt.Errorf("verdict %s is not pass or drop", a)
+	return 0, fmt.Errorf("verdict %s is not pass, drop or redirect", a)
 }
 
 func position(cfg *policy.Config, line, col int) string {

@@ -10,6 +10,9 @@ import (
 // CounterMap is the name of every artifact's counter map.
 const CounterMap = "xdpc_counters"
 
+// RedirectMap is the name of the device map of redirect targets.
+const RedirectMap = "xdpc_redirect"
+
 // Sizes of map keys and values (see Map for the layouts).
 const (
 	counterValueSize = 16 // struct { packets, bytes u64 }
@@ -139,6 +142,32 @@ func btfBytes(n uint32) btf.Type {
 	return &btf.Array{Index: btfU32(), Type: btfU8(), Nelems: n}
 }
 
+// allocateRedirects gives every redirect target a key in the device map,
+// by order of first use; the loader maps keys to interface indexes.
+func allocateRedirects(prog *Program) {
+	keys := map[string]int{}
+	for i := range prog.Rules {
+		r := &prog.Rules[i]
+		if !r.Terminal || r.Verdict != VerdictRedirect {
+			continue
+		}
+		k, ok := keys[r.To]
+		if !ok {
+			k = len(prog.Redirects)
+			keys[r.To] = k
+			prog.Redirects = append(prog.Redirects, r.To)
+		}
+		r.Target = k
+	}
+	if len(prog.Redirects) == 0 {
+		return
+	}
+	prog.Redirect = &Map{
+		Name: RedirectMap, Type: MapDevMapHash, KeySize: 4, ValueSize: 4,
+		MaxEntries: uint32(len(prog.Redirects)), Key: btfU32(), Value: btfU32(),
+	}
+}
+
 // maps lists every map of prog: the counters, then the sets' maps.
 func (p *Program) maps() []Map {
 	ms := []Map{p.Counters}
@@ -148,6 +177,9 @@ func (p *Program) maps() []Map {
 				ms = append(ms, *m)
 			}
 		}
+	}
+	if p.Redirect != nil {
+		ms = append(ms, *p.Redirect)
 	}
 	return ms
 }

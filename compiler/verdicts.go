@@ -17,6 +17,13 @@ func emitDecision(e *emitter, slot int, v Verdict) {
 	e.emit(storeImm(slotKey, int32(slot)), asm.Ja.Label(verdictLabel(v)))
 }
 
+// emitRedirect ends a path with a redirect to the target of device-map
+// key target.
+func emitRedirect(e *emitter, slot, target int) {
+	e.emit(storeImm(slotTarget, int32(target)))
+	emitDecision(e, slot, VerdictRedirect)
+}
+
 // emitMalformed emits the target of every parser failure.
 func emitMalformed(e *emitter, prog *Program) {
 	e.label(labelMalformed)
@@ -60,9 +67,15 @@ func emitCount(e *emitter, slot int) {
 
 // emitEpilogue emits the shared end of every decision: one entry per verdict
 // loads it into rVerdict, then the counter of slotKey is bumped and the
-// verdict returned. Per-CPU counters need no atomic add.
-func emitEpilogue(e *emitter) {
-	for _, v := range []Verdict{VerdictDrop, VerdictPass} {
+// verdict returned. Per-CPU counters need no atomic add. A program with
+// redirect rules returns what bpf_redirect_map returns for a redirect:
+// XDP_REDIRECT, or XDP_DROP when the target is not in the device map.
+func emitEpilogue(e *emitter, prog *Program) {
+	verdicts := []Verdict{VerdictDrop, VerdictPass}
+	if prog.Redirect != nil {
+		verdicts = append(verdicts, VerdictRedirect)
+	}
+	for _, v := range verdicts {
 		e.label(verdictLabel(v))
 		e.at("epilogue: verdict %s", v)
 		e.emit(asm.Mov.Imm(rVerdict, int32(v)), asm.Ja.Label(labelCount))
@@ -72,6 +85,19 @@ func emitEpilogue(e *emitter) {
 	out := "epilogue.return"
 	emitCounterAdd(e, out)
 	e.label(out)
+	if prog.Redirect != nil {
+		ret := "epilogue.verdict"
+		e.emit(asm.JNE.Imm(rVerdict, int32(VerdictRedirect), ret))
+		e.at("epilogue: redirect to the interface of the device-map key")
+		e.emit(
+			asm.LoadMapPtr(asm.R1, 0).WithReference(prog.Redirect.Name),
+			load(asm.R2, slotTarget),
+			asm.Mov.Imm(asm.R3, int32(VerdictDrop)),
+			asm.FnRedirectMap.Call(),
+			asm.Return(),
+		)
+		e.label(ret)
+	}
 	e.emit(asm.Mov.Reg(asm.R0, rVerdict), asm.Return())
 }
 

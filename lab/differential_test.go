@@ -32,8 +32,9 @@ const (
 
 // XDP actions as BPF_PROG_TEST_RUN returns them.
 const (
-	diffXDPDrop = 1
-	diffXDPPass = 2
+	diffXDPDrop     = 1
+	diffXDPPass     = 2
+	diffXDPRedirect = 4
 )
 
 // diffProgram is one generated policy loaded both ways.
@@ -74,8 +75,11 @@ func loadDiffProgram(gp corpus.GeneratedPolicy) (*diffProgram, error) {
 // the reference verdict as an XDP action, and the counter slots that move.
 func wantOutcome(res eval.Result) runtime.Outcome {
 	action := uint32(diffXDPDrop)
-	if res.Verdict == policy.ActionPass {
+	switch res.Verdict {
+	case policy.ActionPass:
 		action = diffXDPPass
+	case policy.ActionRedirect:
+		action = diffXDPRedirect
 	}
 	moved := append(slices.Clone(res.Counted), res.Slot)
 	sort.Ints(moved)

@@ -26,8 +26,10 @@ type Verdict struct {
 	Index   int           `json:"index"`
 	Summary string        `json:"summary"`
 	Action  policy.Action `json:"-"`
-	// Verdict is "pass" or "drop".
+	// Verdict is "pass", "drop" or "redirect".
 	Verdict string `json:"verdict"`
+	// To is the interface of a redirect.
+	To string `json:"to,omitempty"`
 	// Rule is the deciding rule's name, "default" or "malformed".
 	Rule string `json:"rule"`
 	// Counted names the count rules that matched before the decision.
@@ -43,6 +45,9 @@ func (v Verdict) String() string {
 		return fmt.Sprintf("%4d  error  %s", v.Index, v.Error)
 	}
 	s := fmt.Sprintf("%4d  %-4s  %-16s  %s", v.Index, v.Verdict, v.Rule, v.Summary)
+	if v.To != "" {
+		s += "  (to " + v.To + ")"
+	}
 	if len(v.Counted) > 0 {
 		s += fmt.Sprintf("  (counted by %s)", joinNames(v.Counted))
 	}
@@ -119,7 +124,7 @@ func verdictFor(p *policy.Policy, frame []byte, slot int, counted []int) Verdict
 		v.Action, v.Rule = p.Malformed, "malformed"
 	default:
 		r := p.Rules[slot]
-		v.Action, v.Rule = r.Action, r.Name
+		v.Action, v.Rule, v.To = r.Action, r.Name, r.To
 	}
 	v.Verdict = v.Action.String()
 	for _, c := range counted {
@@ -162,8 +167,9 @@ func newKernelBackend(cfg *policy.Config, p *policy.Policy) (*kernelBackend, err
 
 // XDP return codes.
 const (
-	xdpDrop = 1
-	xdpPass = 2
+	xdpDrop     = 1
+	xdpPass     = 2
+	xdpRedirect = 4
 )
 
 func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
@@ -188,7 +194,7 @@ func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
 	}
 	slices.Sort(counted)
 	v := verdictFor(k.p, frame, decision, counted)
-	want := map[policy.Action]uint32{policy.ActionPass: xdpPass, policy.ActionDrop: xdpDrop}[v.Action]
+	want := map[policy.Action]uint32{policy.ActionPass: xdpPass, policy.ActionDrop: xdpDrop, policy.ActionRedirect: xdpRedirect}[v.Action]
 	if out.Action != want {
 		return Verdict{}, fmt.Errorf("program returned %d but counted the packet on %q (%s)", out.Action, v.Rule, v.Verdict)
 	}

@@ -292,6 +292,16 @@ func warnUnreachable(rule, shadow string, shadowRng, rng hcl.Range) *hcl.Diagnos
 		"Rule %q on line %d matches every packet and decides its verdict, so rule %q is never reached.", shadow, lineOf(shadowRng), rule)
 }
 
+func diagRedirectWithoutTarget(rule string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Missing redirect target",
+		"Rule %q redirects but names no interface; add to = \"IFNAME\".", rule)
+}
+
+func diagTargetWithoutRedirect(rule string, action Action, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Target without redirect",
+		"Rule %q has action %q; only action = \"redirect\" takes a target interface (to).", rule, action)
+}
+
 func diagBadIfname(name string, rng hcl.Range) *hcl.Diagnostic {
 	return errorAt(rng, "Invalid interface name",
 		"%q is not a Linux interface name: it must have 1 to %d characters and no '/', ':' or white space.", name, maxIfnameLen)

@@ -85,7 +85,11 @@ func dumpSet(b *strings.Builder, s *Set) {
 func dumpPolicy(b *strings.Builder, p *Policy) {
 	fmt.Fprintf(b, "policy %q default=%s malformed=%s\n", p.Name, p.Default, p.Malformed)
 	for _, r := range p.Rules {
-		fmt.Fprintf(b, "  rule %d %q %s\n", r.Index, r.Name, r.Action)
+		if r.Action == ActionRedirect {
+			fmt.Fprintf(b, "  rule %d %q %s to %q\n", r.Index, r.Name, r.Action, r.To)
+		} else {
+			fmt.Fprintf(b, "  rule %d %q %s\n", r.Index, r.Name, r.Action)
+		}
 		for i := range r.Matches {
 			fmt.Fprintf(b, "    %s\n", r.Matches[i].String())
 		}

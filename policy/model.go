@@ -135,6 +135,9 @@ const (
 	ActionPass
 	// ActionCount counts the packet and goes on to the next rule.
 	ActionCount
+	// ActionRedirect ends evaluation by sending the frame out of the rule's
+	// To interface (XDP_REDIRECT through a device map).
+	ActionRedirect
 )
 
 func (a Action) String() string {
@@ -145,6 +148,8 @@ func (a Action) String() string {
 		return "pass"
 	case ActionCount:
 		return "count"
+	case ActionRedirect:
+		return "redirect"
 	}
 	return fmt.Sprintf("Action(%d)", uint8(a))
 }
@@ -169,8 +174,11 @@ type Policy struct {
 type Rule struct {
 	Name string
 	// Index is the rule's position in its policy, from 0.
-	Index   int
-	Action  Action
+	Index  int
+	Action Action
+	// To is the interface a redirect rule sends frames out of ("" for
+	// other actions).
+	To      string
 	Matches []Match
 	// DeclRange covers the `rule "name"` header; Range the whole block.
 	DeclRange hcl.Range

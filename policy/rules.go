@@ -21,7 +21,7 @@ var policySchema = &hcl.BodySchema{
 // of later releases (which are then rejected as "Not supported yet").
 var ruleSchema = func() *hcl.BodySchema {
 	s := &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "action", Required: true}},
+		Attributes: []hcl.AttributeSchema{{Name: "action", Required: true}, {Name: "to"}},
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "rate_limit"}},
 	}
 	for _, f := range Fields() {
@@ -36,7 +36,6 @@ var ruleSchema = func() *hcl.BodySchema {
 var notYetAttributes = []struct{ name, what string }{
 	{"log", "Logging (log)"},
 	{"ct_state", "Connection tracking (ct_state)"},
-	{"to", "Redirection (to)"},
 }
 
 // declarePolicies decodes the policy blocks and their rules.
@@ -122,9 +121,10 @@ func (l *loader) decodeRule(b *hcl.Block, index int) *Rule {
 		case "count":
 			r.Action = ActionCount
 		case "redirect":
-			l.add(diagNotSupported("The redirect action", a.Expr.Range()))
+			r.Action = ActionRedirect
 		}
 	}
+	l.decodeRedirectTarget(r, content.Attributes["to"], content.Attributes["action"])
 	rc := ruleCheck{rule: r, failed: map[Field]bool{}}
 	for _, f := range Fields() {
 		a, ok := content.Attributes[f.String()]
@@ -143,6 +143,32 @@ func (l *loader) decodeRule(b *hcl.Block, index int) *Rule {
 	}
 	l.checkRule(&rc)
 	return r
+}
+
+// decodeRedirectTarget checks `to`: required by, and only allowed with,
+// action = "redirect", and a Linux interface name.
+func (l *loader) decodeRedirectTarget(r *Rule, to, action *hcl.Attribute) {
+	switch {
+	case to == nil && r.Action == ActionRedirect:
+		l.add(diagRedirectWithoutTarget(r.Name, action.Expr.Range()))
+		return
+	case to == nil:
+		return
+	case r.Action != ActionRedirect:
+		if action != nil && r.Action != 0 {
+			l.add(diagTargetWithoutRedirect(r.Name, r.Action, to.NameRange))
+		}
+		return
+	}
+	name, ok := l.evalString(to.Expr, "to")
+	if !ok {
+		return
+	}
+	if name == "" || len(name) > maxIfnameLen || containsAny(name, "/ \t\n:") {
+		l.add(diagBadIfname(name, to.Expr.Range()))
+		return
+	}
+	r.To = name
 }
 
 // decodeMatch decodes the value of field f. For icmp_type it also returns

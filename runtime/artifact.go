@@ -37,6 +37,9 @@ func checkManifest(spec *ebpf.CollectionSpec, m *compiler.Manifest) error {
 			return err
 		}
 	}
+	if err := checkRedirectMap(spec, m); err != nil {
+		return err
+	}
 	for _, set := range m.Sets {
 		for _, name := range setMapNames(set) {
 			if spec.Maps[name] == nil {

@@ -1,5 +1,6 @@
-// Package runtime loads compiled xdpc artifacts into the kernel and runs
-// packets through them.
+// Package runtime loads compiled xdpc artifacts into the kernel, attaches
+// them to interfaces and operates them there; it also runs packets through
+// them for tests.
 //
 // An artifact is the ELF object written by compiler.Artifact.WriteELF:
 // ReadArtifact turns it back into a cilium/ebpf collection spec and its
@@ -8,8 +9,17 @@
 // manifest, runs one frame at a time and reports the XDP action and the
 // counter slots the frame moved.
 //
+// Apply attaches an artifact to the interfaces its policy names through
+// pinned bpf_links, replacing a previous program atomically and keeping
+// counters and dynamic sets; Status, Stats, Detach, SetAdd, SetDel,
+// SetList, Confirm and WaitConfirm operate what is applied. Options say
+// where pins and state live (docs/runtime.md describes the layout).
+//
 // Errors from the kernel are wrapped with the operation that failed. A
 // verifier rejection stays reachable with errors.As(err, &*ebpf.VerifierError)
 // so callers can print the verifier log; for compiled policies it is a
-// compiler bug.
+// compiler bug. An Apply that returns an error has left every interface
+// with the program it had before (the one exception, a failed mode change,
+// says so in its error). ErrNoInterface, ErrNotDynamic, ErrNothingPending,
+// ErrPending and ErrLocked mark errors callers may want to tell apart.
 package runtime

@@ -55,9 +55,16 @@ func NewTestProgram(elf []byte) (*TestProgram, error) {
 	return t, nil
 }
 
-// init fills the sets and prepares the counter reads.
+// init fills the sets, puts loopback in the redirect map for every target
+// and prepares the counter reads.
 func (t *TestProgram) init() error {
 	if err := fillSets(t.coll.Maps, t.manifest.Sets); err != nil {
+		return err
+	}
+	// A test run never sends the frame anywhere: every target is loopback,
+	// so a redirect returns XDP_REDIRECT.
+	lo := func(string) (int, error) { return loopbackIndex, nil }
+	if err := fillRedirects(t.coll.Maps, t.manifest, lo); err != nil {
 		return err
 	}
 	if name := t.manifest.Counters.Map; name != "" {

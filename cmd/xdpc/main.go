@@ -1,5 +1,6 @@
 // Command xdpc compiles firewall policy written in HCL into XDP programs,
-// replays packets through them and explains their verdicts.
+// replays packets through them, explains their verdicts, and attaches them
+// to interfaces and operates them there.
 package main
 
 import (
@@ -67,10 +68,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "xdpc",
-		Short: "Compile firewall policy to XDP, replay packets through it, explain verdicts",
+		Short: "Compile firewall policy to XDP, replay packets through it, explain verdicts, run it",
 		Long: `xdpc compiles firewall policy written in HCL into an XDP eBPF program
 (a standard ELF object), and proves what it does by replaying packets through
-it: in a pure-Go reference evaluator and in the kernel.
+it: in a pure-Go reference evaluator and in the kernel. apply attaches it to
+the interfaces the policy names; status, stats, detach, set and confirm
+operate what is applied.
 
 Exit codes: 0 success, 1 the policy or input is wrong, 3 the host failed,
 64 the command line is wrong.`,
@@ -90,6 +93,12 @@ Exit codes: 0 success, 1 the policy or input is wrong, 3 the host failed,
 		newExplainCommand(),
 		newDemoCommand(),
 		newPcapCommand(),
+		newApplyCommand(),
+		newStatusCommand(),
+		newStatsCommand(),
+		newDetachCommand(),
+		newSetCommand(),
+		newConfirmCommand(),
 	)
 	return root
 }

@@ -1,10 +1,21 @@
 package main
 
 import (
+	"net"
+	"net/netip"
 	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpc/xdpc/internal/nstest"
 )
 
 func TestMain(m *testing.M) {
@@ -13,11 +24,125 @@ func TestMain(m *testing.M) {
 	})
 }
 
+// namespaces holds each script's namespace by name, for sendudp.
+var namespaces sync.Map
+
 // TestScripts runs the CLI scenarios in testdata/script: each is a txtar of
 // commands, the files they read and the output they must print.
+//
+// Every script gets its own network namespace $NETNS holding a veth pair
+// src0 <-> dut0 (policies attach to dut0, sendudp sends from src0), a
+// private pin root ($XDPC_PIN_ROOT, on a bpffs) and state directory
+// ($XDPC_STATE_DIR); all are removed when the script ends.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:           "testdata/script",
 		UpdateScripts: os.Getenv("XDPC_UPDATE_SCRIPTS") != "",
+		Setup:         setupRuntime,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"sendudp":     cmdSendUDP,
+			"waitpending": cmdWaitPending,
+		},
 	})
+}
+
+func setupRuntime(env *testscript.Env) error {
+	ns, err := nstest.Create()
+	if err != nil {
+		return err
+	}
+	env.Defer(func() {
+		namespaces.Delete(ns.Name)
+		if err := ns.Close(); err != nil {
+			env.T().Log(err)
+		}
+	})
+	if _, _, err := ns.AddVeth("src0", "dut0"); err != nil {
+		return err
+	}
+	namespaces.Store(ns.Name, ns)
+	scratch := filepath.Join(env.WorkDir, ".bpffs")
+	if err := os.Mkdir(scratch, 0o700); err != nil {
+		return err
+	}
+	pins, cleanup, err := nstest.MakePinRoot(scratch)
+	if err != nil {
+		return err
+	}
+	env.Defer(func() {
+		if err := cleanup(); err != nil {
+			env.T().Log(err)
+		}
+	})
+	env.Setenv("NETNS", ns.Name)
+	env.Setenv("XDPC_PIN_ROOT", pins)
+	env.Setenv("XDPC_STATE_DIR", filepath.Join(env.WorkDir, ".state"))
+	return nil
+}
+
+// cmdSendUDP sends COUNT IPv4 UDP frames from 192.0.2.1 to 192.0.2.2 port
+// DPORT out of src0 in $NETNS: sendudp COUNT DPORT [SRC].
+func cmdSendUDP(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: sendudp COUNT DPORT [SRC]")
+	}
+	count, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	dport, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	src := "192.0.2.1"
+	if len(args) == 3 {
+		src = args[2]
+	}
+	v, ok := namespaces.Load(ts.Getenv("NETNS"))
+	if !ok {
+		ts.Fatalf("no namespace %s", ts.Getenv("NETNS"))
+	}
+	ns := v.(*nstest.Netns)
+	frame := udpFrame(ts, netip.MustParseAddr(src), uint16(dport))
+	l, err := ns.Handle.LinkByName("src0")
+	ts.Check(err)
+	ts.Check(ns.Run(func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		to := &unix.SockaddrLinklayer{Ifindex: l.Attrs().Index, Halen: 6}
+		for range count {
+			if err := unix.Sendto(fd, frame, 0, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	time.Sleep(50 * time.Millisecond) // let the receiver count them
+}
+
+func udpFrame(ts *testscript.TestScript, src netip.Addr, dport uint16) []byte {
+	eth := &layers.Ethernet{
+		SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2},
+		EthernetType: layers.EthernetTypeIPv4,
+	}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: src.AsSlice(), DstIP: net.IP{192, 0, 2, 2}}
+	udp := &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(dport)}
+	ts.Check(udp.SetNetworkLayerForChecksum(ip))
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	ts.Check(gopacket.SerializeLayers(buf, opts, eth, ip, udp, gopacket.Payload("xdpc")))
+	return buf.Bytes()
+}
+
+// cmdWaitPending waits up to ten seconds for an apply to await
+// confirmation.
+func cmdWaitPending(ts *testscript.TestScript, neg bool, args []string) {
+	path := filepath.Join(ts.Getenv("XDPC_STATE_DIR"), "pending", "pending.json")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ts.Fatalf("no apply awaits confirmation after 10s")
 }

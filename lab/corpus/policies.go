@@ -238,7 +238,7 @@ func (g *policyGen) rule(i int) {
 		add("fragment", pick(r, []string{`"none"`, `"first"`, `"later"`, `"any"`, `"!none"`, `"!later"`, `["none", "first"]`, `["later"]`, `"!any"`}))
 	}
 
-	action := pick(r, []string{"pass", "pass", "drop", "drop", "count", "count"})
+	action := pick(r, []string{"pass", "pass", "drop", "drop", "count", "count", "redirect"})
 	if nfields == 0 && action != "count" && chance(r, 0.7) {
 		action = "count" // a catch-all terminal rule hides every later rule
 	}
@@ -246,7 +246,11 @@ func (g *policyGen) rule(i int) {
 	for _, f := range fs {
 		fmt.Fprintf(&g.b, "    %s = %s\n", f.name, f.value)
 	}
-	fmt.Fprintf(&g.b, "    action = %q\n  }\n", action)
+	fmt.Fprintf(&g.b, "    action = %q\n", action)
+	if action == "redirect" {
+		fmt.Fprintf(&g.b, "    to     = %q\n", pick(r, []string{"eth1", "eth2"}))
+	}
+	g.b.WriteString("  }\n")
 }
 
 func (g *policyGen) etherType(shape ruleShape) string {

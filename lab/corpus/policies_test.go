@@ -10,7 +10,7 @@ import (
 // TestPoliciesLoad checks that every generated policy is valid: a Load
 // error is a generator bug, printed with the policy.
 func TestPoliciesLoad(t *testing.T) {
-	rules, counts, sets, vars := 0, 0, 0, 0
+	rules, counts, redirects, sets, vars := 0, 0, 0, 0, 0
 	failures := 0
 	for _, gp := range Policies(1, 300) {
 		cfg, diags := policy.Load(gp.Name, gp.Source, policy.LoadOptions{})
@@ -27,8 +27,11 @@ func TestPoliciesLoad(t *testing.T) {
 		}
 		rules += len(p.Rules)
 		for _, r := range p.Rules {
-			if r.Action == policy.ActionCount {
+			switch r.Action {
+			case policy.ActionCount:
 				counts++
+			case policy.ActionRedirect:
+				redirects++
 			}
 			for _, m := range r.Matches {
 				if m.Set != nil {
@@ -41,9 +44,9 @@ func TestPoliciesLoad(t *testing.T) {
 	if failures > 0 {
 		t.Fatalf("%d of 300 generated policies do not load", failures)
 	}
-	t.Logf("300 policies: %d rules, %d count rules, %d set matches, %d variables", rules, counts, sets, vars)
-	if counts == 0 || sets == 0 || vars == 0 {
-		t.Errorf("generated policies lack count rules, set matches or variables")
+	t.Logf("300 policies: %d rules, %d count rules, %d redirect rules, %d set matches, %d variables", rules, counts, redirects, sets, vars)
+	if counts == 0 || redirects == 0 || sets == 0 || vars == 0 {
+		t.Errorf("generated policies lack count rules, redirect rules, set matches or variables")
 	}
 }
 

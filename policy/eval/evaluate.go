@@ -8,7 +8,8 @@ import (
 
 // Result is the decision of a policy on one frame.
 type Result struct {
-	Verdict   policy.Action // ActionPass or ActionDrop
+	Verdict   policy.Action // ActionPass, ActionDrop or ActionRedirect
+	Target    string        // the interface of a redirect
 	Rule      string        // deciding rule name, "default" or "malformed"
 	Slot      int           // counter slot of the decision
 	Counted   []int         // slots of count rules that matched, in order
@@ -24,7 +25,7 @@ const (
 // Evaluate decides what p does with frame, by docs/datapath.md: a malformed
 // frame gets p.Malformed on the malformed slot; otherwise rules are tried in
 // order, matching count rules are recorded and skipped over, and the first
-// matching pass or drop rule decides, else p.Default on the default slot.
+// matching pass, drop or redirect rule decides, else p.Default on the default slot.
 //
 // Evaluate does not allocate unless count rules match.
 func Evaluate(p *policy.Policy, frame []byte) Result {
@@ -55,7 +56,7 @@ func decide(p *policy.Policy, pkt *Packet, steps *[]Step) Result {
 			counted = append(counted, slot(r, i))
 			continue
 		}
-		return Result{Verdict: r.Action, Rule: r.Name, Slot: slot(r, i), Counted: counted}
+		return Result{Verdict: r.Action, Target: r.To, Rule: r.Name, Slot: slot(r, i), Counted: counted}
 	}
 	return Result{Verdict: p.Default, Rule: RuleDefault, Slot: p.DefaultSlot(), Counted: counted}
 }

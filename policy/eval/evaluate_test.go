@@ -376,3 +376,28 @@ func TestExplainReasons(t *testing.T) {
 		})
 	}
 }
+
+// TestRedirect checks that a redirect rule decides with its target, and
+// that the explanation names the target.
+func TestRedirect(t *testing.T) {
+	count := newRule("all", policy.ActionCount)
+	scrub := newRule("scrub", policy.ActionRedirect, is(policy.FieldProto, 17), is(policy.FieldDstPort, 53))
+	scrub.To = "eth1"
+	p := newPolicy(policy.ActionPass, policy.ActionDrop, count, scrub)
+
+	want := Result{Verdict: policy.ActionRedirect, Target: "eth1", Rule: "scrub", Slot: 1, Counted: []int{0}}
+	if diff := cmp.Diff(want, Evaluate(p, udp4DNS)); diff != "" {
+		t.Errorf("Evaluate (-want +got):\n%s", diff)
+	}
+	wantText := `packet: udp 10.0.0.1:5353 > 10.0.0.2:53 ttl 3 len 100
+rule "all": count (matched, evaluation goes on)
+rule "scrub": match -> redirect to eth1
+verdict: redirect to eth1 by rule "scrub"
+`
+	if diff := cmp.Diff(wantText, Explain(p, udp4DNS).String()); diff != "" {
+		t.Errorf("explanation (-want +got):\n%s", diff)
+	}
+	if got := Evaluate(p, tcp4SSH); got.Verdict != policy.ActionPass || got.Target != "" {
+		t.Errorf("a frame no redirect rule matches: %+v, want pass without target", got)
+	}
+}

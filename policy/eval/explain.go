@@ -54,6 +54,8 @@ func (e Explanation) String() string {
 		switch {
 		case !s.Matched:
 			fmt.Fprintf(&b, "no match: %s\n", s.Reason)
+		case s.Rule.Action == policy.ActionRedirect:
+			fmt.Fprintf(&b, "match -> redirect to %s\n", s.Rule.To)
 		case s.Rule.Action.Terminal():
 			fmt.Fprintf(&b, "match -> %s\n", s.Rule.Action)
 		default:
@@ -66,6 +68,10 @@ func (e Explanation) String() string {
 	case RuleDefault:
 		fmt.Fprintf(&b, "verdict: %s by default\n", e.Result.Verdict)
 	default:
+		if e.Result.Verdict == policy.ActionRedirect {
+			fmt.Fprintf(&b, "verdict: redirect to %s by rule %q\n", e.Result.Target, e.Result.Rule)
+			break
+		}
 		fmt.Fprintf(&b, "verdict: %s by rule %q\n", e.Result.Verdict, e.Result.Rule)
 	}
 	return b.String()

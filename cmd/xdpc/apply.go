@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/spf13/cobra"
+
+	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/runtime"
+)
+
+func newApplyCommand() *cobra.Command {
+	var (
+		pf      policyFlags
+		rf      runtimeFlags
+		confirm time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "apply [--confirm DURATION] [--netns NAME] POLICY|ARTIFACT",
+		Short: "Load a policy and attach it to the interfaces it names",
+		Long: `Compile POLICY (or read an artifact written by 'xdpc build') and attach its
+program to every interface an interface block binds to the policy, through a
+bpf_link pinned under --pin-root so it outlives this command. Re-applying
+replaces the program atomically: every packet meets the old or the new one.
+Counters of rules that still exist and the contents of dynamic sets are kept.
+When anything fails the previous program stays attached.
+
+With --confirm DURATION the command waits: unless 'xdpc confirm' runs within
+DURATION (or when interrupted), the previous programs are restored, or
+detached when there were none. A hang-up does not stop the wait.
+Exit code 1 then says the change was rolled back.`,
+		Args: exactArgs(1, "one policy file or artifact"),
+		RunE: func(c *cobra.Command, args []string) error {
+			elf, err := readPolicyOrArtifact(c, args[0], &pf)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			rep, err := runtime.Apply(elf, runtime.ApplyOptions{Options: rf.options(), Confirm: confirm})
+			if err != nil {
+				return applyError(c, err)
+			}
+			for _, n := range rep.Notes {
+				fmt.Fprintln(c.ErrOrStderr(), "xdpc:", n)
+			}
+			for _, a := range rep.Attachments {
+				fmt.Fprintf(c.OutOrStdout(), "applied policy %q (%s) to %s in %s mode: program %d\n",
+					a.Policy, shortHash(a.Hash), ifaceName(a), a.Mode, a.ProgramID)
+			}
+			fmt.Fprintf(c.ErrOrStderr(), "applied in %s\n", time.Since(start).Round(time.Millisecond))
+			if rep.Pending == nil {
+				return nil
+			}
+			return waitConfirm(c, rf.options(), rep.Pending, confirm)
+		},
+	}
+	pf.register(c)
+	rf.register(c)
+	c.Flags().DurationVar(&confirm, "confirm", 0, "restore the previous policy unless 'xdpc confirm' runs within this time")
+	return c
+}
+
+// waitConfirm waits for 'xdpc confirm' and reports the outcome.
+func waitConfirm(c *cobra.Command, opts runtime.Options, p *runtime.Pending, d time.Duration) error {
+	fmt.Fprintf(c.ErrOrStderr(), "run 'xdpc confirm' within %s or the previous policy is restored\n", d)
+	signal.Ignore(syscall.SIGHUP)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	abort := make(chan struct{})
+	go func() {
+		if _, ok := <-sigs; ok {
+			close(abort)
+		}
+	}()
+	ok, err := runtime.WaitConfirm(opts, p, abort)
+	if err != nil {
+		return &exitError{exitSystem, fmt.Errorf("roll back: %w", err)}
+	}
+	if ok {
+		fmt.Fprintln(c.OutOrStdout(), "confirmed")
+		return nil
+	}
+	fmt.Fprintln(c.OutOrStdout(), "not confirmed: restored the previous policy")
+	return silentExit(exitPolicy)
+}
+
+// readPolicyOrArtifact returns the artifact at path, or compiles the
+// policy there.
+func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, policyError(err)
+	}
+	if bytes.HasPrefix(data, []byte("\x7fELF")) {
+		return data, nil
+	}
+	cfg, err := loadConfig(c, path, pf)
+	if err != nil {
+		return nil, err
+	}
+	p, err := selectPolicy(cfg, pf.policy)
+	if err != nil {
+		return nil, err
+	}
+	art, err := compiler.Compile(cfg, p, compiler.Options{})
+	if err != nil {
+		return nil, policyError(fmt.Errorf("compile policy %q: %w", p.Name, err))
+	}
+	var elf bytes.Buffer
+	if err := art.WriteELF(&elf); err != nil {
+		return nil, &exitError{exitSystem, err}
+	}
+	return elf.Bytes(), nil
+}
+
+// applyError reports a failed apply; a verifier rejection gets its log.
+func applyError(c *cobra.Command, err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		fmt.Fprintf(c.ErrOrStderr(), "%+v\n", ve)
+	}
+	return runtimeError(fmt.Errorf("%w; the previous policy stays in place", err))
+}
+
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	if h == "" {
+		return "no hash"
+	}
+	return h
+}
+
+// ifaceName names an interface with its namespace when it has one.
+func ifaceName(a runtime.Attachment) string {
+	if a.Netns == "" || a.Netns == "host" {
+		return a.Interface
+	}
+	return a.Netns + "/" + a.Interface
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xdpc/xdpc/runtime"
+)
+
+func newDetachCommand() *cobra.Command {
+	var rf runtimeFlags
+	c := &cobra.Command{
+		Use:   "detach [--netns NAME] [IFACE]",
+		Short: "Detach xdpc's program from an interface (or from all) and remove its pins",
+		Long: `Detach the policy from IFACE (in --netns), or from every interface in every
+namespace when no IFACE is given, removing its pinned link, program and
+records; kept maps of policies no interface runs any more are removed too.
+Detaching what is not attached succeeds and says so.`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageError(fmt.Errorf("detach: want at most one interface, got %d arguments", len(args)))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			var ifname string
+			if len(args) == 1 {
+				ifname = args[0]
+			}
+			done, err := runtime.Detach(rf.options(), ifname)
+			for _, a := range done {
+				fmt.Fprintf(c.OutOrStdout(), "detached policy %q from %s\n", a.Policy, ifaceName(a))
+			}
+			if err != nil {
+				return runtimeError(err)
+			}
+			if len(done) == 0 {
+				fmt.Fprintln(c.OutOrStdout(), "nothing attached")
+			}
+			return nil
+		},
+	}
+	rf.register(c)
+	return c
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xdpc/xdpc/runtime"
+)
+
+// runtimeFlags are the flags of every command that operates what is
+// applied on the host. XDPC_PIN_ROOT and XDPC_STATE_DIR set the defaults
+// of --pin-root and --state-dir.
+type runtimeFlags struct {
+	pinRoot, stateDir, netns string
+	lockWait                 time.Duration
+}
+
+func (f *runtimeFlags) register(c *cobra.Command) {
+	pin, state := os.Getenv("XDPC_PIN_ROOT"), os.Getenv("XDPC_STATE_DIR")
+	if pin == "" {
+		pin = runtime.DefaultPinRoot
+	}
+	if state == "" {
+		state = runtime.DefaultStateDir
+	}
+	c.Flags().StringVar(&f.pinRoot, "pin-root", pin, "bpffs directory of xdpc's pins (env XDPC_PIN_ROOT)")
+	c.Flags().StringVar(&f.stateDir, "state-dir", state, "directory of xdpc's lock and records (env XDPC_STATE_DIR)")
+	c.Flags().StringVar(&f.netns, "netns", "", "network namespace (as in /run/netns) of the interfaces")
+	c.Flags().DurationVar(&f.lockWait, "lock-wait", 30*time.Second, "how long to wait while another xdpc changes attachments")
+}
+
+func (f *runtimeFlags) options() runtime.Options {
+	return runtime.Options{PinRoot: f.pinRoot, StateDir: f.stateDir, Netns: f.netns, LockWait: f.lockWait}
+}
+
+// runtimeError gives a runtime error its exit code: a problem with what
+// the user asked for is 1, anything else (kernel, files, lock) is 3.
+func runtimeError(err error) error {
+	for _, user := range []error{runtime.ErrNoInterface, runtime.ErrNotDynamic, runtime.ErrNothingPending} {
+		if errors.Is(err, user) {
+			return policyError(err)
+		}
+	}
+	return &exitError{exitSystem, err}
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xdpc/xdpc/runtime"
+)
+
+func newStatusCommand() *cobra.Command {
+	var (
+		rf     runtimeFlags
+		asJSON bool
+	)
+	c := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "Show what is attached: per interface the policy, hash, mode, program and since when",
+		Long: `Show every interface xdpc attached a policy to, in every network namespace:
+policy name, policy hash, attach mode, kernel program id and when it was
+attached. An attachment whose interface was removed is shown as gone; 'xdpc
+detach IFACE' cleans it up.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			st, err := runtime.Status(rf.options())
+			if err != nil {
+				return runtimeError(err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(c.OutOrStdout())
+				for _, a := range st {
+					if err := enc.Encode(a); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			if len(st) == 0 {
+				fmt.Fprintln(c.OutOrStdout(), "nothing attached")
+				return nil
+			}
+			w := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "INTERFACE\tNETNS\tPOLICY\tHASH\tMODE\tPROGRAM\tSINCE\tSTATE")
+			for _, a := range st {
+				state := "attached"
+				switch {
+				case a.Gone:
+					state = "interface gone"
+				case a.RenamedTo != "":
+					state = "renamed to " + a.RenamedTo
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Interface, a.Netns, a.Policy,
+					shortHash(a.Hash), a.Mode, a.ProgramID, a.Since.Local().Format(time.RFC3339), state)
+			}
+			return w.Flush()
+		},
+	}
+	rf.register(c)
+	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per attachment")
+	return c
+}

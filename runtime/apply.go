@@ -1,0 +1,350 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/xdpc/xdpc/compiler"
+)
+
+// ErrNoInterface is returned by Apply for a policy no interface block names.
+var ErrNoInterface = errors.New("no interface block attaches the policy")
+
+// ApplyOptions are Options plus what one apply does.
+type ApplyOptions struct {
+	Options
+	// Interfaces, when set, replaces the manifest's interface bindings.
+	Interfaces []compiler.InterfaceBinding
+	// Confirm, when positive, records what the interfaces had before so
+	// that WaitConfirm restores it unless Confirm is called in time.
+	Confirm time.Duration
+}
+
+// ApplyReport says what Apply did.
+type ApplyReport struct {
+	Policy      string
+	Hash        string
+	Attachments []Attachment
+	// Notes are warnings for the operator: a fallback to generic mode, a
+	// kept map that had to be recreated.
+	Notes []string
+	// Pending is the confirmation to wait for when ApplyOptions.Confirm
+	// was set.
+	Pending *Pending
+}
+
+// Apply loads the artifact elf and attaches its program to every interface
+// the policy names, replacing an xdpc program already there atomically
+// (BPF_LINK_UPDATE: every packet meets the old or the new program). It
+// fails before changing anything when the program, a map or an interface
+// is missing or refused; an attach that fails half way restores the
+// interfaces already changed.
+func Apply(elf []byte, opts ApplyOptions) (*ApplyReport, error) {
+	spec, m, err := ReadArtifact(elf)
+	if err != nil {
+		return nil, err
+	}
+	bindings := opts.Interfaces
+	if bindings == nil {
+		bindings = m.Interfaces
+	}
+	if len(bindings) == 0 {
+		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, ErrNoInterface)
+	}
+	if err := checkName("policy", m.Policy); err != nil {
+		return nil, err
+	}
+	for _, b := range bindings {
+		if err := checkName("interface", b.Name); err != nil {
+			return nil, err
+		}
+	}
+	l := opts.layout()
+	lock, err := acquireLock(l)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.release()
+
+	var pending *Pending
+	if opts.Confirm <= 0 {
+		// Rolling back would undo this apply too.
+		if p, err := readPending(l); err != nil {
+			return nil, err
+		} else if p != nil && p.alive() {
+			return nil, fmt.Errorf("apply policy %q: %w (until %s); run 'xdpc confirm' first", m.Policy, ErrPending, p.Deadline.Format(time.RFC3339))
+		}
+	}
+	if opts.Confirm > 0 {
+		if pending, err = beginConfirm(l, bindings, opts.Confirm); err != nil {
+			return nil, err
+		}
+	}
+	rep, err := apply(l, elf, spec, m, bindings)
+	if err != nil {
+		if pending != nil {
+			pending.discard(l)
+		}
+		return nil, err
+	}
+	rep.Pending = pending
+	return rep, nil
+}
+
+// checkName refuses names that would escape the pin and state directories.
+func checkName(what, name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return fmt.Errorf("%s name %q cannot name a directory", what, name)
+	}
+	return nil
+}
+
+// change is one interface's part of an apply, undone when a later one fails.
+type change struct {
+	binding compiler.InterfaceBinding
+	ifindex int
+	old     *attached
+	// oldProg is the program old ran, restored by undo after an update.
+	oldProg *ebpf.Program
+	// fresh is the new link when the interface got one (first attach, mode
+	// change, defunct old link); nil when the old link was updated.
+	fresh link.Link
+	mode  string
+}
+
+func (c *change) undo() {
+	if c.fresh != nil {
+		c.fresh.Close() // not pinned yet: closing detaches it
+		return
+	}
+	if c.old != nil && c.oldProg != nil {
+		c.old.link.Update(c.oldProg)
+	}
+}
+
+func (c *change) close() {
+	c.old.close()
+	if c.oldProg != nil {
+		c.oldProg.Close()
+	}
+}
+
+// apply does the work of Apply under the lock.
+func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *compiler.Manifest, bindings []compiler.InterfaceBinding) (*ApplyReport, error) {
+	rep := &ApplyReport{Policy: m.Policy, Hash: m.Hash}
+	if err := ensureBPFFS(l.pinRoot); err != nil {
+		return nil, err
+	}
+	changes := make([]*change, len(bindings))
+	for i, b := range bindings {
+		idx, err := interfaceIndex(l.nsName, b.Name)
+		if err != nil {
+			return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
+		}
+		changes[i] = &change{binding: b, ifindex: idx}
+	}
+	defer func() {
+		for _, c := range changes {
+			c.close()
+		}
+	}()
+
+	kept, err := planKeptMaps(l, spec, m)
+	if err != nil {
+		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
+	}
+	defer kept.close()
+	rep.Notes = append(rep.Notes, kept.notes...)
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: kept.replacements})
+	if err != nil {
+		return nil, fmt.Errorf("load policy %q: %w", m.Policy, err)
+	}
+	defer coll.Close()
+	if err := kept.populate(coll, m); err != nil {
+		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
+	}
+	err = inNetns(l.nsName, func() error {
+		return fillRedirects(coll.Maps, m, func(name string) (int, error) { return interfaceIndex(l.nsName, name) })
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
+	}
+	prog := coll.Programs[m.Program]
+
+	for i, c := range changes {
+		note, err := c.attach(l, prog)
+		if err != nil {
+			for j := i - 1; j >= 0; j-- {
+				changes[j].undo()
+			}
+			return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
+		}
+		if note != "" {
+			rep.Notes = append(rep.Notes, note)
+		}
+	}
+
+	// Every interface runs the new program: make it outlive this process.
+	if err := kept.catchUp(coll, m); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("warning: counters of policy %s: %v", m.Policy, err))
+	}
+	if err := kept.extendSets(coll); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("warning: policy %s: %v", m.Policy, err))
+	}
+	if err := kept.pin(coll); err != nil {
+		return nil, err
+	}
+	if err := writeJSON(l.keptManifest(m.Policy), m); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, c := range changes {
+		att, err := c.commit(l, prog, m, elf, now)
+		if err != nil {
+			return nil, err
+		}
+		rep.Attachments = append(rep.Attachments, att)
+	}
+	rep.Notes = append(rep.Notes, leftBehind(l, m.Policy, bindings)...)
+	return rep, nil
+}
+
+// leftBehind warns about interfaces that run an earlier version of the
+// policy but are not among bindings: they keep their program until
+// detached or named again.
+func leftBehind(l layout, policy string, bindings []compiler.InterfaceBinding) []string {
+	recs, err := records(l)
+	if err != nil {
+		return nil
+	}
+	var notes []string
+	for _, r := range recs {
+		if r.Policy != policy || r.Netns != l.netns || slices.ContainsFunc(bindings, func(b compiler.InterfaceBinding) bool { return b.Name == r.Interface }) {
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("warning: %s still runs the previous version of policy %s; name it in the policy or detach it", r.Interface, policy))
+	}
+	return notes
+}
+
+// attach puts prog on the interface: an update of the pinned link when the
+// mode allows, otherwise a new link (attached beside the old one, which
+// commit detaches, so a mode change too leaves no moment without a
+// program).
+func (c *change) attach(l layout, prog *ebpf.Program) (string, error) {
+	name := c.binding.Name
+	old, err := loadAttached(l, name)
+	if err != nil {
+		return "", err
+	}
+	c.old = old
+	if old != nil && old.ifindex != c.ifindex {
+		old.defunct = true
+	}
+	if old != nil && !old.defunct && (c.binding.Mode == ModeAuto || c.binding.Mode == "" || c.binding.Mode == old.rec.Mode) {
+		if p, err := ebpf.LoadPinnedProgram(l.progPin(name), nil); err == nil {
+			c.oldProg = p
+		}
+		if err := old.link.Update(prog); err != nil {
+			return "", fmt.Errorf("replace program on %s: %w", name, err)
+		}
+		c.mode = old.rec.Mode
+		return "", nil
+	}
+	if old != nil && !old.defunct {
+		// The kernel refuses native and generic programs side by side, so
+		// a mode change detaches first: the one case with a gap.
+		return c.changeMode(l, prog)
+	}
+	lk, mode, note, err := attachXDP(l.nsName, name, c.ifindex, c.binding.Mode, prog)
+	if err != nil {
+		return "", err
+	}
+	c.fresh, c.mode = lk, mode
+	return note, nil
+}
+
+// changeMode moves the interface from its old mode to the binding's; when
+// the new attach fails the old program is attached again in its mode.
+func (c *change) changeMode(l layout, prog *ebpf.Program) (string, error) {
+	name := c.binding.Name
+	oldProg, err := ebpf.LoadPinnedProgram(l.progPin(name), nil)
+	if err != nil {
+		return "", fmt.Errorf("open pinned program of %s: %w", name, err)
+	}
+	defer oldProg.Close()
+	if err := c.old.link.Detach(); err != nil {
+		return "", fmt.Errorf("detach %s program from %s: %w", c.old.rec.Mode, name, err)
+	}
+	c.old.defunct = true
+	lk, mode, note, err := attachXDP(l.nsName, name, c.ifindex, c.binding.Mode, prog)
+	if err != nil {
+		back, _, _, berr := attachXDP(l.nsName, name, c.ifindex, c.old.rec.Mode, oldProg)
+		if berr == nil {
+			berr = pinReplace(back, l.linkPin(name))
+			back.Close()
+		}
+		if berr != nil {
+			return "", fmt.Errorf("%w; restoring the previous program failed too: %v", err, berr)
+		}
+		return "", err
+	}
+	c.fresh, c.mode = lk, mode
+	msg := fmt.Sprintf("warning: %s: mode changed from %s to %s; the interface was without a program for a moment", name, c.old.rec.Mode, mode)
+	if note != "" {
+		msg += "; " + note
+	}
+	return msg, nil
+}
+
+// commit pins the interface's link and program and records the attachment.
+func (c *change) commit(l layout, prog *ebpf.Program, m *compiler.Manifest, elf []byte, now time.Time) (Attachment, error) {
+	name := c.binding.Name
+	if c.fresh != nil {
+		if err := pinReplace(c.fresh, l.linkPin(name)); err != nil {
+			c.fresh.Close()
+			return Attachment{}, err
+		}
+		if c.old != nil && !c.old.defunct {
+			if err := c.old.link.Detach(); err != nil {
+				return Attachment{}, fmt.Errorf("detach previous %s program from %s: %w", c.old.rec.Mode, name, err)
+			}
+		}
+		defer c.fresh.Close()
+	}
+	if err := pinReplace(prog, l.progPin(name)); err != nil {
+		return Attachment{}, err
+	}
+	att := Attachment{
+		Interface: name, Netns: l.netns, Policy: m.Policy, Hash: m.Hash,
+		Mode: c.mode, Ifindex: c.ifindex, Since: now, Applied: now,
+	}
+	if c.fresh == nil && !c.old.rec.Since.IsZero() {
+		att.Since = c.old.rec.Since
+	}
+	if info, err := prog.Info(); err == nil {
+		if id, ok := info.ID(); ok {
+			att.ProgramID = uint32(id)
+		}
+	}
+	lk := c.fresh
+	if lk == nil {
+		lk = c.old.link
+	}
+	if info, err := lk.Info(); err == nil {
+		att.LinkID = uint32(info.ID)
+	}
+	if err := writeFileAtomic(l.artifactFile(name), elf); err != nil {
+		return Attachment{}, err
+	}
+	if err := writeJSON(l.attachmentFile(name), att); err != nil {
+		return Attachment{}, err
+	}
+	return att, nil
+}

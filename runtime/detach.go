@@ -1,0 +1,130 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Detach removes the xdpc program from ifname in opts.Netns, or from every
+// interface when ifname is "" (of opts.Netns when it is set, of every
+// namespace otherwise), with its pins and records. Maps no attached policy uses any more are removed too.
+// Detaching what is not attached is not an error: the result lists what
+// was detached.
+func Detach(opts Options, ifname string) ([]Attachment, error) {
+	l := opts.layout()
+	lock, err := acquireLock(l)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.release()
+	var targets []Attachment
+	if ifname == "" {
+		all, err := records(l)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range all {
+			if opts.Netns == "" || r.Netns == l.netns {
+				targets = append(targets, r)
+			}
+		}
+	} else {
+		if err := checkName("interface", ifname); err != nil {
+			return nil, err
+		}
+		var rec Attachment
+		err := readJSON(l.attachmentFile(ifname), &rec)
+		_, perr := os.Stat(l.linkPin(ifname))
+		switch {
+		case err == nil:
+			targets = append(targets, rec)
+		case perr == nil:
+			targets = append(targets, Attachment{Interface: ifname, Netns: l.netns})
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, err
+		}
+	}
+	var done []Attachment
+	for _, t := range targets {
+		if err := detachOne(l.withNetns(t.Netns), t.Interface); err != nil {
+			return done, err
+		}
+		done = append(done, t)
+	}
+	return done, gcMaps(l)
+}
+
+// detachOne detaches ifname's link and removes its pins and records.
+func detachOne(l layout, ifname string) error {
+	a, err := loadAttached(l, ifname)
+	if err != nil {
+		return err
+	}
+	if a != nil {
+		defer a.close()
+		if !a.defunct {
+			if err := a.link.Detach(); err != nil {
+				return fmt.Errorf("detach xdp from %s: %w", ifname, err)
+			}
+		}
+	}
+	if err := os.RemoveAll(l.linkPinDir(ifname)); err != nil {
+		return fmt.Errorf("remove pins of %s: %w", ifname, err)
+	}
+	if err := os.RemoveAll(l.linkStateDir(ifname)); err != nil {
+		return fmt.Errorf("remove record of %s: %w", ifname, err)
+	}
+	// The namespace's directories go with its last interface.
+	os.Remove(filepath.Dir(l.linkPinDir(ifname)))
+	os.Remove(filepath.Dir(l.linkStateDir(ifname)))
+	return nil
+}
+
+// gcMaps removes the kept maps of policies no interface runs any more.
+func gcMaps(l layout) error {
+	recs, err := records(l)
+	if err != nil {
+		return err
+	}
+	inUse := map[string]bool{}
+	for _, r := range recs {
+		inUse[r.Policy] = true
+	}
+	for _, dir := range []string{filepath.Join(l.stateDir, "maps"), filepath.Join(l.pinRoot, "maps")} {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("list kept maps: %w", err)
+		}
+		for _, e := range entries {
+			if !inUse[e.Name()] {
+				if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+					return fmt.Errorf("remove kept maps of %s: %w", e.Name(), err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// records returns every attachment record, sorted by namespace and
+// interface.
+func records(l layout) ([]Attachment, error) {
+	files, err := filepath.Glob(filepath.Join(l.stateDir, "links", "*", "*", "state.json"))
+	if err != nil {
+		return nil, fmt.Errorf("list attachments: %w", err)
+	}
+	var recs []Attachment
+	for _, f := range files {
+		var rec Attachment
+		if err := readJSON(f, &rec); err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}

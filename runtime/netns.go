@@ -1,0 +1,96 @@
+package runtime
+
+import (
+	"fmt"
+	goruntime "runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// inNetns runs fn on a thread in the named network namespace ("" is the
+// caller's). Attaching XDP resolves the interface index in the namespace
+// of the calling thread, so attaches run in here.
+func inNetns(name string, fn func() error) error {
+	if name == "" {
+		return fn()
+	}
+	target, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", name, err)
+	}
+	defer target.Close()
+	goruntime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		goruntime.UnlockOSThread()
+		return fmt.Errorf("open current netns: %w", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(target); err != nil {
+		goruntime.UnlockOSThread()
+		return fmt.Errorf("enter netns %s: %w", name, err)
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		// The thread stays locked and dies with its goroutine: it must not
+		// run anything else in the wrong namespace.
+		return fmt.Errorf("leave netns %s: %w", name, err)
+	}
+	goruntime.UnlockOSThread()
+	return ferr
+}
+
+// linkHandle returns a netlink handle in the named namespace.
+func linkHandle(name string) (*netlink.Handle, error) {
+	if name == "" {
+		h, err := netlink.NewHandle()
+		if err != nil {
+			return nil, fmt.Errorf("open netlink: %w", err)
+		}
+		return h, nil
+	}
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		return nil, fmt.Errorf("open netns %s: %w", name, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink in netns %s: %w", name, err)
+	}
+	return h, nil
+}
+
+// interfaceIndex returns the index of ifname in the named namespace.
+func interfaceIndex(nsName, ifname string) (int, error) {
+	h, err := linkHandle(nsName)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(ifname)
+	if err != nil {
+		where := "this network namespace"
+		if nsName != "" {
+			where = "network namespace " + nsName
+		}
+		return 0, fmt.Errorf("find interface %s in %s: %w", ifname, where, err)
+	}
+	return l.Attrs().Index, nil
+}
+
+// interfaceName returns the name of the interface with index idx in the
+// named namespace.
+func interfaceName(nsName string, idx int) (string, error) {
+	h, err := linkHandle(nsName)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	l, err := h.LinkByIndex(idx)
+	if err != nil {
+		return "", fmt.Errorf("find interface %d: %w", idx, err)
+	}
+	return l.Attrs().Name, nil
+}

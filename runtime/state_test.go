@@ -1,0 +1,128 @@
+package runtime_test
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/xdpc/xdpc/runtime"
+)
+
+// allowSet is a dynamic cidr set of capacity max declaring 10.9.0.0/16
+// and more.
+func allowSet(max int, more ...string) string {
+	els := `"10.9.0.0/16"`
+	for _, m := range more {
+		els += `, "` + m + `"`
+	}
+	return `
+set "allow" {
+  type         = "cidr"
+  elements     = [` + els + `]
+  dynamic      = true
+  max_elements = ` + strconv.Itoa(max) + `
+}
+
+set "static" {
+  type     = "port"
+  elements = [7]
+}
+`
+}
+
+const allowRule = `
+  rule "allowed" {
+    src    = set.allow
+    action = "pass"
+  }
+
+  rule "echo" {
+    proto    = "udp"
+    dst_port = set.static
+    action   = "pass"
+  }
+`
+
+// TestDynamicSets adds and removes elements of a dynamic set at run time
+// and checks by traffic that the program sees the change at once; then
+// re-applies and checks that the set's contents were kept, and that a
+// change of the set's capacity recreates its map with a note and keeps
+// the elements.
+func TestDynamicSets(t *testing.T) {
+	e := newEnv(t)
+	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(16), allowRule)))
+	s := e.sender(t)
+	from := udpFrame(t, srcMAC, "192.0.2.1", "192.0.2.2", 9)
+	so := runtime.SetOptions{Options: e.opts, Set: "allow"}
+
+	s.sendN(t, from, 1)
+	want := map[string]uint64{"default": 1}
+	if diff := cmp.Diff(want, e.counts(t, "edge", want)); diff != "" {
+		t.Fatalf("before add (-want +got):\n%s", diff)
+	}
+	if err := runtime.SetAdd(so, []string{"192.0.2.1", "2001:db8::/32"}); err != nil {
+		t.Fatal(err)
+	}
+	s.sendN(t, from, 2)
+	want = map[string]uint64{"default": 1, "allowed": 2}
+	if diff := cmp.Diff(want, e.counts(t, "edge", want)); diff != "" {
+		t.Fatalf("after add (-want +got):\n%s", diff)
+	}
+	list := func() []string {
+		t.Helper()
+		got, err := runtime.SetList(so)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	wantList := []string{"10.9.0.0/16", "192.0.2.1/32", "2001:db8::/32"}
+	if diff := cmp.Diff(wantList, list()); diff != "" {
+		t.Errorf("set list (-want +got):\n%s", diff)
+	}
+
+	// Re-apply with another rule and another declared element: contents
+	// and counters are kept, the new element added.
+	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(16, "203.0.113.0/24"), allowRule+webRule)))
+	wantList = []string{"10.9.0.0/16", "192.0.2.1/32", "203.0.113.0/24", "2001:db8::/32"}
+	if diff := cmp.Diff(wantList, list()); diff != "" {
+		t.Errorf("set list after re-apply (-want +got):\n%s", diff)
+	}
+	s.sendN(t, from, 1)
+	want = map[string]uint64{"default": 1, "allowed": 3}
+	if diff := cmp.Diff(want, e.counts(t, "edge", want)); diff != "" {
+		t.Fatalf("after re-apply (-want +got):\n%s", diff)
+	}
+
+	// A new capacity changes the map's layout.
+	rep := e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(32), allowRule)))
+	if len(rep.Notes) == 0 || !strings.Contains(strings.Join(rep.Notes, "\n"), "set allow of policy edge: map layout changed (capacity 16, now 32); recreated") {
+		t.Errorf("notes = %q, want one saying set allow was recreated", rep.Notes)
+	}
+	if diff := cmp.Diff(wantList, list()); diff != "" {
+		t.Errorf("set list after recreation (-want +got):\n%s", diff)
+	}
+
+	if err := runtime.SetDel(so, []string{"192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	s.sendN(t, from, 1)
+	want = map[string]uint64{"default": 2, "allowed": 3}
+	if diff := cmp.Diff(want, e.counts(t, "edge", want)); diff != "" {
+		t.Fatalf("after del (-want +got):\n%s", diff)
+	}
+
+	err := runtime.SetAdd(runtime.SetOptions{Options: e.opts, Set: "static"}, []string{"8"})
+	if !errors.Is(err, runtime.ErrNotDynamic) {
+		t.Errorf("add to a static set: error %v, want ErrNotDynamic", err)
+	}
+	if err := runtime.SetAdd(runtime.SetOptions{Options: e.opts, Set: "nosuch"}, []string{"8"}); err == nil || !strings.Contains(err.Error(), "no applied policy has such a set") {
+		t.Errorf("add to an unknown set: error %v", err)
+	}
+	if err := runtime.SetAdd(so, []string{"10.0.0.0/40"}); err == nil {
+		t.Error("adding a bad prefix succeeded")
+	}
+}

@@ -1,0 +1,138 @@
+package runtime
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/cilium/ebpf"
+)
+
+// Status returns every attachment xdpc recorded, in every namespace,
+// checked against the kernel: ProgramID is the program the link runs now,
+// and Gone is set when the interface was removed (or replaced by another
+// of the same name) since.
+func Status(opts Options) ([]Attachment, error) {
+	l := opts.layout()
+	recs, err := records(l)
+	if err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		r := &recs[i]
+		a, err := loadAttached(l.withNetns(r.Netns), r.Interface)
+		if err != nil {
+			return nil, err
+		}
+		if a == nil {
+			r.Gone = true
+			continue
+		}
+		r.ProgramID, r.LinkID = a.rec.ProgramID, a.rec.LinkID
+		r.Gone = a.defunct || a.ifindex != r.Ifindex
+		a.close()
+		if !r.Gone {
+			if name, err := interfaceName(l.withNetns(r.Netns).nsName, r.Ifindex); err == nil && name != r.Interface {
+				r.RenamedTo = name
+			}
+		}
+	}
+	return recs, nil
+}
+
+// RuleStats is one counter slot of an applied policy.
+type RuleStats struct {
+	Rule    string `json:"rule"`
+	Kind    string `json:"kind"`
+	Pos     string `json:"pos,omitempty"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// PolicyStats are the counters of one applied policy. A policy's counters
+// are shared by every interface that runs it.
+type PolicyStats struct {
+	Policy     string      `json:"policy"`
+	Hash       string      `json:"hash"`
+	Interfaces []string    `json:"interfaces"`
+	Rules      []RuleStats `json:"rules"`
+}
+
+// Stats reads the counters of every applied policy, sorted by policy name.
+func Stats(opts Options) ([]PolicyStats, error) {
+	l := opts.layout()
+	recs, err := records(l)
+	if err != nil {
+		return nil, err
+	}
+	byPolicy := map[string]*PolicyStats{}
+	var names []string
+	for _, r := range recs {
+		ps := byPolicy[r.Policy]
+		if ps == nil {
+			ps = &PolicyStats{Policy: r.Policy, Hash: r.Hash}
+			byPolicy[r.Policy] = ps
+			names = append(names, r.Policy)
+		}
+		ifname := r.Interface
+		if r.Netns != hostNetns {
+			ifname = r.Netns + "/" + ifname
+		}
+		ps.Interfaces = append(ps.Interfaces, ifname)
+	}
+	sort.Strings(names)
+	var out []PolicyStats
+	for _, name := range names {
+		ps := byPolicy[name]
+		if err := readPolicyCounters(l, ps); err != nil {
+			return nil, err
+		}
+		out = append(out, *ps)
+	}
+	return out, nil
+}
+
+// PolicyCounters reads the kept counters of a policy applied before,
+// whether or not an interface runs it now.
+func PolicyCounters(opts Options, policy string) (*PolicyStats, error) {
+	if err := checkName("policy", policy); err != nil {
+		return nil, err
+	}
+	ps := &PolicyStats{Policy: policy}
+	if err := readPolicyCounters(opts.layout(), ps); err != nil {
+		return nil, err
+	}
+	return ps, nil
+}
+
+// readPolicyCounters fills ps.Rules from the policy's pinned counters.
+func readPolicyCounters(l layout, ps *PolicyStats) error {
+	m, err := readKeptManifest(l, ps.Policy)
+	if err != nil {
+		return err
+	}
+	ps.Hash = m.Hash
+	if m.Counters.Map == "" {
+		return nil
+	}
+	cm, err := ebpf.LoadPinnedMap(l.counterPin(ps.Policy), nil)
+	if err != nil {
+		return fmt.Errorf("open counters of policy %s: %w", ps.Policy, err)
+	}
+	defer cm.Close()
+	t, err := newCounterTable(cm)
+	if err != nil {
+		return err
+	}
+	values, err := t.read()
+	if err != nil {
+		return fmt.Errorf("policy %s: %w", ps.Policy, err)
+	}
+	for _, s := range m.Counters.Slots {
+		if s.Slot < 0 || s.Slot >= len(values) {
+			return fmt.Errorf("policy %s: counter slot %d of %s out of range", ps.Policy, s.Slot, s.Name)
+		}
+		v := values[s.Slot]
+		ps.Rules = append(ps.Rules, RuleStats{Rule: s.Name, Kind: s.Kind, Pos: s.Pos, Packets: v.Packets, Bytes: v.Bytes})
+	}
+	return nil
+}
