@@ -163,7 +163,7 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *compiler.Manifest
 	rep.Notes = append(rep.Notes, kept.notes...)
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: kept.replacements})
 	if err != nil {
-		return nil, fmt.Errorf("load policy %q: %w", m.Policy, err)
+		return nil, fmt.Errorf("load policy %q: %w", m.Policy, describeLoadError(err, spec.Programs[m.Program]))
 	}
 	defer coll.Close()
 	if err := kept.populate(coll, m); err != nil {

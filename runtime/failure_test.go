@@ -50,6 +50,9 @@ func TestApplyFailureKeepsOld(t *testing.T) {
 				if !errors.As(err, &ve) {
 					t.Errorf("error %v does not carry the verifier log", err)
 				}
+				if !strings.Contains(err.Error(), rejectedSource) {
+					t.Errorf("error %v does not name the rule and line the verifier stopped at", err)
+				}
 			},
 		},
 		{

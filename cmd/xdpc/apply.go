@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/spf13/cobra"
 
 	"github.com/xdpc/xdpc/compiler"
@@ -123,9 +122,8 @@ func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) ([]byt
 
 // applyError reports a failed apply; a verifier rejection gets its log.
 func applyError(c *cobra.Command, err error) error {
-	var ve *ebpf.VerifierError
-	if errors.As(err, &ve) {
-		fmt.Fprintf(c.ErrOrStderr(), "%+v\n", ve)
+	if rej, ok := errors.AsType[*runtime.VerifierRejection](err); ok {
+		fmt.Fprint(c.ErrOrStderr(), rej.Report())
 	}
 	return runtimeError(fmt.Errorf("%w; the previous policy stays in place", err))
 }
