@@ -13,11 +13,18 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpc/xdpc/compiler"
 )
 
-// ErrNotDynamic is returned when a set that is not dynamic is changed.
+// ErrSetFull is returned when a dynamic set holds max_elements already.
+var ErrSetFull = errors.New("the set is full")
+
+// ErrNoSuchSet is returned for a set name no applied policy declares.
+var ErrNoSuchSet = errors.New("no such set")
+
+// ErrNotDynamic is returned for a change to a set declared without dynamic = true.
 var ErrNotDynamic = errors.New("set is not dynamic; declare it with dynamic = true to change it at run time")
 
 // SetOptions name the dynamic set an operation changes.
@@ -66,9 +73,9 @@ func openSet(l layout, opts SetOptions) (compiler.SetMap, map[string]*ebpf.Map, 
 	}
 	switch {
 	case len(found) == 0 && opts.Policy != "":
-		return compiler.SetMap{}, nil, fmt.Errorf("set %s: applied policy %s has no such set", opts.Set, opts.Policy)
+		return compiler.SetMap{}, nil, fmt.Errorf("set %s: %w in applied policy %s", opts.Set, ErrNoSuchSet, opts.Policy)
 	case len(found) == 0:
-		return compiler.SetMap{}, nil, fmt.Errorf("set %s: no applied policy has such a set", opts.Set)
+		return compiler.SetMap{}, nil, fmt.Errorf("set %s: %w in any applied policy", opts.Set, ErrNoSuchSet)
 	case len(found) > 1:
 		return compiler.SetMap{}, nil, fmt.Errorf("set %s: policies %s have one; choose with --policy", opts.Set, strings.Join(owners, ", "))
 	}
@@ -134,6 +141,9 @@ func changeSet(opts SetOptions, elements []string, op func(*ebpf.Map, []byte) er
 	}
 	for _, e := range entries {
 		if err := op(maps[e.Map], e.Key); err != nil {
+			if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOSPC) {
+				return fmt.Errorf("change set %s: %w (max_elements %d)", set.Set, ErrSetFull, set.MaxElements)
+			}
 			return fmt.Errorf("change set %s: %w", set.Set, err)
 		}
 	}

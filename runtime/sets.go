@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/xdpc/xdpc/compiler"
 )
+
+// ErrBadElement is returned for a set element that is not of the set's type.
+var ErrBadElement = errors.New("not an element of this set's type")
 
 // setMember is the value of every set map entry.
 const setMember uint8 = 1
@@ -53,7 +57,7 @@ func appendPrefixEntry(entries []setEntry, set compiler.SetMap, el string) ([]se
 	if err != nil {
 		addr, aerr := netip.ParseAddr(el)
 		if aerr != nil {
-			return nil, fmt.Errorf("parse prefix %q: %w", el, err)
+			return nil, fmt.Errorf("%q: %w (want an IPv4 or IPv6 address or CIDR)", el, ErrBadElement)
 		}
 		prefix = netip.PrefixFrom(addr, addr.BitLen())
 	}
@@ -77,14 +81,14 @@ func appendPortEntries(entries []setEntry, set compiler.SetMap, el string) ([]se
 	}
 	lo, err := strconv.ParseUint(strings.TrimSpace(first), 10, 16)
 	if err != nil {
-		return nil, fmt.Errorf("parse port %q: %w", el, err)
+		return nil, fmt.Errorf("%q: %w (want a port 0-65535 or a range LO-HI)", el, ErrBadElement)
 	}
 	hi, err := strconv.ParseUint(strings.TrimSpace(last), 10, 16)
 	if err != nil {
-		return nil, fmt.Errorf("parse port %q: %w", el, err)
+		return nil, fmt.Errorf("%q: %w (want a port 0-65535 or a range LO-HI)", el, ErrBadElement)
 	}
 	if lo > hi {
-		return nil, fmt.Errorf("port range %q runs backwards", el)
+		return nil, fmt.Errorf("%q: %w (the range runs backwards)", el, ErrBadElement)
 	}
 	if set.Map == "" {
 		return nil, fmt.Errorf("port %s: the set has no map", el)
@@ -98,10 +102,10 @@ func appendPortEntries(entries []setEntry, set compiler.SetMap, el string) ([]se
 func appendMACEntry(entries []setEntry, set compiler.SetMap, el string) ([]setEntry, error) {
 	mac, err := net.ParseMAC(el)
 	if err != nil {
-		return nil, fmt.Errorf("parse mac %q: %w", el, err)
+		return nil, fmt.Errorf("%q: %w (want a MAC address such as 02:00:00:00:00:01)", el, ErrBadElement)
 	}
 	if len(mac) != 6 {
-		return nil, fmt.Errorf("mac %q: want 6 bytes, got %d", el, len(mac))
+		return nil, fmt.Errorf("%q: %w (want a 6-byte MAC address, got %d bytes)", el, ErrBadElement, len(mac))
 	}
 	if set.Map == "" {
 		return nil, fmt.Errorf("mac %s: the set has no map", el)

@@ -119,10 +119,25 @@ func TestDynamicSets(t *testing.T) {
 	if !errors.Is(err, runtime.ErrNotDynamic) {
 		t.Errorf("add to a static set: error %v, want ErrNotDynamic", err)
 	}
-	if err := runtime.SetAdd(runtime.SetOptions{Options: e.opts, Set: "nosuch"}, []string{"8"}); err == nil || !strings.Contains(err.Error(), "no applied policy has such a set") {
-		t.Errorf("add to an unknown set: error %v", err)
+	if err := runtime.SetAdd(runtime.SetOptions{Options: e.opts, Set: "nosuch"}, []string{"8"}); !errors.Is(err, runtime.ErrNoSuchSet) {
+		t.Errorf("add to an unknown set: error %v, want ErrNoSuchSet", err)
 	}
-	if err := runtime.SetAdd(so, []string{"10.0.0.0/40"}); err == nil {
-		t.Error("adding a bad prefix succeeded")
+	if err := runtime.SetAdd(so, []string{"10.0.0.0/40"}); !errors.Is(err, runtime.ErrBadElement) {
+		t.Errorf("add a bad prefix: error %v, want ErrBadElement", err)
+	}
+}
+
+// TestDynamicSetFull fills a dynamic set to max_elements and checks that
+// one more element is refused as ErrSetFull, naming the capacity.
+func TestDynamicSetFull(t *testing.T) {
+	e := newEnv(t)
+	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(2), allowRule)))
+	so := runtime.SetOptions{Options: e.opts, Set: "allow"}
+	if err := runtime.SetAdd(so, []string{"192.0.2.1"}); err != nil {
+		t.Fatalf("add the second element: %v", err)
+	}
+	err := runtime.SetAdd(so, []string{"192.0.2.2"})
+	if !errors.Is(err, runtime.ErrSetFull) || !strings.Contains(err.Error(), "max_elements 2") {
+		t.Errorf("add a third element to a set of 2: error %v, want ErrSetFull naming max_elements 2", err)
 	}
 }

@@ -25,6 +25,9 @@ a set of that name.`,
 	return c
 }
 
+// past is what a change verb reports having done.
+var past = map[string]string{"add": "added", "del": "removed"}
+
 func newSetChangeCommand(verb, short string, op func(runtime.SetOptions, []string) error) *cobra.Command {
 	var (
 		rf     runtimeFlags
@@ -44,6 +47,7 @@ func newSetChangeCommand(verb, short string, op func(runtime.SetOptions, []strin
 			if err := op(so, args[1:]); err != nil {
 				return runtimeError(err)
 			}
+			fmt.Fprintf(c.ErrOrStderr(), "set %s: %s %s\n", args[0], past[verb], plural(len(args)-1, "element", "elements"))
 			return nil
 		},
 	}
