@@ -64,6 +64,16 @@ func FindCases(dirs ...string) ([]Case, error) {
 	return cases, nil
 }
 
+// CaseError reports a case whose own files are wrong (its policy or its
+// capture), as opposed to a backend that could not run.
+type CaseError struct {
+	Case string
+	Err  error
+}
+
+func (e *CaseError) Error() string { return fmt.Sprintf("case %s: %v", e.Case, e.Err) }
+func (e *CaseError) Unwrap() error { return e.Err }
+
 // LoadPolicy loads the case's policy file; it must hold exactly one policy.
 func (c Case) LoadPolicy() (*policy.Config, *policy.Policy, error) {
 	path := filepath.Join(c.Dir, CasePolicyFile)
@@ -82,11 +92,11 @@ func (c Case) LoadPolicy() (*policy.Config, *policy.Policy, error) {
 func (c Case) Replay(backend string) ([]Verdict, error) {
 	cfg, p, err := c.LoadPolicy()
 	if err != nil {
-		return nil, err
+		return nil, &CaseError{Case: c.Name, Err: err}
 	}
 	frames, err := ReadPcapFile(filepath.Join(c.Dir, CaseCaptureFile))
 	if err != nil {
-		return nil, err
+		return nil, &CaseError{Case: c.Name, Err: err}
 	}
 	b, err := NewBackend(backend, cfg, p)
 	if err != nil {

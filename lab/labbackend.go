@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf/link"
@@ -46,6 +47,9 @@ type labBackend struct {
 	inj     *injector
 	recv    *capture
 	timeout time.Duration
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // NewLabBackend builds a topology, attaches p's compiled program to its DUT
@@ -173,7 +177,13 @@ func movedSlots(before, after []runtime.Counter) []int {
 func (l *labBackend) Counters() ([]runtime.Counter, error) { return l.prog.Counters() }
 
 // Close detaches the program, closes the sockets and deletes the topology.
+// Calls after the first return the first's result.
 func (l *labBackend) Close() error {
+	l.closeOnce.Do(func() { l.closeErr = l.close() })
+	return l.closeErr
+}
+
+func (l *labBackend) close() error {
 	var errs []error
 	if l.inj != nil {
 		l.inj.close()

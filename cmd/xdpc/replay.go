@@ -20,16 +20,19 @@ func newReplayCommand() *cobra.Command {
 		jsonOut bool
 	)
 	c := &cobra.Command{
-		Use:   "replay [--backend reference|kernel] [--json] POLICY IN.pcap",
+		Use:   "replay [--backend reference|kernel|lab] [--json] POLICY IN.pcap",
 		Short: "Decide a verdict for every packet of a capture",
 		Long: `Replay every frame of a pcap or pcapng capture through a policy and print
 one line per packet: index, verdict, deciding rule ("default" or "malformed"
 when no rule decided) and the packet. --json prints one JSON object per line
 with keys index, verdict, rule, summary, len and counted.
 
-Backends: reference (the pure-Go evaluator, no privileges) and kernel (the
-compiled program under BPF_PROG_TEST_RUN; needs CAP_BPF). Both give the same
-lines for the same input.`,
+Backends: reference (the pure-Go evaluator, no privileges), kernel (the
+compiled program under BPF_PROG_TEST_RUN; needs CAP_BPF) and lab (the program
+attached with XDP to a veth in throwaway network namespaces, each frame
+injected from the peer and followed to the stack; needs root). All give the
+same lines for the same input. The lab cannot send frames shorter than an
+Ethernet header (the kernel refuses them) and reports those as errors.`,
 		Args: exactArgs(2, "a policy file and a capture"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if !slices.Contains(lab.Backends(), backend) {
@@ -69,7 +72,7 @@ lines for the same input.`,
 		},
 	}
 	pf.register(c)
-	c.Flags().StringVar(&backend, "backend", lab.BackendReference, "reference or kernel")
+	c.Flags().StringVar(&backend, "backend", lab.BackendReference, "reference, kernel or lab")
 	c.Flags().BoolVar(&jsonOut, "json", false, "one JSON object per line")
 	return c
 }
