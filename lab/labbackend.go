@@ -32,6 +32,15 @@ func (e ShortFrameError) Error() string {
 	return fmt.Sprintf("a %d-byte frame is shorter than an Ethernet header; no kernel path delivers it to XDP", int(e))
 }
 
+// FrameSizeError is returned by the lab backend for a frame longer than the
+// sender's veth carries (its MTU plus an Ethernet header and one VLAN tag):
+// the kernel drops it before the DUT's XDP program could see it.
+type FrameSizeError struct{ Len, Max int }
+
+func (e FrameSizeError) Error() string {
+	return fmt.Sprintf("a %d-byte frame is longer than the %d bytes the lab's veth delivers", e.Len, e.Max)
+}
+
 // labBackend runs frames through the compiled program attached to a veth in
 // a throwaway topology. Frames go one at a time: each is injected from the
 // sender's side, the program's counters are polled until its decision
@@ -93,6 +102,9 @@ func (l *labBackend) Topology() *Topology { return l.topo }
 func (l *labBackend) Run(frame []byte) (Verdict, error) {
 	if len(frame) < runtime.MinTestFrame {
 		return Verdict{}, ShortFrameError(len(frame))
+	}
+	if limit := l.topo.Sender.MTU + 14 + 4; len(frame) > limit {
+		return Verdict{}, FrameSizeError{Len: len(frame), Max: limit}
 	}
 	if err := l.expectQuiet("before the frame was sent"); err != nil {
 		return Verdict{}, err

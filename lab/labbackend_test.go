@@ -78,9 +78,9 @@ func TestLabBackendAgreesWithReference(t *testing.T) {
 	}
 }
 
-// TestLabBackendRefusesShortFrames checks that a frame no kernel path can
-// deliver gets an error, not a made-up verdict.
-func TestLabBackendRefusesShortFrames(t *testing.T) {
+// TestLabBackendRefusesUndeliverableFrames checks that a frame the kernel
+// would not deliver to the DUT gets an error, not a made-up verdict.
+func TestLabBackendRefusesUndeliverableFrames(t *testing.T) {
 	cfg, p := loadTestPolicy(t, labTestPolicy)
 	b, err := NewLabBackend(cfg, p, LabOptions{})
 	if err != nil {
@@ -94,5 +94,22 @@ func TestLabBackendRefusesShortFrames(t *testing.T) {
 	// The kernel itself refuses to send it: the reason the lab cannot.
 	if err := b.(*labBackend).inj.send(make([]byte, 13)); err == nil {
 		t.Fatal("the kernel sent a 13-byte frame; the lab could observe it and should")
+	}
+	// The longest frame the veth carries (a tagged full-MTU frame) runs.
+	longest, err := ParsePacket("vlan 7 udp 10.0.0.1:1 > 10.0.0.2:2 len 1472")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.Run(longest); err != nil || len(longest) != 1518 || v.Rule != "vlan-7" {
+		t.Fatalf("Run(%d bytes) = %v, %v; want a verdict of vlan-7", len(longest), v, err)
+	}
+	// A frame longer than the veth carries is refused with its size.
+	big, err := ParsePacket("udp 10.0.0.1:1 > 10.0.0.2:2 len 1600")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Run(big)
+	if fe, ok := errors.AsType[FrameSizeError](err); !ok || fe.Max != 1518 {
+		t.Fatalf("Run(%d bytes) = %v, want a FrameSizeError with limit 1518", len(big), err)
 	}
 }

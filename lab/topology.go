@@ -26,6 +26,7 @@ type Port struct {
 	Name    string
 	Index   int
 	MAC     net.HardwareAddr
+	MTU     int
 	Address *net.IPNet // nil when the port has no address
 }
 
@@ -221,7 +222,7 @@ func (t *Topology) addVeth(a *namespace, aName string, aMAC net.HardwareAddr, b 
 		if err := end.ns.nl.LinkSetUp(l); err != nil {
 			return nil, nil, fmt.Errorf("bring %s up in %s: %w", end.name, end.ns.name, err)
 		}
-		ports = append(ports, &Port{ns: end.ns, Name: end.name, Index: l.Attrs().Index, MAC: end.mac})
+		ports = append(ports, &Port{ns: end.ns, Name: end.name, Index: l.Attrs().Index, MAC: end.mac, MTU: l.Attrs().MTU})
 	}
 	return ports[0], ports[1], nil
 }
