@@ -48,10 +48,17 @@ type Topology struct {
 	// DUT itself (host) or the server (router).
 	Receiver *Port
 
+	// mu guards namespaces and closed: an interrupt may close the topology
+	// while it is being built.
+	mu         sync.Mutex
 	namespaces []*namespace
+	closed     bool
 	closeOnce  sync.Once
 	closeErr   error
 }
+
+// errTornDown is returned when a topology is closed while being built.
+var errTornDown = errors.New("the lab was torn down while it was being built")
 
 // live holds every topology not yet closed, so an interrupt can tear them
 // all down.
@@ -116,7 +123,14 @@ func (t *Topology) addNamespace(suffix, role string, sysctls map[string]string) 
 	if err != nil {
 		return nil, err
 	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		ns.delete()
+		return nil, errTornDown
+	}
 	t.namespaces = append(t.namespaces, ns)
+	t.mu.Unlock()
 	all := map[string]string{}
 	for k, v := range baseSysctls {
 		all[k] = v
@@ -229,6 +243,8 @@ func (t *Topology) addVeth(a *namespace, aName string, aMAC net.HardwareAddr, b 
 
 // Namespaces returns the names of the topology's namespaces.
 func (t *Topology) Namespaces() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	var names []string
 	for _, ns := range t.namespaces {
 		names = append(names, ns.name)
@@ -240,8 +256,12 @@ func (t *Topology) Namespaces() []string {
 // safe to call more than once and from several goroutines.
 func (t *Topology) Close() error {
 	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		t.closed = true
+		namespaces := t.namespaces
+		t.mu.Unlock()
 		var errs []error
-		for _, ns := range t.namespaces {
+		for _, ns := range namespaces {
 			errs = append(errs, ns.delete())
 		}
 		t.closeErr = errors.Join(errs...)

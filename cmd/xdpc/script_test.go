@@ -7,7 +7,14 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
+// runAsXDPC makes the test binary run as xdpc itself, for tests that need
+// a real child process (signals).
+const runAsXDPC = "XDPC_TEST_RUN_AS_XDPC"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(runAsXDPC) != "" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	testscript.Main(m, map[string]func(){
 		"xdpc": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})
