@@ -97,10 +97,29 @@ func (ns *namespace) delete() error {
 		ns.handle.Close()
 		ns.handle = -1
 	}
-	if err := netns.DeleteNamed(ns.name); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("delete network namespace %s: %w", ns.name, err)
+	_, err := deleteNamed(ns.name)
+	return err
+}
+
+// deleteNamed unmounts and removes the name of a network namespace. It
+// reports false, and no error, when the name was already gone or being
+// removed by another process (a gc racing the owner's own teardown).
+func deleteNamed(name string) (bool, error) {
+	err := netns.DeleteNamed(name)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, os.ErrNotExist):
+		return false, nil
+	case errors.Is(err, unix.EINVAL):
+		// No longer a mount point: someone unmounted it and is about to
+		// remove the file. Finish the job.
+		if err := os.Remove(filepath.Join(namespaceDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Errorf("delete network namespace %s: %w", name, err)
+		}
+		return false, nil
 	}
-	return nil
+	return false, fmt.Errorf("delete network namespace %s: %w", name, err)
 }
 
 // writeSysctls sets sysctls (keys under /proc/sys, like
@@ -137,6 +156,8 @@ func LeftoverNamespaces() ([]string, error) {
 
 // GCOptions says which leftover namespaces CollectGarbage deletes.
 type GCOptions struct {
+	// Prefix, when set, limits the collection to names starting with it.
+	Prefix string
 	// All deletes the namespaces of live processes too. By default only
 	// namespaces whose creating process has exited are deleted, so a
 	// collection never pulls a lab from under a run in progress.
@@ -152,13 +173,19 @@ func CollectGarbage(opts GCOptions) ([]string, error) {
 	}
 	var deleted []string
 	for _, n := range names {
+		if !strings.HasPrefix(n, opts.Prefix) {
+			continue
+		}
 		if !opts.All && ownerAlive(n) {
 			continue
 		}
-		if err := netns.DeleteNamed(n); err != nil && !os.IsNotExist(err) {
-			return deleted, fmt.Errorf("delete network namespace %s: %w", n, err)
+		ok, err := deleteNamed(n)
+		if err != nil {
+			return deleted, err
 		}
-		deleted = append(deleted, n)
+		if ok {
+			deleted = append(deleted, n)
+		}
 	}
 	return deleted, nil
 }

@@ -48,8 +48,8 @@ type Topology struct {
 	// DUT itself (host) or the server (router).
 	Receiver *Port
 
-	// mu guards namespaces and closed: an interrupt may close the topology
-	// while it is being built.
+	// mu guards namespaces and closed, and is held while the topology is
+	// built: an interrupt may close it meanwhile.
 	mu         sync.Mutex
 	namespaces []*namespace
 	closed     bool
@@ -101,12 +101,9 @@ func NewTopology(kind string) (t *Topology, err error) {
 	live.Lock()
 	live.set[t] = struct{}{}
 	live.Unlock()
-	defer func() {
-		if err != nil {
-			t.Close()
-			t = nil
-		}
-	}()
+	// Build under t.mu: a Close from the interrupt handler waits for the
+	// build to finish, then sees every namespace it made.
+	t.mu.Lock()
 	switch kind {
 	case TopologyHost:
 		err = t.buildHost(suffix)
@@ -115,7 +112,12 @@ func NewTopology(kind string) (t *Topology, err error) {
 	default:
 		err = fmt.Errorf("unknown topology %q (want %s or %s)", kind, TopologyHost, TopologyRouter)
 	}
-	return t, err
+	t.mu.Unlock()
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
 }
 
 func (t *Topology) addNamespace(suffix, role string, sysctls map[string]string) (*namespace, error) {
@@ -123,14 +125,12 @@ func (t *Topology) addNamespace(suffix, role string, sysctls map[string]string) 
 	if err != nil {
 		return nil, err
 	}
-	t.mu.Lock()
+	// The caller holds t.mu.
 	if t.closed {
-		t.mu.Unlock()
 		ns.delete()
 		return nil, errTornDown
 	}
 	t.namespaces = append(t.namespaces, ns)
-	t.mu.Unlock()
 	all := map[string]string{}
 	for k, v := range baseSysctls {
 		all[k] = v

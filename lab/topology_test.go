@@ -224,7 +224,9 @@ func TestCollectGarbage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(deleted, dead.name) || namespaceExists(dead.name) {
+	// Another process's gc may have collected it first; either way it must
+	// be gone.
+	if namespaceExists(dead.name) {
 		t.Errorf("gc deleted %v; want %s gone", deleted, dead.name)
 	}
 	for _, n := range alive.Namespaces() {

@@ -71,7 +71,7 @@ func TestInterruptTearsDownTheLab(t *testing.T) {
 				t.Errorf("xdpc exited with %v, want code %d; stderr:\n%s", err, tc.code, stderr.String())
 			}
 			if err := waitForNamespaces(prefix, false, 0); err != nil {
-				lab.CollectGarbage(lab.GCOptions{})
+				lab.CollectGarbage(lab.GCOptions{Prefix: prefix, All: true})
 				t.Error(err)
 			}
 		})
