@@ -152,8 +152,9 @@ func summarize(frame []byte) string {
 // kernelBackend runs the compiled program under BPF_PROG_TEST_RUN and reads
 // the decision back from the counters that moved.
 type kernelBackend struct {
-	p    *policy.Policy
-	prog *runtime.TestProgram
+	p     *policy.Policy
+	prog  *runtime.TestProgram
+	probe *linearProbe
 }
 
 func newKernelBackend(cfg *policy.Config, p *policy.Policy) (*kernelBackend, error) {
@@ -161,7 +162,12 @@ func newKernelBackend(cfg *policy.Config, p *policy.Policy) (*kernelBackend, err
 	if err != nil {
 		return nil, err
 	}
-	return &kernelBackend{p: p, prog: prog}, nil
+	probe, err := newLinearProbe()
+	if err != nil {
+		prog.Close()
+		return nil, err
+	}
+	return &kernelBackend{p: p, prog: prog, probe: probe}, nil
 }
 
 // loadProgram compiles p and loads it into the kernel with its sets filled.
@@ -184,6 +190,15 @@ const (
 )
 
 func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
+	if len(frame) >= runtime.MinTestFrame {
+		seen, err := k.probe.seen(frame)
+		if err != nil {
+			return Verdict{}, err
+		}
+		if seen != len(frame) {
+			return Verdict{}, SplitFrameError{Len: len(frame), Seen: seen}
+		}
+	}
 	out, err := k.prog.Run(frame)
 	if err != nil {
 		return Verdict{}, err
@@ -225,4 +240,4 @@ func decide(p *policy.Policy, frame []byte, moved []int) (Verdict, error) {
 	return verdictFor(p, frame, decision, counted), nil
 }
 
-func (k *kernelBackend) Close() error { return k.prog.Close() }
+func (k *kernelBackend) Close() error { return errors.Join(k.probe.close(), k.prog.Close()) }
