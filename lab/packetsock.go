@@ -99,10 +99,13 @@ func newCapture(ns netns.NsHandle, ifindex int) (*capture, error) {
 // errNoFrame is returned by next when no frame arrived before the deadline.
 var errNoFrame = errors.New("no frame arrived")
 
+// maxSkipped bounds how many outgoing frames one call to next passes over.
+const maxSkipped = 10_000
+
 // next returns the next frame the interface received (outgoing frames are
 // skipped), waiting until deadline at most. A zero deadline only looks.
 func (c *capture) next(deadline time.Time) ([]byte, error) {
-	for {
+	for skipped := 0; ; {
 		n, oobn, flags, from, err := unix.Recvmsg(c.fd, c.buf, c.oob, unix.MSG_TRUNC)
 		if errors.Is(err, unix.EAGAIN) {
 			wait := time.Until(deadline)
@@ -119,6 +122,9 @@ func (c *capture) next(deadline time.Time) ([]byte, error) {
 			return nil, fmt.Errorf("receive frame: %w", err)
 		}
 		if sll, ok := from.(*unix.SockaddrLinklayer); ok && sll.Pkttype == unix.PACKET_OUTGOING {
+			if skipped++; skipped > maxSkipped {
+				return nil, fmt.Errorf("more than %d outgoing frames while waiting for one", maxSkipped)
+			}
 			continue
 		}
 		if flags&unix.MSG_TRUNC != 0 || n > len(c.buf) {
@@ -158,19 +164,6 @@ func withVLANTag(frame, oob []byte) ([]byte, error) {
 		return append(tagged, frame[12:]...), nil
 	}
 	return frame, nil
-}
-
-// drain discards the frames already received.
-func (c *capture) drain() error {
-	for {
-		_, err := c.next(time.Time{})
-		if errors.Is(err, errNoFrame) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
 
 func (c *capture) close() {
