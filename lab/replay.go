@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -15,10 +16,11 @@ import (
 const (
 	BackendReference = "reference"
 	BackendKernel    = "kernel"
+	BackendLab       = "lab"
 )
 
 // Backends lists the replay backends available in this release.
-func Backends() []string { return []string{BackendReference, BackendKernel} }
+func Backends() []string { return []string{BackendReference, BackendKernel, BackendLab} }
 
 // Verdict is what one backend decided for one frame. Every backend fills the
 // same fields the same way, so their text and JSON are comparable line by line.
@@ -35,11 +37,16 @@ type Verdict struct {
 	// Counted names the count rules that matched before the decision.
 	Counted []string `json:"counted,omitempty"`
 	Len     int      `json:"len"`
+	// Rewritten is the summary of the frame as it left the device under
+	// test, when the datapath changed it; empty when it left unchanged or
+	// did not leave.
+	Rewritten string `json:"rewritten,omitempty"`
 	// Error is set, and the other fields empty, when the backend could not run the frame.
 	Error string `json:"error,omitempty"`
 }
 
-// String renders v as one golden-file line: index, verdict, rule, packet.
+// String renders v as one golden-file line: index, verdict, rule, packet,
+// the count rules that matched and the rewritten frame, if any.
 func (v Verdict) String() string {
 	if v.Error != "" {
 		return fmt.Sprintf("%4d  error  %s", v.Index, v.Error)
@@ -50,6 +57,9 @@ func (v Verdict) String() string {
 	}
 	if len(v.Counted) > 0 {
 		s += fmt.Sprintf("  (counted by %s)", joinNames(v.Counted))
+	}
+	if v.Rewritten != "" {
+		s += "  rewritten to " + v.Rewritten
 	}
 	return s
 }
@@ -79,6 +89,8 @@ func NewBackend(name string, cfg *policy.Config, p *policy.Policy) (Backend, err
 		return referenceBackend{p: p}, nil
 	case BackendKernel:
 		return newKernelBackend(cfg, p)
+	case BackendLab:
+		return NewLabBackend(cfg, p, LabOptions{})
 	}
 	return nil, UnknownBackendError(name)
 }
@@ -145,11 +157,26 @@ func summarize(frame []byte) string {
 // kernelBackend runs the compiled program under BPF_PROG_TEST_RUN and reads
 // the decision back from the counters that moved.
 type kernelBackend struct {
-	p    *policy.Policy
-	prog *runtime.TestProgram
+	p     *policy.Policy
+	prog  *runtime.TestProgram
+	probe *linearProbe
 }
 
 func newKernelBackend(cfg *policy.Config, p *policy.Policy) (*kernelBackend, error) {
+	prog, err := loadProgram(cfg, p)
+	if err != nil {
+		return nil, err
+	}
+	probe, err := newLinearProbe()
+	if err != nil {
+		prog.Close()
+		return nil, err
+	}
+	return &kernelBackend{p: p, prog: prog, probe: probe}, nil
+}
+
+// loadProgram compiles p and loads it into the kernel with its sets filled.
+func loadProgram(cfg *policy.Config, p *policy.Policy) (*runtime.TestProgram, error) {
 	art, err := compiler.Compile(cfg, p, compiler.Options{})
 	if err != nil {
 		return nil, err
@@ -158,11 +185,7 @@ func newKernelBackend(cfg *policy.Config, p *policy.Policy) (*kernelBackend, err
 	if err := art.WriteELF(&elf); err != nil {
 		return nil, err
 	}
-	prog, err := runtime.NewTestProgram(elf.Bytes())
-	if err != nil {
-		return nil, err
-	}
-	return &kernelBackend{p: p, prog: prog}, nil
+	return runtime.NewTestProgram(elf.Bytes())
 }
 
 // XDP return codes.
@@ -173,14 +196,41 @@ const (
 )
 
 func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
+	if len(frame) >= runtime.MinTestFrame {
+		seen, err := k.probe.seen(frame)
+		if err != nil {
+			return Verdict{}, err
+		}
+		if seen != len(frame) {
+			return Verdict{}, SplitFrameError{Len: len(frame), Seen: seen}
+		}
+	}
 	out, err := k.prog.Run(frame)
 	if err != nil {
 		return Verdict{}, err
 	}
+	v, err := decide(k.p, frame, out.Moved)
+	if err != nil {
+		return Verdict{}, fmt.Errorf("%w (program returned %d)", err, out.Action)
+	}
+	want := map[policy.Action]uint32{policy.ActionPass: xdpPass, policy.ActionDrop: xdpDrop, policy.ActionRedirect: xdpRedirect}[v.Action]
+	if out.Action != want {
+		return Verdict{}, fmt.Errorf("program returned %d but counted the packet on %q (%s)", out.Action, v.Rule, v.Verdict)
+	}
+	return v, nil
+}
+
+// errNoDecision is returned by decide when no deciding counter moved.
+var errNoDecision = errors.New("no deciding counter moved")
+
+// decide reads the decision on frame from the counter slots that moved
+// while the program ran it: exactly one deciding slot (a pass or drop rule,
+// the default or the malformed slot), and any number of count rules.
+func decide(p *policy.Policy, frame []byte, moved []int) (Verdict, error) {
 	decision := -1
 	var counted []int
-	for _, s := range out.Moved {
-		if s < len(k.p.Rules) && k.p.Rules[s].Action == policy.ActionCount {
+	for _, s := range moved {
+		if s < len(p.Rules) && p.Rules[s].Action == policy.ActionCount {
 			counted = append(counted, s)
 			continue
 		}
@@ -190,15 +240,10 @@ func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
 		decision = s
 	}
 	if decision < 0 {
-		return Verdict{}, fmt.Errorf("no deciding counter moved (program returned %d)", out.Action)
+		return Verdict{}, errNoDecision
 	}
 	slices.Sort(counted)
-	v := verdictFor(k.p, frame, decision, counted)
-	want := map[policy.Action]uint32{policy.ActionPass: xdpPass, policy.ActionDrop: xdpDrop, policy.ActionRedirect: xdpRedirect}[v.Action]
-	if out.Action != want {
-		return Verdict{}, fmt.Errorf("program returned %d but counted the packet on %q (%s)", out.Action, v.Rule, v.Verdict)
-	}
-	return v, nil
+	return verdictFor(p, frame, decision, counted), nil
 }
 
-func (k *kernelBackend) Close() error { return k.prog.Close() }
+func (k *kernelBackend) Close() error { return errors.Join(k.probe.close(), k.prog.Close()) }

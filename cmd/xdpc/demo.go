@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -13,31 +15,43 @@ import (
 	"github.com/xdpc/xdpc/policy"
 )
 
+//go:generate go run ../../lab/internal/gencases demo
+
 var (
 	//go:embed demo/policy.hcl
 	demoPolicy []byte
-	//go:embed demo/packets.txt
-	demoPackets string
+	//go:embed demo/in.pcap
+	demoCapture []byte
 )
 
 func newDemoCommand() *cobra.Command {
 	var backend string
 	c := &cobra.Command{
-		Use:   "demo",
-		Short: "Build the embedded example policy, replay its bundled packets, print verdicts and counters",
-		Long: `Run the whole pipeline on the example policy and packets built into xdpc:
-decode and check the policy, compile it to XDP, load it into the kernel,
-replay every bundled packet through it, and print each verdict and the
-per-rule counters the program kept. Nothing is attached to any interface and
-nothing is left behind.`,
+		Use:   "demo [--backend lab|kernel|reference]",
+		Short: "Build the embedded example policy, replay its bundled capture in a throwaway lab, print verdicts and counters",
+		Long: `Run the whole pipeline on the example policy and capture built into xdpc:
+decode and check the policy, compile it to XDP, bring up a throwaway lab (two
+network namespaces joined by a veth pair), attach the program to the DUT's
+veth, inject every packet of the bundled capture from the peer, print each
+verdict and the per-rule counters the attached program kept, and tear the lab
+down: nothing is left behind.
+
+--backend kernel runs the program under BPF_PROG_TEST_RUN instead, without
+attaching it anywhere; --backend reference needs no privileges at all.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if !slices.Contains(lab.Backends(), backend) {
+				return usageError(lab.UnknownBackendError(backend))
+			}
 			return runDemo(c.OutOrStdout(), c.ErrOrStderr(), backend)
 		},
 	}
-	c.Flags().StringVar(&backend, "backend", lab.BackendKernel, "reference or kernel")
+	c.Flags().StringVar(&backend, "backend", lab.BackendLab, "lab, kernel or reference")
 	return c
 }
+
+// topologyHolder is a backend that runs in a lab topology.
+type topologyHolder interface{ Topology() *lab.Topology }
 
 func runDemo(stdout, stderr io.Writer, backend string) error {
 	cfg, diags := policy.Load("demo/policy.hcl", demoPolicy, policy.LoadOptions{})
@@ -48,17 +62,30 @@ func runDemo(stdout, stderr io.Writer, backend string) error {
 		return silentExit(exitPolicy)
 	}
 	p := cfg.Policies[0]
-	frames, err := demoFrames()
+	frames, err := lab.ReadPcap(bytes.NewReader(demoCapture))
 	if err != nil {
-		return err
+		return &exitError{exitSystem, fmt.Errorf("read the bundled capture: %w", err)}
 	}
 	b, err := lab.NewBackend(backend, cfg, p)
 	if err != nil {
 		return backendError(stderr, err)
 	}
-	defer b.Close()
-	fmt.Fprintf(stdout, "policy %q: %d rules, default %s; replaying %d packets on the %s backend\n\n",
+	closed := false
+	defer func() {
+		if !closed {
+			b.Close()
+		}
+	}()
+	fmt.Fprintf(stdout, "policy %q: %d rules, default %s; replaying %d packets on the %s backend\n",
 		p.Name, len(p.Rules), p.Default, len(frames), backend)
+	var namespaces []string
+	if th, ok := b.(topologyHolder); ok {
+		topo := th.Topology()
+		namespaces = topo.Namespaces()
+		fmt.Fprintf(stdout, "lab: %s topology, namespaces %s; program attached to %s (XDP, driver mode), packets sent from %s\n",
+			topo.Kind, strings.Join(namespaces, ", "), topo.DUT.Name, topo.Sender.Name)
+	}
+	fmt.Fprintln(stdout)
 	verdicts := lab.Replay(b, frames)
 	for _, v := range verdicts {
 		fmt.Fprintln(stdout, v)
@@ -73,10 +100,29 @@ func runDemo(stdout, stderr io.Writer, backend string) error {
 	for _, r := range counters {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", r.Name, r.Packets, r.Bytes)
 	}
-	return tw.Flush()
-}
-
-// demoFrames builds the bundled packets.
-func demoFrames() ([]lab.Frame, error) {
-	return lab.ReadPacketList("demo/packets.txt", strings.NewReader(demoPackets))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	closed = true
+	if err := b.Close(); err != nil {
+		return &exitError{exitSystem, fmt.Errorf("tear down: %w", err)}
+	}
+	if namespaces != nil {
+		left, err := lab.LeftoverNamespaces()
+		if err != nil {
+			return &exitError{exitSystem, err}
+		}
+		for _, n := range namespaces {
+			if slices.Contains(left, n) {
+				return &exitError{exitSystem, fmt.Errorf("tear down: namespace %s is still there", n)}
+			}
+		}
+		fmt.Fprintln(stdout, "\nlab torn down: program detached, namespaces and veths deleted")
+	}
+	for _, v := range verdicts {
+		if v.Error != "" {
+			return &exitError{exitSystem, fmt.Errorf("%s backend could not run packet %d: %s", backend, v.Index, v.Error)}
+		}
+	}
+	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/xdpc/xdpc/lab"
 )
 
 // Exit codes. Scripts tell a bad policy from a bad command line from a
@@ -44,6 +46,10 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // run executes the command line and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	// Deferred Close calls tear labs down on success, failure and panic;
+	// this does it on SIGINT and SIGTERM.
+	stop := lab.TeardownOnInterrupt(os.Exit)
+	defer stop()
 	root := newRootCommand(stdout, stderr)
 	root.SetArgs(terraformStyleVars(args))
 	err := root.Execute()
@@ -71,9 +77,10 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Compile firewall policy to XDP, replay packets through it, explain verdicts, run it",
 		Long: `xdpc compiles firewall policy written in HCL into an XDP eBPF program
 (a standard ELF object), and proves what it does by replaying packets through
-it: in a pure-Go reference evaluator and in the kernel. apply attaches it to
-the interfaces the policy names; status, stats, detach, set and confirm
-operate what is applied.
+it: in a pure-Go reference evaluator, in the kernel (BPF_PROG_TEST_RUN) and in
+a lab of throwaway network namespaces with the program attached to a veth.
+apply attaches it to the interfaces the policy names; status, stats, detach,
+set and confirm operate what is applied.
 
 Exit codes: 0 success, 1 the policy or input is wrong, 3 the host failed,
 64 the command line is wrong.`,
@@ -99,13 +106,16 @@ Exit codes: 0 success, 1 the policy or input is wrong, 3 the host failed,
 		newDetachCommand(),
 		newSetCommand(),
 		newConfirmCommand(),
+		newTestCommand(),
+		newLabCommand(),
 	)
 	return root
 }
 
 // terraformStyleVars accepts the single-dash "-var k=v" and "-var=k=v" that
 // the language documents (as terraform spells it) by rewriting them to
-// pflag's "--var". Arguments after "--" are left alone.
+// pflag's "--var", and "-update" (as `go test -update` spells it) to
+// "--update". Arguments after "--" are left alone.
 func terraformStyleVars(args []string) []string {
 	out := make([]string, len(args))
 	copy(out, args)
@@ -113,7 +123,7 @@ func terraformStyleVars(args []string) []string {
 		if a == "--" {
 			break
 		}
-		if a == "-var" || strings.HasPrefix(a, "-var=") {
+		if a == "-var" || strings.HasPrefix(a, "-var=") || a == "-update" {
 			out[i] = "-" + a
 		}
 	}

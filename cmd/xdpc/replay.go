@@ -15,25 +15,42 @@ import (
 
 func newReplayCommand() *cobra.Command {
 	var (
-		pf      policyFlags
-		backend string
-		jsonOut bool
+		pf       policyFlags
+		backend  string
+		topology string
+		jsonOut  bool
 	)
 	c := &cobra.Command{
-		Use:   "replay [--backend reference|kernel] [--json] POLICY IN.pcap",
+		Use:   "replay [--backend reference|kernel|lab] [--topology host|router] [--json] POLICY IN.pcap",
 		Short: "Decide a verdict for every packet of a capture",
 		Long: `Replay every frame of a pcap or pcapng capture through a policy and print
 one line per packet: index, verdict, deciding rule ("default" or "malformed"
 when no rule decided) and the packet. --json prints one JSON object per line
 with keys index, verdict, rule, summary, len and counted.
 
-Backends: reference (the pure-Go evaluator, no privileges) and kernel (the
-compiled program under BPF_PROG_TEST_RUN; needs CAP_BPF). Both give the same
-lines for the same input.`,
+Backends: reference (the pure-Go evaluator, no privileges), kernel (the
+compiled program under BPF_PROG_TEST_RUN; needs CAP_BPF) and lab (the program
+attached with XDP to a veth in throwaway network namespaces, each frame
+injected from the peer and followed to the stack; needs root). All give the
+same lines for the same input. The lab cannot send frames shorter than an
+Ethernet header (the kernel refuses them) and reports those as errors.
+
+--topology router runs the lab as client ⇄ router ⇄ server with the program
+on the router's outside veth: a passed frame is followed through the
+router's forwarding to the server, and its line ends with "rewritten to"
+and the frame as it arrived (new MACs, TTL one lower). Such frames must be
+addressed to the router (02:00:00:00:00:02, the default destination MAC)
+and to the server's network, 10.200.2.0/24.`,
 		Args: exactArgs(2, "a policy file and a capture"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if !slices.Contains(lab.Backends(), backend) {
 				return usageError(lab.UnknownBackendError(backend))
+			}
+			if topology != lab.TopologyHost && topology != lab.TopologyRouter {
+				return usageError(fmt.Errorf("--topology %q: want %s or %s", topology, lab.TopologyHost, lab.TopologyRouter))
+			}
+			if topology != lab.TopologyHost && backend != lab.BackendLab {
+				return usageError(fmt.Errorf("--topology is for the lab backend, not %s", backend))
 			}
 			cfg, err := loadConfig(c, args[0], &pf)
 			if err != nil {
@@ -47,7 +64,12 @@ lines for the same input.`,
 			if err != nil {
 				return policyError(err)
 			}
-			b, err := lab.NewBackend(backend, cfg, p)
+			var b lab.Backend
+			if backend == lab.BackendLab {
+				b, err = lab.NewLabBackend(cfg, p, lab.LabOptions{Topology: topology})
+			} else {
+				b, err = lab.NewBackend(backend, cfg, p)
+			}
 			if err != nil {
 				return backendError(c.ErrOrStderr(), err)
 			}
@@ -69,7 +91,8 @@ lines for the same input.`,
 		},
 	}
 	pf.register(c)
-	c.Flags().StringVar(&backend, "backend", lab.BackendReference, "reference or kernel")
+	c.Flags().StringVar(&backend, "backend", lab.BackendReference, "reference, kernel or lab")
+	c.Flags().StringVar(&topology, "topology", lab.TopologyHost, "the lab's topology: host or router")
 	c.Flags().BoolVar(&jsonOut, "json", false, "one JSON object per line")
 	return c
 }

@@ -18,7 +18,14 @@ import (
 	"github.com/xdpc/xdpc/internal/nstest"
 )
 
+// runAsXDPC makes the test binary run as xdpc itself, for tests that need
+// a real child process (signals).
+const runAsXDPC = "XDPC_TEST_RUN_AS_XDPC"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(runAsXDPC) != "" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	testscript.Main(m, map[string]func(){
 		"xdpc": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})

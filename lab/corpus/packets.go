@@ -102,3 +102,21 @@ func Packets(seed int64, n int) [][]byte {
 	}
 	return fs
 }
+
+// ClassFrames returns n frames of class c derived from seed, or false when
+// there is no such class. Golden lab cases use it to name a pitfall in their
+// packet lists instead of spelling its bytes.
+func ClassFrames(c Class, seed int64, n int) ([][]byte, bool) {
+	for _, g := range classGens {
+		if g.class != c {
+			continue
+		}
+		r := rand.New(rand.NewSource(seed))
+		out := make([][]byte, n)
+		for i := range out {
+			out[i] = g.gen(r)
+		}
+		return out, true
+	}
+	return nil, false
+}

@@ -1,0 +1,251 @@
+package lab
+
+//go:generate go run ./internal/gencases ../testdata/lab
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/xdpc/xdpc/lab/corpus"
+	"github.com/xdpc/xdpc/policy"
+)
+
+// The files of a golden case directory.
+const (
+	CasePolicyFile   = "policy.hcl"
+	CasePacketsFile  = "packets.txt"
+	CaseCaptureFile  = "in.pcap"
+	CaseExpectedFile = "expected.txt"
+)
+
+// maxClassFrames bounds how many frames one "class" line may ask for.
+const maxClassFrames = 100
+
+// Case is one golden lab case: a directory holding the policy, the packet
+// list its capture is generated from, the capture and the expected lines.
+type Case struct {
+	Name string
+	Dir  string
+}
+
+// FindCases returns the cases under dirs, sorted by name. A directory that
+// holds a policy.hcl is a case; any other is searched one level down.
+func FindCases(dirs ...string) ([]Case, error) {
+	var cases []Case
+	for _, dir := range dirs {
+		if _, err := os.Stat(filepath.Join(dir, CasePolicyFile)); err == nil {
+			cases = append(cases, Case{Name: filepath.Base(dir), Dir: dir})
+			continue
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("find cases: %w", err)
+		}
+		for _, e := range entries {
+			sub := filepath.Join(dir, e.Name())
+			if _, err := os.Stat(filepath.Join(sub, CasePolicyFile)); e.IsDir() && err == nil {
+				cases = append(cases, Case{Name: e.Name(), Dir: sub})
+			}
+		}
+	}
+	if len(cases) == 0 {
+		return nil, fmt.Errorf("find cases: no directory with a %s under %s", CasePolicyFile, strings.Join(dirs, ", "))
+	}
+	slices.SortFunc(cases, func(a, b Case) int { return strings.Compare(a.Dir, b.Dir) })
+	return cases, nil
+}
+
+// CaseError reports a case whose own files are wrong (its policy or its
+// capture), as opposed to a backend that could not run.
+type CaseError struct {
+	Case string
+	Err  error
+}
+
+func (e *CaseError) Error() string { return fmt.Sprintf("case %s: %v", e.Case, e.Err) }
+func (e *CaseError) Unwrap() error { return e.Err }
+
+// LoadPolicy loads the case's policy file; it must hold exactly one policy.
+func (c Case) LoadPolicy() (*policy.Config, *policy.Policy, error) {
+	path := filepath.Join(c.Dir, CasePolicyFile)
+	cfg, diags := policy.LoadFile(path, policy.LoadOptions{})
+	if diags.HasErrors() || cfg == nil {
+		return nil, nil, fmt.Errorf("load %s: %s", path, diags.Error())
+	}
+	if len(cfg.Policies) != 1 {
+		return nil, nil, fmt.Errorf("load %s: a case holds exactly one policy, this file has %d", path, len(cfg.Policies))
+	}
+	return cfg, cfg.Policies[0], nil
+}
+
+// Replay runs the case's capture on the named backend and returns one
+// verdict per packet.
+func (c Case) Replay(backend string) ([]Verdict, error) {
+	cfg, p, err := c.LoadPolicy()
+	if err != nil {
+		return nil, &CaseError{Case: c.Name, Err: err}
+	}
+	frames, err := ReadPcapFile(filepath.Join(c.Dir, CaseCaptureFile))
+	if err != nil {
+		return nil, &CaseError{Case: c.Name, Err: err}
+	}
+	b, err := NewBackend(backend, cfg, p)
+	if err != nil {
+		return nil, fmt.Errorf("case %s: start %s backend: %w", c.Name, backend, err)
+	}
+	defer b.Close()
+	return Replay(b, frames), nil
+}
+
+// Golden renders verdicts as the text of an expected.txt: one line each.
+func Golden(verdicts []Verdict) string {
+	var b strings.Builder
+	for _, v := range verdicts {
+		b.WriteString(strings.TrimRight(v.String(), " "))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// GoldenDiff compares an expected.txt with the lines a backend produced,
+// packet by packet, and returns a readable report of the packets that
+// differ; empty when they agree.
+func GoldenDiff(want, got string) string {
+	wl, gl := splitLines(want), splitLines(got)
+	var b strings.Builder
+	for i := 0; i < max(len(wl), len(gl)); i++ {
+		var w, g string
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w == g {
+			continue
+		}
+		fmt.Fprintf(&b, "packet %d:\n  want %s\n  got  %s\n", i+1, orNone(w), orNone(g))
+	}
+	return b.String()
+}
+
+func splitLines(s string) []string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(no line)"
+	}
+	return strings.TrimSpace(s)
+}
+
+// BuildCapture turns a case's packets.txt into the bytes of its in.pcap.
+// Each line is either a packet in the syntax of docs/packets.md or
+// "class NAME [COUNT]": COUNT (default 1) frames of a differential-corpus
+// class (lab/corpus), drawn with a seed derived from the case name and the
+// line number, so the same list always gives the same capture. Raw "hex"
+// lines are refused: case bytes are generated, never written by hand.
+func BuildCapture(caseName string, packets io.Reader) ([]byte, error) {
+	var frames [][]byte
+	sc := bufio.NewScanner(packets)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		fs, err := packetLine(caseName, line, text)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", CasePacketsFile, line, err)
+		}
+		frames = append(frames, fs...)
+		if len(frames) > maxFrames {
+			return nil, fmt.Errorf("%s: more than %d packets", CasePacketsFile, maxFrames)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", CasePacketsFile, err)
+	}
+	var out bytes.Buffer
+	if err := WritePcap(&out, frames); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// packetLine builds the frames of one packets.txt line.
+func packetLine(caseName string, line int, text string) ([][]byte, error) {
+	fields := strings.Fields(text)
+	switch fields[0] {
+	case "hex":
+		return nil, errors.New("hex frames are not allowed in cases: describe the packet, or name a corpus class")
+	case "class":
+		if len(fields) < 2 || len(fields) > 3 {
+			return nil, errors.New(`want "class NAME [COUNT]"`)
+		}
+		n := 1
+		if len(fields) == 3 {
+			var err error
+			if n, err = strconv.Atoi(fields[2]); err != nil || n < 1 || n > maxClassFrames {
+				return nil, fmt.Errorf("count %q: want 1 to %d", fields[2], maxClassFrames)
+			}
+		}
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%s:%d", caseName, line)
+		frames, ok := corpus.ClassFrames(corpus.Class(fields[1]), int64(h.Sum64()>>1), n)
+		if !ok {
+			return nil, fmt.Errorf("no corpus class %q", fields[1])
+		}
+		return frames, nil
+	}
+	f, err := ParsePacket(text)
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{f}, nil
+}
+
+// GenerateCapture rewrites the case's in.pcap from its packets.txt and
+// reports whether the file changed.
+func (c Case) GenerateCapture() (bool, error) {
+	want, err := c.BuildCapture()
+	if err != nil {
+		return false, err
+	}
+	path := filepath.Join(c.Dir, CaseCaptureFile)
+	have, err := os.ReadFile(path)
+	if err == nil && bytes.Equal(have, want) {
+		return false, nil
+	}
+	if err := os.WriteFile(path, want, 0o644); err != nil {
+		return false, fmt.Errorf("write capture: %w", err)
+	}
+	return true, nil
+}
+
+// BuildCapture returns the bytes in.pcap must hold.
+func (c Case) BuildCapture() ([]byte, error) {
+	f, err := os.Open(filepath.Join(c.Dir, CasePacketsFile))
+	if err != nil {
+		return nil, fmt.Errorf("case %s: %w", c.Name, err)
+	}
+	defer f.Close()
+	b, err := BuildCapture(c.Name, f)
+	if err != nil {
+		return nil, fmt.Errorf("case %s: %w", c.Name, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,58 @@
+# A server's host firewall: SSH only from the management network, web for
+# everyone, outgoing connections' replies, ARP and neighbour discovery.
+variable "mgmt" {
+  default = "10.10.0.0/16"
+}
+
+variable "mgmt6" {
+  default = "2001:db8:10::/48"
+}
+
+policy "host" {
+  default   = "drop"
+  malformed = "drop"
+
+  rule "arp" {
+    ether_type = "arp"
+    action     = "pass"
+  }
+
+  rule "nd" {
+    proto     = "icmpv6"
+    icmp_type = [133, 134, 135, 136]
+    action    = "pass"
+  }
+
+  rule "ssh-from-mgmt" {
+    proto    = "tcp"
+    src      = [var.mgmt, var.mgmt6]
+    dst_port = 22
+    action   = "pass"
+  }
+
+  rule "ssh-others" {
+    proto    = "tcp"
+    dst_port = 22
+    action   = "count"
+  }
+
+  rule "web" {
+    proto    = "tcp"
+    dst_port = [80, 443]
+    action   = "pass"
+  }
+
+  rule "established" {
+    proto     = "tcp"
+    tcp_flags = "ack"
+    dst_port  = "32768-60999"
+    action    = "pass"
+  }
+
+  rule "ping-from-mgmt" {
+    proto     = "icmp"
+    src       = var.mgmt
+    icmp_type = "echo-request"
+    action    = "pass"
+  }
+}
