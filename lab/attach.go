@@ -1,26 +1,18 @@
 package lab
 
 import (
-	"fmt"
-
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netns"
+
+	"github.com/xdpc/xdpc/runtime"
 )
 
-// attachXDP attaches prog to interface ifindex of namespace ns in driver
-// (native) mode: veth runs XDP in its own receive path. The returned link
-// detaches the program when closed. This is the lab's only attach code, kept
-// apart so the runtime's attach can replace it.
-func attachXDP(ns netns.NsHandle, prog *ebpf.Program, ifindex int) (link.Link, error) {
-	var l link.Link
-	err := inNamespace(ns, func() error {
-		var err error
-		l, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPDriverMode})
-		if err != nil {
-			return fmt.Errorf("attach xdp to interface %d: %w", ifindex, err)
-		}
-		return nil
+// attachXDP attaches prog to port in native mode (veth runs XDP in its own
+// receive path) with the runtime's attach, the one xdpc apply uses. The
+// link is not pinned: closing it detaches the program.
+func attachXDP(port *Port, prog *ebpf.Program) (link.Link, error) {
+	lk, _, _, err := runtime.AttachXDP(runtime.XDPAttachment{
+		Netns: port.Namespace(), Interface: port.Name, Mode: runtime.ModeNative, Program: prog,
 	})
-	return l, err
+	return lk, err
 }

@@ -84,7 +84,7 @@ func NewLabBackend(cfg *policy.Config, p *policy.Policy, opts LabOptions) (b Bac
 	if l.topo, err = NewTopology(opts.Topology); err != nil {
 		return nil, err
 	}
-	if l.xdp, err = attachXDP(l.topo.DUT.ns.handle, prog.Program(), l.topo.DUT.Index); err != nil {
+	if l.xdp, err = attachXDP(l.topo.DUT, prog.Program()); err != nil {
 		return nil, err
 	}
 	if l.recv, err = newCapture(l.topo.Receiver.ns.handle, l.topo.Receiver.Index); err != nil {

@@ -128,3 +128,26 @@ func attachXDP(nsName, ifname string, ifindex int, mode string, prog *ebpf.Progr
 	}
 	return nil, "", "", fmt.Errorf("attach xdp to %s: unknown mode %q (want native, generic or auto)", ifname, mode)
 }
+
+// XDPAttachment says where and how AttachXDP attaches a program.
+type XDPAttachment struct {
+	// Netns is a named network namespace; "" is the caller's.
+	Netns     string
+	Interface string
+	// Mode is ModeNative, ModeGeneric or ModeAuto.
+	Mode    string
+	Program *ebpf.Program
+}
+
+// AttachXDP attaches a loaded program to an interface through a bpf_link
+// that is not pinned: closing the link detaches the program. It is the
+// attach that Apply uses, for callers that own the program's lifetime (the
+// lab). It returns the mode it attached in and, when auto fell back to
+// generic, a warning for the operator.
+func AttachXDP(a XDPAttachment) (lk link.Link, mode, note string, err error) {
+	idx, err := interfaceIndex(a.Netns, a.Interface)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return attachXDP(a.Netns, a.Interface, idx, a.Mode, a.Program)
+}
