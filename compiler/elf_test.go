@@ -202,7 +202,13 @@ policy "edge" {
 // compiledArtifact compiles compiledPolicy.
 func compiledArtifact(t *testing.T) *compiler.Artifact {
 	t.Helper()
-	cfg, diags := policy.Load("edge.hcl", []byte(compiledPolicy), policy.LoadOptions{})
+	return compileSource(t, compiledPolicy)
+}
+
+// compileSource compiles the first policy of src.
+func compileSource(t *testing.T, src string) *compiler.Artifact {
+	t.Helper()
+	cfg, diags := policy.Load("policy.hcl", []byte(src), policy.LoadOptions{})
 	if diags.HasErrors() {
 		t.Fatalf("load: %v", diags)
 	}

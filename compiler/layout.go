@@ -53,6 +53,12 @@ const (
 	// 128), then the address. An IPv4 trie reads the first 8 bytes.
 	lpmKeySrc int16 = -220
 	lpmKeyDst int16 = -244
+
+	// slotCursor and slotIPEnd hold the parser's header cursor and the IP
+	// packet's end (offsets from the packet start) while it walks IPv6
+	// extension headers and enters layer 4; see normaliseCursor.
+	slotCursor int16 = -252
+	slotIPEnd  int16 = -260
 	// slotTarget is the device-map key of a redirect decision.
 	slotTarget int16 = -252
 )

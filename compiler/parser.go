@@ -237,6 +237,7 @@ func emitIPv6(e *emitter) {
 		e.at("parse: ipv6 extension header %d", i)
 		options, frag := e.newLabel("parse.ipv6_options"), e.newLabel("parse.ipv6_fragment")
 		next = e.newLabel("parse.ipv6_ext")
+		normaliseCursor(e)
 		e.emit(
 			asm.JEq.Imm32(asm.R5, 0, options),
 			asm.JEq.Imm32(asm.R5, 43, options),
@@ -294,6 +295,27 @@ func emitIPv6(e *emitter) {
 	)
 }
 
+// maxCursor bounds the header cursor after normaliseCursor. No frame an XDP
+// program sees linearly comes near it, so a cursor beyond it fails the
+// frame guard anyway; the bound only lets the verifier add it to a packet
+// pointer.
+const maxCursor = 0xff00
+
+// normaliseCursor reloads the cursor r1 and the IP end r2 through the
+// metadata area. Their values come back the same, but as scalars the
+// verifier knows nothing about beyond a bound: every path (tag count,
+// extension headers walked, their lengths) reaches the code after it in
+// one state, so it is verified once instead of once per path.
+func normaliseCursor(e *emitter) {
+	e.emit(
+		store(slotCursor, asm.R1),
+		store(slotIPEnd, asm.R2),
+		load(asm.R1, slotCursor),
+		load(asm.R2, slotIPEnd),
+		asm.JGT.Imm(asm.R1, maxCursor, labelMalformed),
+	)
+}
+
 // extGuard checks that the 8 bytes at cursor r1 are within the IP packet
 // (end r2) and the frame, leaving a pointer to them in r4.
 func extGuard(e *emitter) {
@@ -311,6 +333,7 @@ func extGuard(e *emitter) {
 // packet that ends at offset r2, then jumps to labelClassify.
 func emitLayer4(e *emitter) {
 	l4Guard := func(n int32) {
+		normaliseCursor(e)
 		e.emit(
 			asm.Mov.Reg(asm.R3, asm.R1),
 			asm.Add.Imm(asm.R3, n),
