@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs xdpc's benchmarks (see docs/performance.md): the program alone under
+# BPF_PROG_TEST_RUN against the empty-program floor, against a clang-built
+# C peer of the same rules (interleaved in one run), and apply's latency.
+# Needs root. clang and libbpf-dev build the peer baseline only; they are
+# never a dependency of xdpc itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v clang >/dev/null || need+=(clang)
+[[ -f /usr/include/bpf/bpf_helpers.h ]] || need+=(libbpf-dev)
+if ((${#need[@]})); then
+  echo "installing benchmark tools: ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+go test -run '^$' -bench 'BenchmarkTestRun|BenchmarkPeer' -benchtime "${BENCHTIME:-200x}" ./runtime
+go test -run '^$' -bench 'BenchmarkApply' -benchtime 10x ./runtime
