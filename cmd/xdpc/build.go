@@ -3,13 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/internal/atomicfile"
 )
 
 func newBuildCommand() *cobra.Command {
@@ -51,7 +50,7 @@ instruction.`,
 			if out == "" {
 				out = p.Name + ".o"
 			}
-			if err := writeFileAtomic(out, elf.Bytes()); err != nil {
+			if err := atomicfile.Write(out, elf.Bytes(), 0o644); err != nil {
 				return &exitError{exitSystem, err}
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "built %s: policy %q, %s, %d instructions, %s, %d bytes in %s\n",
@@ -64,29 +63,4 @@ instruction.`,
 	c.Flags().StringVarP(&out, "output", "o", "", "where to write the object (default POLICYNAME.o)")
 	c.Flags().BoolVar(&showAsm, "asm", false, "print the annotated bytecode")
 	return c
-}
-
-// writeFileAtomic replaces path with data so that readers see the old file
-// or the new one, never a part.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

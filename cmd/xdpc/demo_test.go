@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -49,5 +51,17 @@ func TestDemoBackendsAgree(t *testing.T) {
 	}
 	if !strings.Contains(outputs[lab.BackendLab], "lab torn down") {
 		t.Errorf("lab demo did not report its teardown:\n%s", outputs[lab.BackendLab])
+	}
+}
+
+// TestDemoPolicyIsACase checks that the golden lab case demo-host holds
+// the demo's policy, so the demo's verdicts are reviewed as a golden.
+func TestDemoPolicyIsACase(t *testing.T) {
+	casePolicy, err := os.ReadFile(filepath.Join("..", "..", "testdata", "lab", "demo-host", "policy.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(casePolicy, demoPolicy) {
+		t.Error("testdata/lab/demo-host/policy.hcl differs from demo/policy.hcl: copy the demo's policy and run go test ./lab -update")
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/xdpc/xdpc/internal/atomicfile"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -40,7 +41,7 @@ func newFmtCommand() *cobra.Command {
 				}
 			case write:
 				if !bytes.Equal(src, out) {
-					if err := writeFileAtomic(path, out); err != nil {
+					if err := atomicfile.Write(path, out, 0o644); err != nil {
 						return &exitError{exitSystem, err}
 					}
 				}

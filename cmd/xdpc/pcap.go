@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/xdpc/xdpc/internal/atomicfile"
 	"github.com/xdpc/xdpc/lab"
 )
 
@@ -42,7 +43,7 @@ from reviewed text instead of edited by hand.`,
 			if err := lab.WritePcap(&buf, data); err != nil {
 				return &exitError{exitSystem, err}
 			}
-			if err := writeFileAtomic(out, buf.Bytes()); err != nil {
+			if err := atomicfile.Write(out, buf.Bytes(), 0o644); err != nil {
 				return &exitError{exitSystem, err}
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "wrote %s: %s\n", out, plural(len(frames), "packet", "packets"))

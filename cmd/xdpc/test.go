@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/xdpc/xdpc/internal/atomicfile"
 	"github.com/xdpc/xdpc/lab"
 )
 
@@ -118,7 +119,7 @@ func runCase(w io.Writer, c lab.Case, backend string, update bool) caseOutcome {
 	text := lab.Golden(got)
 	expected := filepath.Join(c.Dir, lab.CaseExpectedFile)
 	if update {
-		if err := writeFileAtomic(expected, []byte(text)); err != nil {
+		if err := atomicfile.Write(expected, []byte(text), 0o644); err != nil {
 			fmt.Fprintf(w, "FAIL %s: %v\n", c.Name, err)
 			return caseFailed
 		}
