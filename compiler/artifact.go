@@ -121,9 +121,12 @@ type CounterSlot struct {
 // SetMap ties a policy set to the maps that hold it. Elements are the set's
 // declared contents in the policy's syntax; loaders insert them.
 type SetMap struct {
-	Set         string   `json:"set"`
-	Type        string   `json:"type"`
-	Dynamic     bool     `json:"dynamic,omitempty"`
+	Set     string `json:"set"`
+	Type    string `json:"type"`
+	Dynamic bool   `json:"dynamic,omitempty"`
+	// Implicit marks a set the compiler made of a rule's long address or
+	// port list ("RULE:FIELD"); it is static.
+	Implicit    bool     `json:"implicit,omitempty"`
 	MaxElements int      `json:"max_elements"`
 	V4Map       string   `json:"v4_map,omitempty"` // cidr sets
 	V6Map       string   `json:"v6_map,omitempty"` // cidr sets

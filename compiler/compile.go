@@ -12,6 +12,27 @@ import (
 type Options struct {
 	// Strategy chooses the classifier; "" means linear. (Room for decision trees later.)
 	Strategy string
+	// InlineValues is the most prefixes an address test, or ports and
+	// port ranges a port test, compares inline; a longer list is looked up
+	// in maps of its own. 0 means DefaultInlineValues.
+	InlineValues int
+}
+
+// DefaultInlineValues is Options.InlineValues when unset: past about this
+// many values one map lookup costs less than the comparisons.
+const DefaultInlineValues = 32
+
+// MaxInlineCompares is the most conditional jumps one test may emit: the
+// kernel's verifier keeps a state per pending branch and refuses a program
+// with more than 8,192 of them in a row. Address and port lists of any
+// length go to maps; this bounds the other fields' lists.
+const MaxInlineCompares = 4096
+
+func (o Options) inlineValues() int {
+	if o.InlineValues <= 0 {
+		return DefaultInlineValues
+	}
+	return o.InlineValues
 }
 
 // Compile compiles policy p of cfg into an artifact. The result depends only
@@ -25,7 +46,7 @@ func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*Artifact, err
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}
-	prog, err := buildProgram(cfg, p)
+	prog, err := buildProgram(cfg, p, opts)
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}
@@ -44,16 +65,19 @@ func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*Artifact, err
 
 // BuildIR lowers policy p of cfg to the IR and runs the IR passes, as
 // Compile does; its String is the "ir" section of golden files.
-func BuildIR(cfg *policy.Config, p *policy.Policy) (*Program, error) {
+func BuildIR(cfg *policy.Config, p *policy.Policy, opts Options) (*Program, error) {
 	if cfg == nil || p == nil {
 		return nil, errors.New("build ir: no policy")
 	}
-	return buildProgram(cfg, p)
+	return buildProgram(cfg, p, opts)
 }
 
 // buildProgram runs the IR passes. Afterwards:
 //   - every rule has the counter slot of its position, default and
 //     malformed the two after the rules;
+//   - no address or port test compares more than Options.InlineValues
+//     values: a longer list is a lookup in an implicit set "RULE:FIELD";
+//     no test emits more than MaxInlineCompares conditional jumps;
 //   - every set lookup points at its set's maps, one per family for cidr
 //     sets, named by first use;
 //   - every redirect rule has the device-map key of its target, keys by
@@ -62,19 +86,23 @@ func BuildIR(cfg *policy.Config, p *policy.Policy) (*Program, error) {
 //   - no rule holds a positive test its other tests imply;
 //   - within a rule, scalar tests come before address and MAC lists, and
 //     those before map lookups.
-func buildProgram(cfg *policy.Config, p *policy.Policy) (*Program, error) {
+func buildProgram(cfg *policy.Config, p *policy.Policy, opts Options) (*Program, error) {
 	prog, err := lowerPolicy(cfg, p)
 	if err != nil {
 		return nil, err
 	}
 	assignCounterSlots(prog)
 	allocateCounters(prog)
+	mergeRanges(prog)
+	dropImpliedTests(prog)
+	moveLongListsToMaps(prog, opts.inlineValues())
+	if err := checkInlineCompares(prog); err != nil {
+		return nil, err
+	}
 	if err := allocateSetMaps(prog); err != nil {
 		return nil, err
 	}
 	allocateRedirects(prog)
-	mergeRanges(prog)
-	dropImpliedTests(prog)
 	orderTests(prog)
 	return prog, nil
 }

@@ -33,6 +33,7 @@ func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) Manifest
 			Set:         s.Set.Name,
 			Type:        s.Set.Type.String(),
 			Dynamic:     s.Set.Dynamic,
+			Implicit:    s.Implicit,
 			MaxElements: s.Set.MaxElements,
 			Elements:    setElements(s.Set),
 		}

@@ -88,7 +88,7 @@ func (e *emitter) resolveJumps() (asm.Instructions, error) {
 			long.Constant = int64(dist)
 			ins = long.WithMetadata(ins.Metadata)
 		default:
-			return nil, fmt.Errorf("%s: jump over %d instructions exceeds the 16-bit offset of a conditional jump", ins.Source(), dist)
+			return nil, fmt.Errorf("%s: the rule compiles to more than %d instructions, too many to jump over; put its longest list of values in a set", ins.Source(), math.MaxInt16)
 		}
 		out[i] = ins
 	}

@@ -58,7 +58,7 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("policy does not load:\n%s", rendered.String())
 			}
 			p := cfg.Policies[0]
-			prog, err := compiler.BuildIR(cfg, p)
+			prog, err := compiler.BuildIR(cfg, p, compiler.Options{})
 			if err != nil {
 				t.Fatalf("build ir: %v", err)
 			}

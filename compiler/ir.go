@@ -135,6 +135,9 @@ type Test struct {
 // SetMaps are the maps compiled for one policy set.
 type SetMaps struct {
 	Set *policy.Set
+	// Implicit marks a set the compiler made of a rule's long address or
+	// port list; it is static and named "RULE:FIELD".
+	Implicit bool
 	// V4 and V6 hold a cidr set; Map a port or mac set.
 	V4, V6, Map *Map
 }
@@ -229,7 +232,11 @@ func (t *Test) String() string {
 				maps = append(maps, m.Name)
 			}
 		}
-		vals = []string{fmt.Sprintf("set.%s (%s)", t.Set.Set.Name, strings.Join(maps, ", "))}
+		what := "set." + t.Set.Set.Name
+		if t.Set.Implicit {
+			what = fmt.Sprintf("implicit set %s of %d values", t.Set.Set.Name, len(t.Set.Set.Prefixes)+len(t.Set.Set.Ports))
+		}
+		vals = []string{fmt.Sprintf("%s (%s)", what, strings.Join(maps, ", "))}
 	}
 	return fmt.Sprintf("%s %s%s %s", t.Field, neg, t.Op, strings.Join(vals, ", "))
 }

@@ -65,6 +65,7 @@ func allocateSetMaps(prog *Program) error {
 			if err != nil {
 				return err
 			}
+			sm.Implicit = t.Set.Implicit
 			index[t.Set.Set] = len(prog.Sets)
 			prog.Sets = append(prog.Sets, *sm)
 		}

@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/xdpc/xdpc/policy"
@@ -137,4 +138,62 @@ func forEachTest(prog *Program, fn func(*Rule, *Test)) {
 			fn(r, &r.Tests[j])
 		}
 	}
+}
+
+// moveLongListsToMaps turns every address test of more than limit prefixes,
+// and every port test of more than limit ports and ranges, into a lookup in
+// an implicit set of its own, named "RULE:FIELD" (set names in policies
+// cannot hold ':'): LPM tries for addresses, a hash of every port for
+// ports, as for declared sets. One lookup per packet replaces a comparison
+// per value, and no list is too long to verify. A packet of a family the
+// list has no prefix of still fails. Negated tests hold one value (the
+// language negates single values only) and stay inline.
+func moveLongListsToMaps(prog *Program, limit int) {
+	forEachTest(prog, func(r *Rule, t *Test) {
+		if t.Negate {
+			return
+		}
+		set := &policy.Set{Name: r.Name + ":" + t.Field.String()}
+		switch {
+		case t.Op == OpPrefix && len(t.Prefixes) > limit:
+			set.Type, set.Prefixes, set.MaxElements = policy.SetCIDR, t.Prefixes, len(t.Prefixes)
+			t.Prefixes = nil
+		case (t.Op == OpEq || t.Op == OpRange) && isPortField(t.Field) && len(t.Values) > limit:
+			set.Type, set.Ports, set.MaxElements = policy.SetPort, t.Values, len(t.Values)
+			t.Values = nil
+		default:
+			return
+		}
+		t.Op, t.Set = OpSetLookup, &SetMaps{Set: set, Implicit: true}
+	})
+}
+
+func isPortField(f policy.Field) bool { return f == policy.FieldSrcPort || f == policy.FieldDstPort }
+
+// checkInlineCompares refuses a test that needs more than
+// MaxInlineCompares conditional jumps (see inlineCompares); it names the
+// rule and the field.
+func checkInlineCompares(prog *Program) error {
+	var err error
+	forEachTest(prog, func(r *Rule, t *Test) {
+		if n := inlineCompares(t); err == nil && n > MaxInlineCompares {
+			advice := "split the list over several rules"
+			if t.Field.Kind() == policy.KindMAC {
+				advice = "put the addresses in a set of type mac"
+			}
+			err = fmt.Errorf("%s rule %q: %s needs %d comparisons, more than the %d the kernel verifies in one test; %s",
+				t.Pos, r.Name, t.Field, n, MaxInlineCompares, advice)
+		}
+	})
+	return err
+}
+
+// inlineCompares bounds the conditional jumps t's emitter writes: two per
+// value or range, one per prefix word, two per MAC address.
+func inlineCompares(t *Test) int {
+	n := 2 * (len(t.Values) + len(t.MACs))
+	for _, p := range t.Prefixes {
+		n += max(1, (p.Bits()+31)/32)
+	}
+	return n
 }

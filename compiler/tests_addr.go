@@ -131,8 +131,13 @@ func emitMACTest(e *emitter, t *Test, fail string) {
 
 // emitSetTest looks the field up in the set's map: a non-NULL value is
 // membership. A cidr set has one trie per family; a port set is keyed by
-// the low half of the port slot (the port in host order).
+// the low half of the port slot (the port in host order). Sets are never
+// negated: the language has no negated set, and a negated address is a
+// single prefix, which moveLongListsToMaps leaves inline.
 func emitSetTest(e *emitter, t *Test, fail string) {
+	if t.Negate {
+		panic("compiler: a set lookup cannot be negated")
+	}
 	lookup := func(m *Map, key int16) {
 		e.emit(
 			asm.LoadMapPtr(asm.R1, 0).WithReference(m.Name),
@@ -145,16 +150,30 @@ func emitSetTest(e *emitter, t *Test, fail string) {
 	s := t.Set
 	switch t.Field {
 	case policy.FieldSrc, policy.FieldDst:
+		// An implicit set is static: a family it has no prefix of fails
+		// without a lookup.
+		has4, has6 := !s.Implicit, !s.Implicit
+		for _, p := range s.Set.Prefixes {
+			has4, has6 = has4 || p.Addr().Is4(), has6 || !p.Addr().Is4()
+		}
 		pass, isV4 := e.newLabel("test.set_ok"), e.newLabel("test.set_v4")
 		e.emit(
 			load(asm.R0, slotFamily),
 			asm.JEq.Imm32(asm.R0, 4, isV4),
 			asm.JNE.Imm32(asm.R0, 6, fail),
 		)
-		lookup(s.V6, lpmKey(t.Field))
-		e.emit(asm.Ja.Label(pass))
+		if has6 {
+			lookup(s.V6, lpmKey(t.Field))
+			e.emit(asm.Ja.Label(pass))
+		} else {
+			e.emit(asm.Ja.Label(fail))
+		}
 		e.label(isV4)
-		lookup(s.V4, lpmKey(t.Field))
+		if has4 {
+			lookup(s.V4, lpmKey(t.Field))
+		} else {
+			e.emit(asm.Ja.Label(fail))
+		}
 		e.label(pass)
 	case policy.FieldSrcPort, policy.FieldDstPort:
 		slot := fieldSlot(t.Field)

@@ -45,9 +45,20 @@ type diffProgram struct {
 	prog *runtime.TestProgram
 }
 
+// diffOptions are the compiler options of the i-th generated policy: every
+// other one looks up all its address and port lists of two or more values
+// in maps (implicit sets), so both ways of compiling a list meet the
+// reference.
+func diffOptions(i int) compiler.Options {
+	if i%2 == 1 {
+		return compiler.Options{InlineValues: 1}
+	}
+	return compiler.Options{}
+}
+
 // loadDiffProgram loads, compiles and loads into the kernel one generated
 // policy. Any error is a bug: of the generator (Load) or of the compiler.
-func loadDiffProgram(gp corpus.GeneratedPolicy) (*diffProgram, error) {
+func loadDiffProgram(gp corpus.GeneratedPolicy, opts compiler.Options) (*diffProgram, error) {
 	cfg, diags := policy.Load(gp.Name, gp.Source, policy.LoadOptions{})
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("load generated policy %s: %s\n%s", gp.Name, diags.Error(), gp.Source)
@@ -56,7 +67,7 @@ func loadDiffProgram(gp corpus.GeneratedPolicy) (*diffProgram, error) {
 	if p == nil {
 		return nil, fmt.Errorf("generated policy %s has no policy %q", gp.Name, gp.Policy)
 	}
-	art, err := compiler.Compile(cfg, p, compiler.Options{})
+	art, err := compiler.Compile(cfg, p, opts)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w\n%s", gp.Name, err, gp.Source)
 	}
@@ -153,9 +164,11 @@ func referenceCounters(p *policy.Policy, frames [][]byte) []runtime.Counter {
 // diffTally counts agreement, overall and per class.
 type diffTally struct {
 	policies, frames, agreed, shortFrames int
-	classFrames, classAgreed              map[corpus.Class]int
-	reports                               []string
-	failures                              int
+	// implicitSets counts address and port lists compiled to maps (diffOptions).
+	implicitSets             int
+	classFrames, classAgreed map[corpus.Class]int
+	reports                  []string
+	failures                 int
 }
 
 func (t *diffTally) add(class corpus.Class, d *disagreement) {
@@ -181,8 +194,8 @@ func (t *diffTally) summary() string {
 	if t.frames > 0 {
 		pct = 100 * float64(t.agreed) / float64(t.frames)
 	}
-	return fmt.Sprintf("differential: %d policies, %d frames (%d under 14 bytes, reference only), %d agree (%.4f%%), %d failures",
-		t.policies, t.frames, t.shortFrames, t.agreed, pct, t.failures)
+	return fmt.Sprintf("differential: %d policies (%d address and port lists compiled to maps), %d frames (%d under 14 bytes, reference only), %d agree (%.4f%%), %d failures",
+		t.policies, t.implicitSets, t.frames, t.shortFrames, t.agreed, pct, t.failures)
 }
 
 // TestDifferential runs every generated frame through the compiled program in
@@ -199,7 +212,7 @@ func TestDifferential(t *testing.T) {
 	tally := &diffTally{classFrames: map[corpus.Class]int{}, classAgreed: map[corpus.Class]int{}}
 	for i, gp := range corpus.Policies(diffSeed, np) {
 		packets := corpus.Generate(diffSeed+int64(i)+1, nf)
-		runDiffPolicy(gp, packets, tally)
+		runDiffPolicy(gp, diffOptions(i), packets, tally)
 	}
 	t.Logf("%s in %v", tally.summary(), time.Since(start).Round(time.Millisecond))
 	if testing.Verbose() {
@@ -213,6 +226,9 @@ func TestDifferential(t *testing.T) {
 	for _, r := range tally.reports {
 		t.Errorf("disagreement:\n%s", r)
 	}
+	if tally.implicitSets == 0 {
+		t.Error("no generated list was compiled to a map: the corpus no longer tests implicit sets")
+	}
 	if tally.failures > len(tally.reports) {
 		t.Errorf("%d more disagreements not shown", tally.failures-len(tally.reports))
 	}
@@ -220,14 +236,19 @@ func TestDifferential(t *testing.T) {
 }
 
 // runDiffPolicy compares one policy on its frames and tallies the result.
-func runDiffPolicy(gp corpus.GeneratedPolicy, packets []corpus.Packet, tally *diffTally) {
-	d, err := loadDiffProgram(gp)
+func runDiffPolicy(gp corpus.GeneratedPolicy, opts compiler.Options, packets []corpus.Packet, tally *diffTally) {
+	d, err := loadDiffProgram(gp, opts)
 	if err != nil {
 		tally.fail(err.Error())
 		return
 	}
 	defer d.prog.Close()
 	tally.policies++
+	for _, s := range d.prog.Manifest().Sets {
+		if s.Implicit {
+			tally.implicitSets++
+		}
+	}
 	failuresBefore := tally.failures
 	frames := make([][]byte, len(packets))
 	for j, pk := range packets {

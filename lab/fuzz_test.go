@@ -168,8 +168,8 @@ var fuzzPrograms = sync.OnceValues(func() ([]*diffProgram, error) {
 	gps := append([]corpus.GeneratedPolicy{{Name: "fields.hcl", Policy: "fields", Source: []byte(fuzzFieldsPolicy)}},
 		corpus.Policies(fuzzSeed, 4)...)
 	var ds []*diffProgram
-	for _, gp := range gps {
-		d, err := loadDiffProgram(gp)
+	for i, gp := range gps {
+		d, err := loadDiffProgram(gp, diffOptions(i))
 		if err != nil {
 			return nil, err
 		}
@@ -212,7 +212,7 @@ func (c *fuzzPolicyCache) get(seed int64) (*diffProgram, error) {
 	if d, ok := c.progs[seed]; ok {
 		return d, nil
 	}
-	d, err := loadDiffProgram(corpus.Policies(seed, 1)[0])
+	d, err := loadDiffProgram(corpus.Policies(seed, 1)[0], diffOptions(int(seed)))
 	if err != nil {
 		return nil, err
 	}

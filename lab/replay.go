@@ -175,11 +175,18 @@ func newKernelBackend(cfg *policy.Config, p *policy.Policy) (*kernelBackend, err
 	return &kernelBackend{p: p, prog: prog, probe: probe}, nil
 }
 
+// CompileError is a policy the compiler cannot express (a list too long to
+// compare inline, say): the policy's problem, not the host's.
+type CompileError struct{ Err error }
+
+func (e CompileError) Error() string { return e.Err.Error() }
+func (e CompileError) Unwrap() error { return e.Err }
+
 // loadProgram compiles p and loads it into the kernel with its sets filled.
 func loadProgram(cfg *policy.Config, p *policy.Policy) (*runtime.TestProgram, error) {
 	art, err := compiler.Compile(cfg, p, compiler.Options{})
 	if err != nil {
-		return nil, err
+		return nil, CompileError{err}
 	}
 	var elf bytes.Buffer
 	if err := art.WriteELF(&elf); err != nil {

@@ -111,7 +111,7 @@ func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) ([]byt
 	}
 	art, err := compiler.Compile(cfg, p, compiler.Options{})
 	if err != nil {
-		return nil, policyError(fmt.Errorf("compile policy %q: %w", p.Name, err))
+		return nil, policyError(err)
 	}
 	var elf bytes.Buffer
 	if err := art.WriteELF(&elf); err != nil {

@@ -38,7 +38,7 @@ instruction.`,
 			}
 			art, err := compiler.Compile(cfg, p, compiler.Options{})
 			if err != nil {
-				return policyError(fmt.Errorf("compile policy %q: %w", p.Name, err))
+				return policyError(err)
 			}
 			if showAsm {
 				fmt.Fprint(c.OutOrStdout(), art.Disassemble())

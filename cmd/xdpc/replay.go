@@ -115,6 +115,9 @@ func backendError(w io.Writer, err error) error {
 	if _, ok := errors.AsType[lab.UnknownBackendError](err); ok {
 		return usageError(err)
 	}
+	if _, ok := errors.AsType[lab.CompileError](err); ok {
+		return policyError(err)
+	}
 	if rej, ok := errors.AsType[*runtime.VerifierRejection](err); ok {
 		fmt.Fprint(w, rej.Report())
 		return &exitError{exitSystem, fmt.Errorf("the kernel rejected the compiled program at %s; this is a bug in xdpc, please report it with the log above", rej.Source)}
