@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/xdpc/xdpc/policy"
@@ -56,6 +58,11 @@ type labBackend struct {
 	inj     *injector
 	recv    *capture
 	timeout time.Duration
+	// targets capture what leaves through each redirect target; sinks are
+	// the pass programs on their far ends.
+	targets map[string]*capture
+	sinks   []link.Link
+	sinkXDP *ebpf.Program
 
 	closeOnce sync.Once
 	closeErr  error
@@ -93,7 +100,48 @@ func NewLabBackend(cfg *policy.Config, p *policy.Policy, opts LabOptions) (b Bac
 	if l.inj, err = newInjector(l.topo.Sender.ns.handle, l.topo.Sender.Index); err != nil {
 		return nil, fmt.Errorf("inject on %s: %w", l.topo.Sender.Name, err)
 	}
+	if err := l.addRedirectTargets(); err != nil {
+		return nil, err
+	}
 	return l, nil
+}
+
+// addRedirectTargets gives the DUT an interface for every redirect target
+// of the policy, points the program's redirects at them and captures what
+// leaves through each. A veth hands redirected frames to its peer only when
+// the peer runs XDP, so each far end gets a program that passes everything.
+func (l *labBackend) addRedirectTargets() error {
+	redirects := l.prog.Manifest().Redirects
+	if len(redirects) == 0 {
+		return nil
+	}
+	var err error
+	l.sinkXDP, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "xdpc_lab_sink", Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()},
+	})
+	if err != nil {
+		return fmt.Errorf("load the redirect targets' pass program: %w", err)
+	}
+	l.targets = map[string]*capture{}
+	for _, r := range redirects {
+		port, err := l.topo.AddRedirectTarget(r.Interface)
+		if err != nil {
+			return fmt.Errorf("add redirect target %s: %w", r.Interface, err)
+		}
+		lk, err := attachXDP(port, l.sinkXDP)
+		if err != nil {
+			return err
+		}
+		l.sinks = append(l.sinks, lk)
+		if l.targets[r.Interface], err = newCapture(port.ns.handle, port.Index); err != nil {
+			return fmt.Errorf("capture on %s: %w", port.Name, err)
+		}
+	}
+	if err := l.prog.RedirectIn(l.topo.DUT.Namespace()); err != nil {
+		return fmt.Errorf("point redirects at the lab's targets: %w", err)
+	}
+	return nil
 }
 
 // Topology returns the topology the backend runs in.
@@ -121,12 +169,17 @@ func (l *labBackend) Run(frame []byte) (Verdict, error) {
 	if err != nil {
 		return Verdict{}, err
 	}
-	if v.Action != policy.ActionPass {
+	recv, where := l.recv, l.topo.Receiver.Name
+	switch v.Action {
+	case policy.ActionPass:
+	case policy.ActionRedirect:
+		recv, where = l.targets[v.To], l.topo.Targets[v.To].Name
+	default:
 		return v, nil
 	}
-	got, err := l.recv.next(deadline)
+	got, err := recv.next(deadline)
 	if errors.Is(err, errNoFrame) {
-		return Verdict{}, fmt.Errorf("counted as passed by %q but did not reach %s within %s", v.Rule, l.topo.Receiver.Name, l.timeout)
+		return Verdict{}, fmt.Errorf("counted as %s by %q but did not reach %s within %s", v.Verdict, v.Rule, where, l.timeout)
 	}
 	if err != nil {
 		return Verdict{}, err
@@ -164,14 +217,25 @@ func (l *labBackend) awaitDecision(frame []byte, before []runtime.Counter, deadl
 // did not wait for: a frame the program dropped that reached the stack
 // anyway, or traffic the lab did not send.
 func (l *labBackend) expectQuiet(when string) error {
-	got, err := l.recv.next(time.Time{})
-	if errors.Is(err, errNoFrame) {
-		return nil
+	check := func(c *capture, where string) error {
+		got, err := c.next(time.Time{})
+		if errors.Is(err, errNoFrame) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("an unexpected frame reached %s %s: %s", where, when, summarize(got))
 	}
-	if err != nil {
+	if err := check(l.recv, l.topo.Receiver.Name); err != nil {
 		return err
 	}
-	return fmt.Errorf("an unexpected frame reached %s %s: %s", l.topo.Receiver.Name, when, summarize(got))
+	for name, c := range l.targets {
+		if err := check(c, l.topo.Targets[name].Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // movedSlots returns the slots whose packet count differs, ascending.
@@ -202,6 +266,15 @@ func (l *labBackend) close() error {
 	}
 	if l.recv != nil {
 		l.recv.close()
+	}
+	for _, c := range l.targets {
+		c.close()
+	}
+	for _, lk := range l.sinks {
+		errs = append(errs, lk.Close())
+	}
+	if l.sinkXDP != nil {
+		errs = append(errs, l.sinkXDP.Close())
 	}
 	if l.xdp != nil {
 		errs = append(errs, l.xdp.Close())

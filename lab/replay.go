@@ -51,7 +51,7 @@ func (v Verdict) String() string {
 	if v.Error != "" {
 		return fmt.Sprintf("%4d  error  %s", v.Index, v.Error)
 	}
-	s := fmt.Sprintf("%4d  %-4s  %-16s  %s", v.Index, v.Verdict, v.Rule, v.Summary)
+	s := fmt.Sprintf("%4d  %-8s  %-16s  %s", v.Index, v.Verdict, v.Rule, v.Summary)
 	if v.To != "" {
 		s += "  (to " + v.To + ")"
 	}

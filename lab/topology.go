@@ -47,11 +47,16 @@ type Topology struct {
 	// Receiver is where frames passed by the DUT leave the topology: the
 	// DUT itself (host) or the server (router).
 	Receiver *Port
+	// Targets are the far ends of the redirect targets AddRedirectTarget
+	// made, by target name.
+	Targets map[string]*Port
 
 	// mu guards namespaces and closed, and is held while the topology is
 	// built: an interrupt may close it meanwhile.
 	mu         sync.Mutex
 	namespaces []*namespace
+	suffix     string     // of every namespace name
+	sink       *namespace // of the redirect targets, once one is added
 	closed     bool
 	closeOnce  sync.Once
 	closeErr   error
@@ -97,7 +102,7 @@ func NewTopology(kind string) (t *Topology, err error) {
 	if err != nil {
 		return nil, err
 	}
-	t = &Topology{Kind: kind, Ports: map[string]*Port{}}
+	t = &Topology{Kind: kind, Ports: map[string]*Port{}, suffix: suffix}
 	live.Lock()
 	live.set[t] = struct{}{}
 	live.Unlock()
@@ -206,6 +211,41 @@ func (t *Topology) buildRouter(suffix string) error {
 	t.Ports["client"], t.Ports["outside"], t.Ports["inside"], t.Ports["server"] = client, outside, inside, server
 	t.Sender, t.DUT, t.Receiver = client, outside, server
 	return nil
+}
+
+// macTarget is the MAC of every redirect target's port in the DUT's
+// namespace, macSink of its peer.
+var (
+	macTarget = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x05}
+	macSink   = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x06}
+)
+
+// AddRedirectTarget gives the DUT's namespace an interface named name, a
+// veth whose peer sits in the topology's sink namespace (made on first
+// use), and returns that peer: frames the DUT's program redirects to name
+// leave through it.
+func (t *Topology) AddRedirectTarget(name string) (*Port, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, errTornDown
+	}
+	if t.sink == nil {
+		ns, err := t.addNamespace(t.suffix, "sink", nil)
+		if err != nil {
+			return nil, err
+		}
+		t.sink = ns
+	}
+	_, peer, err := t.addVeth(t.DUT.ns, name, macTarget, t.sink, fmt.Sprintf("sink%d", len(t.Targets)), macSink)
+	if err != nil {
+		return nil, err
+	}
+	if t.Targets == nil {
+		t.Targets = map[string]*Port{}
+	}
+	t.Targets[name] = peer
+	return peer, nil
 }
 
 // addVeth creates the veth pair aName (in a) ⇄ bName (in b) with the given

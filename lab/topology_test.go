@@ -137,9 +137,9 @@ policy "r" {
 	t.Cleanup(func() { b.Close() })
 	for _, tc := range []struct{ packet, want string }{
 		{"tcp 10.200.1.2:40000 > 10.200.2.2:80 flags S",
-			"   1  pass  default           tcp 10.200.1.2:40000 > 10.200.2.2:80 flags S  rewritten to ether 02:00:00:00:00:03 > 02:00:00:00:00:04 tcp 10.200.1.2:40000 > 10.200.2.2:80 flags S ttl 63"},
+			"   1  pass      default           tcp 10.200.1.2:40000 > 10.200.2.2:80 flags S  rewritten to ether 02:00:00:00:00:03 > 02:00:00:00:00:04 tcp 10.200.1.2:40000 > 10.200.2.2:80 flags S ttl 63"},
 		{"tcp 10.200.1.2:40000 > 10.200.2.2:23 flags S",
-			"   1  drop  no-telnet         tcp 10.200.1.2:40000 > 10.200.2.2:23 flags S"},
+			"   1  drop      no-telnet         tcp 10.200.1.2:40000 > 10.200.2.2:23 flags S"},
 	} {
 		frame, err := ParsePacket(tc.packet)
 		if err != nil {

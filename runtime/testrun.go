@@ -114,3 +114,15 @@ func (t *TestProgram) Close() error {
 	t.coll.Close()
 	return nil
 }
+
+// RedirectIn points every redirect target of the program at the interface
+// of that name in the named network namespace ("" for the caller's),
+// instead of loopback: for a test program attached there, whose redirects
+// must really reach their targets (the lab).
+func (t *TestProgram) RedirectIn(netns string) error {
+	return inNetns(netns, func() error {
+		return fillRedirects(t.coll.Maps, t.manifest, func(name string) (int, error) {
+			return interfaceIndex(netns, name)
+		})
+	})
+}

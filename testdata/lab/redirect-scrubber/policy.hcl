@@ -1,0 +1,42 @@
+# Send suspicious traffic to a scrubbing interface instead of the stack:
+# DNS from outside the resolvers' network and every fragment go to scrub0,
+# telemetry to mirror0; the rest passes or is dropped. The lab creates
+# scrub0 and mirror0 beside the DUT and checks each redirected frame
+# leaves through the interface its rule names, unchanged.
+policy "scrubber" {
+  default   = "pass"
+  malformed = "drop"
+
+  rule "fragments" {
+    fragment = ["first", "later"]
+    action   = "redirect"
+    to       = "scrub0"
+  }
+
+  rule "resolvers" {
+    proto    = "udp"
+    src      = "10.53.0.0/16"
+    dst_port = 53
+    action   = "pass"
+  }
+
+  rule "foreign-dns" {
+    proto    = ["udp", "tcp"]
+    dst_port = 53
+    action   = "redirect"
+    to       = "scrub0"
+  }
+
+  rule "telemetry" {
+    proto    = "udp"
+    dst_port = "4739-4740"
+    action   = "redirect"
+    to       = "mirror0"
+  }
+
+  rule "telnet" {
+    proto    = "tcp"
+    dst_port = 23
+    action   = "drop"
+  }
+}
