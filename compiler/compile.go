@@ -115,8 +115,8 @@ func buildProgram(cfg *policy.Config, p *policy.Policy, opts Options) (*Program,
 //	default              -> epilogue
 //	epilogue             counts slotKey, returns the verdict
 //
-// Afterwards: every instruction is reachable from the entry (the verifier
-// rejects dead code), no unconditional jump targets the next instruction,
+// Afterwards: no instruction stores metadata no test reads, every
+// instruction is reachable from the entry (the verifier rejects dead code), no unconditional jump targets the next instruction,
 // every jump goes forward and holds its offset (no
 // labels remain; map loads reference maps by name), and every instruction
 // carries a source comment.
@@ -126,6 +126,7 @@ func emitProgram(prog *Program, c Classifier) (asm.Instructions, error) {
 	emitMalformed(e, prog)
 	c.Emit(e, prog)
 	emitEpilogue(e, prog)
+	e.removeStores(unreadStores(prog))
 	e.removeUnreachable()
 	e.removeJumpsToNext()
 	insns, err := e.resolveJumps()

@@ -132,6 +132,19 @@ func (e *emitter) removeUnreachable() {
 	e.keep(reached)
 }
 
+// removeStores drops the stores to the stack at the given frame-pointer
+// offsets: metadata no rule reads (see unreadStores).
+func (e *emitter) removeStores(dead map[int16]bool) {
+	kept := make([]bool, len(e.insns))
+	for i := range e.insns {
+		ins := &e.insns[i]
+		cls := ins.OpCode.Class()
+		isStore := (cls == asm.StClass || cls == asm.StXClass) && ins.OpCode.Mode() == asm.MemMode
+		kept[i] = !(isStore && ins.Dst == asm.R10 && dead[ins.Offset])
+	}
+	e.keep(kept)
+}
+
 // removeJumpsToNext drops unconditional jumps to the instruction right after
 // them (a rule or verdict that ends where its target begins). Dropping one
 // can make the jump before it one too, so it repeats until none is left.

@@ -128,3 +128,49 @@ const (
 	rL3      = asm.R9 // offset of the network header, while parsing
 	rVerdict = asm.R7 // the verdict, in the epilogue
 )
+
+// slotsRead returns the metadata slots prog's tests load: a scalar field's
+// slot, the address family and words of address tests, the LPM key of
+// cidr set lookups.
+func slotsRead(prog *Program) map[int16]bool {
+	read := map[int16]bool{}
+	forEachTest(prog, func(_ *Rule, t *Test) {
+		switch t.Field {
+		case policy.FieldSrc, policy.FieldDst:
+			read[slotFamily] = true
+			if t.Op == OpSetLookup {
+				read[lpmKey(t.Field)] = true
+				return
+			}
+			for i := range 4 {
+				read[addrWordSlot(t.Field, i)] = true
+			}
+		case policy.FieldSrcMAC, policy.FieldDstMAC:
+			// The Ethernet header is copied before any rule runs.
+		default:
+			read[fieldSlot(t.Field)] = true
+		}
+	})
+	return read
+}
+
+// unreadStores returns the stack offsets of the metadata no test of prog
+// reads: the parser's stores there, and the entry's defaults, are dead.
+func unreadStores(prog *Program) map[int16]bool {
+	read := slotsRead(prog)
+	dead := map[int16]bool{}
+	for _, s := range append([]int16{slotEtherType, slotFragment}, initSlots...) {
+		if !read[s] {
+			dead[s] = true
+		}
+	}
+	for _, key := range []int16{lpmKeySrc, lpmKeyDst} {
+		if read[key] {
+			continue
+		}
+		for off := int16(0); off < lpmKeySizeV6; off += 4 {
+			dead[key+off] = true
+		}
+	}
+	return dead
+}
