@@ -5,13 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# llvm-objdump must be LLVM 18 or later to decode store-immediate
+# instructions: llvm-19 on Debian 12, llvm-18 where that is what there is.
+have_objdump() { compgen -c | grep -qxE 'llvm-objdump-(18|19|20|21)'; }
 need=()
 command -v ip >/dev/null || need+=(iproute2)
-command -v llvm-objdump-19 >/dev/null || need+=(llvm-19)
 command -v python3 >/dev/null || need+=(python3)
-if ((${#need[@]})); then
-  echo "installing test tools: ${need[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+if ((${#need[@]})) || ! have_objdump; then
+  echo "installing test tools: ${need[*]} llvm"
+  apt-get update -qq
+  if ((${#need[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  have_objdump || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-19 >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-18 >/dev/null
 fi
 
 go vet ./...
