@@ -17,37 +17,66 @@ type Classifier interface {
 	Emit(e *emitter, prog *Program)
 }
 
-// classifiers are the strategies Options.Strategy may name.
+// classifiers are the strategies Options.Strategy may name; "" is the
+// default, skipping.
 var classifiers = map[string]Classifier{
-	"":       linear{},
-	"linear": linear{},
+	"":         linear{skipShared: true},
+	"skipping": linear{skipShared: true},
+	"linear":   linear{},
 }
 
 func classifierFor(strategy string) (Classifier, error) {
 	c, ok := classifiers[strategy]
 	if !ok {
-		return nil, fmt.Errorf("unknown classifier strategy %q (known: linear)", strategy)
+		return nil, fmt.Errorf("unknown classifier strategy %q (known: skipping, linear)", strategy)
 	}
 	return c, nil
 }
 
 // linear tries the rules in policy order: each test of a rule either falls
-// through (pass) or jumps to the next rule. Rules keep no state in
+// through (pass) or jumps to a later rule. Rules keep no state in
 // registers: each test reloads its field from the metadata area, so every
 // rule starts in the same verifier state.
-type linear struct{}
+//
+// With skipShared, a failing test jumps past every following rule that
+// holds the same test, since none of them can match either: a packet that
+// is not TCP leaves a block of TCP rules at its first test. Without it, a
+// failing test jumps to the next rule.
+type linear struct{ skipShared bool }
 
-func (linear) Name() string { return "linear" }
+func (l linear) Name() string {
+	if l.skipShared {
+		return "skipping"
+	}
+	return "linear"
+}
 
-func (linear) Emit(e *emitter, prog *Program) {
+func (l linear) Emit(e *emitter, prog *Program) {
 	e.label(labelClassify)
+	n := len(prog.Rules)
+	// starts[i] is rule i's first instruction; starts[n] the default's.
+	starts := make([]string, n+1)
+	for i := range starts {
+		starts[i] = e.newLabel(fmt.Sprintf("rule%d", i))
+	}
+	var tests []map[string]bool
+	if l.skipShared {
+		tests = testsByRule(prog)
+	}
 	for i := range prog.Rules {
 		r := &prog.Rules[i]
-		next := e.newLabel(fmt.Sprintf("rule%d.next", i))
+		e.label(starts[i])
 		for j := range r.Tests {
 			t := &r.Tests[j]
+			next := i + 1
+			if l.skipShared {
+				key := t.String()
+				for next < n && tests[next][key] {
+					next++
+				}
+			}
 			e.at("%s", ruleSource(r, t.Field.String()))
-			emitTest(e, t, next)
+			emitTest(e, t, starts[next])
 		}
 		e.at("%s", ruleSource(r, r.Kind()))
 		switch {
@@ -58,9 +87,22 @@ func (linear) Emit(e *emitter, prog *Program) {
 		default:
 			emitCount(e, r.Slot)
 		}
-		e.label(next)
 	}
+	e.label(starts[n])
 	emitDefault(e, prog)
+}
+
+// testsByRule returns, per rule, its tests as their String, which names
+// the field, the comparison and every value: equal strings, equal tests.
+func testsByRule(prog *Program) []map[string]bool {
+	out := make([]map[string]bool, len(prog.Rules))
+	for i := range prog.Rules {
+		out[i] = map[string]bool{}
+		for j := range prog.Rules[i].Tests {
+			out[i][prog.Rules[i].Tests[j].String()] = true
+		}
+	}
+	return out
 }
 
 // emitTest emits code that falls through when the packet passes t and

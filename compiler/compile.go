@@ -51,6 +51,12 @@ func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*Artifact, err
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}
 	insns, err := emitProgram(prog, classifier)
+	if errors.Is(err, errJumpTooFar) && classifier != classifiers["linear"] {
+		// A skip past many rules can be longer than a conditional jump
+		// reaches; jumping one rule at a time always fits unless a single
+		// rule is too large.
+		insns, err = emitProgram(prog, classifiers["linear"])
+	}
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}

@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -54,6 +55,10 @@ func (e *emitter) emit(insns ...asm.Instruction) {
 	}
 }
 
+// errJumpTooFar is a conditional jump whose target is further than its
+// 16-bit offset reaches.
+var errJumpTooFar = errors.New("too many instructions to jump over")
+
 // resolveJumps replaces every jump's label by its offset and drops the
 // label, so the instructions stand alone. An unconditional jump too far for
 // a 16-bit offset becomes a 32-bit one (gotol); a conditional jump that far
@@ -88,7 +93,7 @@ func (e *emitter) resolveJumps() (asm.Instructions, error) {
 			long.Constant = int64(dist)
 			ins = long.WithMetadata(ins.Metadata)
 		default:
-			return nil, fmt.Errorf("%s: the rule compiles to more than %d instructions, too many to jump over; put its longest list of values in a set", ins.Source(), math.MaxInt16)
+			return nil, fmt.Errorf("%s: %w: the rule compiles to more than %d instructions; put its longest list of values in a set", ins.Source(), errJumpTooFar, math.MaxInt16)
 		}
 		out[i] = ins
 	}

@@ -22,7 +22,7 @@ func longListsPolicy() string {
 	for i := range 8000 {
 		v4 = append(v4, fmt.Sprintf("%q", fmt.Sprintf("10.%d.%d.0/24", i/256%256, i%256)))
 	}
-	for i := range 3000 {
+	for i := range 2500 {
 		v6 = append(v6, fmt.Sprintf("%q", fmt.Sprintf("2001:db8:%x::/48", 2*i)))
 	}
 	for i := range 20000 {
@@ -119,5 +119,28 @@ func TestCompileRefusesHugeInlineLists(t *testing.T) {
 	want := `compile policy "p": p.hcl:4:14 rule "sizes": length needs 4098 comparisons, more than the 4096 the kernel verifies in one test; split the list over several rules`
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v\nwant %s", err, want)
+	}
+}
+
+// TestCompileSkipsOrFallsBack compiles a block of TCP rules so long that
+// a non-TCP packet's skip past it is further than a conditional jump
+// reaches: the compiler falls back to jumping one rule at a time.
+func TestCompileSkipsOrFallsBack(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("policy \"p\" {\n  default = \"drop\"\n")
+	for i := range 2500 {
+		var ports []string
+		for k := range 8 {
+			ports = append(ports, fmt.Sprint(1+i*16+2*k))
+		}
+		fmt.Fprintf(&b, "  rule \"r%d\" {\n    proto    = \"tcp\"\n    dst_port = [%s]\n    action   = \"pass\"\n  }\n", i, strings.Join(ports, ", "))
+	}
+	b.WriteString("}\n")
+	cfg, diags := policy.Load("p.hcl", []byte(b.String()), policy.LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if _, err := compiler.Compile(cfg, cfg.Policies[0], compiler.Options{Strategy: "skipping"}); err != nil {
+		t.Fatalf("compile: %v", err)
 	}
 }

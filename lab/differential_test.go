@@ -45,15 +45,20 @@ type diffProgram struct {
 	prog *runtime.TestProgram
 }
 
-// diffOptions are the compiler options of the i-th generated policy: every
-// other one looks up all its address and port lists of two or more values
-// in maps (implicit sets), so both ways of compiling a list meet the
-// reference.
+// diffOptions are the compiler options of the i-th generated policy, so
+// every way of compiling meets the reference: every other policy looks up
+// all its address and port lists of two or more values in maps (implicit
+// sets), and every other pair uses the plain linear classifier instead of
+// the default, which skips rules that share a failed test.
 func diffOptions(i int) compiler.Options {
+	var o compiler.Options
 	if i%2 == 1 {
-		return compiler.Options{InlineValues: 1}
+		o.InlineValues = 1
 	}
-	return compiler.Options{}
+	if i/2%2 == 1 {
+		o.Strategy = "linear"
+	}
+	return o
 }
 
 // loadDiffProgram loads, compiles and loads into the kernel one generated
