@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/runtime"
@@ -126,5 +128,49 @@ func TestBenchPolicyLoads(t *testing.T) {
 		if len(p.Rules) != n {
 			t.Errorf("bench policy %d has %d rules", n, len(p.Rules))
 		}
+	}
+}
+
+// BenchmarkSkipping sets the default classifier, which skips every rule
+// holding a test the packet failed, beside the plain linear one on a
+// policy written in blocks: n/2 TCP service rules, then n/2 UDP source
+// rules. The frame is UDP and matches none, so the skipping program leaves
+// the TCP block at its first test. Both run interleaved on one frame.
+func BenchmarkSkipping(b *testing.B) {
+	frame := udpFrame(b, srcMAC, "198.51.100.1", "198.51.100.2", 9)
+	for _, rules := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("rules=%d", rules), func(b *testing.B) {
+			var s strings.Builder
+			s.WriteString("policy \"blocks\" {\n  default = \"drop\"\n  malformed = \"drop\"\n")
+			for i := range rules {
+				if i < rules/2 {
+					fmt.Fprintf(&s, "  rule \"tcp%d\" {\n    proto = \"tcp\"\n    dst_port = %d\n    action = \"pass\"\n  }\n", i, 1000+i)
+				} else {
+					fmt.Fprintf(&s, "  rule \"udp%d\" {\n    proto = \"udp\"\n    src = \"10.%d.%d.0/24\"\n    action = \"pass\"\n  }\n", i, i/256, i%256)
+				}
+			}
+			s.WriteString("}\n")
+			cfg, diags := policy.Load("blocks.hcl", []byte(s.String()), policy.LoadOptions{})
+			if diags.HasErrors() {
+				b.Fatal(diags)
+			}
+			load := func(strategy string) *ebpf.Program {
+				art, err := compiler.Compile(cfg, cfg.Policies[0], compiler.Options{Strategy: strategy})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return loadBenchProgram(b, elfBytes(b, art)).Program()
+			}
+			plain, skipping := load("linear"), load("skipping")
+			var tPlain, tSkip time.Duration
+			for b.Loop() {
+				tPlain += runBench(b, plain, frame, xdpDrop)
+				tSkip += runBench(b, skipping, frame, xdpDrop)
+			}
+			p, k := float64(tPlain)/float64(b.N), float64(tSkip)/float64(b.N)
+			b.ReportMetric(p, "linear-ns/pkt")
+			b.ReportMetric(k, "skipping-ns/pkt")
+			b.ReportMetric(k/p, "skipping/linear")
+		})
 	}
 }

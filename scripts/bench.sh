@@ -15,5 +15,5 @@ if ((${#need[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-go test -run '^$' -bench 'BenchmarkTestRun|BenchmarkPeer' -benchtime "${BENCHTIME:-200x}" ./runtime
+go test -run '^$' -bench 'BenchmarkTestRun|BenchmarkPeer|BenchmarkSkipping' -benchtime "${BENCHTIME:-200x}" ./runtime
 go test -run '^$' -bench 'BenchmarkApply' -benchtime 10x ./runtime
