@@ -101,11 +101,7 @@ func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) ([]byt
 	if bytes.HasPrefix(data, []byte("\x7fELF")) {
 		return data, nil
 	}
-	cfg, err := loadConfig(c, path, pf)
-	if err != nil {
-		return nil, err
-	}
-	p, err := selectPolicy(cfg, pf.policy)
+	cfg, p, err := loadPolicy(c, path, pf)
 	if err != nil {
 		return nil, err
 	}

@@ -28,11 +28,7 @@ instruction.`,
 		Args: exactArgs(1, "one policy file"),
 		RunE: func(c *cobra.Command, args []string) error {
 			start := time.Now()
-			cfg, err := loadConfig(c, args[0], &pf)
-			if err != nil {
-				return err
-			}
-			p, err := selectPolicy(cfg, pf.policy)
+			cfg, p, err := loadPolicy(c, args[0], &pf)
 			if err != nil {
 				return err
 			}

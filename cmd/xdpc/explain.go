@@ -35,11 +35,7 @@ or as raw frame bytes with --hex, or as packet N of a capture with --pcap FILE -
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			cfg, err := loadConfig(c, args[0], &pf)
-			if err != nil {
-				return err
-			}
-			p, err := selectPolicy(cfg, pf.policy)
+			_, p, err := loadPolicy(c, args[0], &pf)
 			if err != nil {
 				return err
 			}

@@ -66,6 +66,20 @@ func printDiagnostics(w io.Writer, path string, diags hcl.Diagnostics) error {
 	return policy.WriteDiagnostics(w, files, diags)
 }
 
+// loadPolicy loads the policy file at path as loadConfig does and picks
+// the policy --policy names, or the only one.
+func loadPolicy(c *cobra.Command, path string, f *policyFlags) (*policy.Config, *policy.Policy, error) {
+	cfg, err := loadConfig(c, path, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := selectPolicy(cfg, f.policy)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, p, nil
+}
+
 // selectPolicy picks the policy named by --policy, or the only one.
 func selectPolicy(cfg *policy.Config, name string) (*policy.Policy, error) {
 	if name != "" {

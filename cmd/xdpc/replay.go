@@ -52,11 +52,7 @@ and to the server's network, 10.200.2.0/24.`,
 			if topology != lab.TopologyHost && backend != lab.BackendLab {
 				return usageError(fmt.Errorf("--topology is for the lab backend, not %s", backend))
 			}
-			cfg, err := loadConfig(c, args[0], &pf)
-			if err != nil {
-				return err
-			}
-			p, err := selectPolicy(cfg, pf.policy)
+			cfg, p, err := loadPolicy(c, args[0], &pf)
 			if err != nil {
 				return err
 			}
