@@ -198,7 +198,7 @@ func (l *labBackend) awaitDecision(frame []byte, before []runtime.Counter, deadl
 		if err != nil {
 			return Verdict{}, err
 		}
-		moved := movedSlots(before, after)
+		moved := runtime.MovedSlots(before, after)
 		v, err := decide(l.p, frame, moved)
 		if err == nil {
 			return v, nil
@@ -236,17 +236,6 @@ func (l *labBackend) expectQuiet(when string) error {
 		}
 	}
 	return nil
-}
-
-// movedSlots returns the slots whose packet count differs, ascending.
-func movedSlots(before, after []runtime.Counter) []int {
-	var moved []int
-	for i := range after {
-		if i >= len(before) || before[i].Packets != after[i].Packets {
-			moved = append(moved, i)
-		}
-	}
-	return moved
 }
 
 // Counters reads the attached program's counters.

@@ -78,8 +78,10 @@ func (c *counterTable) read() ([]Counter, error) {
 	return sums, nil
 }
 
-// movedSlots returns the slots whose packet count differs, ascending.
-func movedSlots(before, after []Counter) []int {
+// MovedSlots returns the slots whose packet count differs between two
+// reads of the counters, ascending: the decision and the count rules a
+// frame moved.
+func MovedSlots(before, after []Counter) []int {
 	var moved []int
 	for i := range after {
 		if i >= len(before) || before[i].Packets != after[i].Packets {

@@ -94,7 +94,7 @@ func (t *TestProgram) Run(frame []byte) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	return Outcome{Action: action, Moved: movedSlots(before, after)}, nil
+	return Outcome{Action: action, Moved: MovedSlots(before, after)}, nil
 }
 
 // Counters returns every counter slot, summed over CPUs; nil when the
