@@ -37,10 +37,13 @@ func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) Manifest
 			MaxElements: s.Set.MaxElements,
 			Elements:    setElements(s.Set),
 		}
-		if s.V4 != nil {
-			sm.V4Map, sm.V6Map = s.V4.Name, s.V6.Name
-		} else {
-			sm.Map = s.Map.Name
+		for _, m := range []struct {
+			m    *Map
+			name *string
+		}{{s.V4, &sm.V4Map}, {s.V6, &sm.V6Map}, {s.Map, &sm.Map}} {
+			if m.m != nil {
+				*m.name = m.m.Name
+			}
 		}
 		m.Sets = append(m.Sets, sm)
 	}

@@ -61,11 +61,10 @@ func allocateSetMaps(prog *Program) error {
 			if _, ok := index[t.Set.Set]; ok {
 				continue
 			}
-			sm, err := setMaps(t.Set.Set, len(prog.Sets))
+			sm, err := setMaps(t.Set.Set, len(prog.Sets), t.Set.Implicit)
 			if err != nil {
 				return err
 			}
-			sm.Implicit = t.Set.Implicit
 			index[t.Set.Set] = len(prog.Sets)
 			prog.Sets = append(prog.Sets, *sm)
 		}
@@ -88,15 +87,25 @@ func checkSetField(f policy.Field, s *policy.Set) error {
 	return nil
 }
 
-// setMaps describes the maps of set s, the index-th set of the program.
-func setMaps(s *policy.Set, index int) (*SetMaps, error) {
+// setMaps describes the maps of set s, the index-th set of the program. A
+// declared cidr set gets a trie per family, since a dynamic one may gain
+// either; an implicit set is static and gets only the families it holds.
+func setMaps(s *policy.Set, index int, implicit bool) (*SetMaps, error) {
 	capacity := max(s.MaxElements, 1)
-	sm := &SetMaps{Set: s}
+	sm := &SetMaps{Set: s, Implicit: implicit}
 	prefix := fmt.Sprintf("xs%d_", index)
 	switch s.Type {
 	case policy.SetCIDR:
-		sm.V4 = lpmMap(prefix+"v4", lpmKeySizeV4, capacity)
-		sm.V6 = lpmMap(prefix+"v6", lpmKeySizeV6, capacity)
+		has4, has6 := !implicit, !implicit
+		for _, p := range s.Prefixes {
+			has4, has6 = has4 || p.Addr().Is4(), has6 || !p.Addr().Is4()
+		}
+		if has4 {
+			sm.V4 = lpmMap(prefix+"v4", lpmKeySizeV4, capacity)
+		}
+		if has6 {
+			sm.V6 = lpmMap(prefix+"v6", lpmKeySizeV6, capacity)
+		}
 	case policy.SetPort:
 		// A port map holds every port of every range.
 		ports := 0

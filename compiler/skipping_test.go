@@ -12,7 +12,7 @@ import (
 // skipping classifier's jumps past several rules meet the reference there.
 func TestCorpusSharesTests(t *testing.T) {
 	skips, tests := 0, 0
-	for _, gp := range corpus.Policies(20260601, 200) {
+	for _, gp := range corpus.Policies(corpus.DifferentialSeed, 200) {
 		cfg, diags := policy.Load(gp.Name, gp.Source, policy.LoadOptions{})
 		if diags.HasErrors() {
 			t.Fatalf("%s: %v", gp.Name, diags)

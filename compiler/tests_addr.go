@@ -150,26 +150,22 @@ func emitSetTest(e *emitter, t *Test, fail string) {
 	s := t.Set
 	switch t.Field {
 	case policy.FieldSrc, policy.FieldDst:
-		// An implicit set is static: a family it has no prefix of fails
-		// without a lookup.
-		has4, has6 := !s.Implicit, !s.Implicit
-		for _, p := range s.Set.Prefixes {
-			has4, has6 = has4 || p.Addr().Is4(), has6 || !p.Addr().Is4()
-		}
+		// A family without a trie (an implicit set holds only the
+		// families of its prefixes) fails without a lookup.
 		pass, isV4 := e.newLabel("test.set_ok"), e.newLabel("test.set_v4")
 		e.emit(
 			load(asm.R0, slotFamily),
 			asm.JEq.Imm32(asm.R0, 4, isV4),
 			asm.JNE.Imm32(asm.R0, 6, fail),
 		)
-		if has6 {
+		if s.V6 != nil {
 			lookup(s.V6, lpmKey(t.Field))
 			e.emit(asm.Ja.Label(pass))
 		} else {
 			e.emit(asm.Ja.Label(fail))
 		}
 		e.label(isV4)
-		if has4 {
+		if s.V4 != nil {
 			lookup(s.V4, lpmKey(t.Field))
 		} else {
 			e.emit(asm.Ja.Label(fail))

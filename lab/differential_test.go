@@ -22,7 +22,7 @@ import (
 // The differential corpus: diffPolicies generated policies, each run on its
 // own diffPackets generated frames. -short runs a smaller one.
 const (
-	diffSeed          = 20260601
+	diffSeed          = corpus.DifferentialSeed
 	diffPolicies      = 200
 	diffPackets       = 2000
 	diffShortPolicies = 20

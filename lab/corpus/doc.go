@@ -14,3 +14,8 @@
 // corpus on every host. Nothing here panics on any seed; a failure to
 // serialize a layer stack is an internal invariant break and panics.
 package corpus
+
+// DifferentialSeed seeds the policies and frames of the differential test
+// (lab.TestDifferential); tests that check what that corpus holds use it
+// too.
+const DifferentialSeed = 20260601
