@@ -41,9 +41,21 @@ func load(r asm.Register, slot int16) asm.Instruction {
 	return asm.LoadMem(r, asm.R10, slot, asm.Word)
 }
 
-// be16 loads the big-endian u16 at ptr+off into r in host order.
+// be16 loads the big-endian u16 at ptr+off into r in host order. The mask
+// changes no value, but the verifiers of 6.1 and 6.12 forget a register's
+// bounds after a byte swap (6.18's keeps them), and a length or cursor
+// without bounds cannot be added to a packet pointer.
 func be16(r, ptr asm.Register, off int16) []asm.Instruction {
-	return []asm.Instruction{asm.LoadMem(r, ptr, off, asm.Half), asm.HostTo(asm.BE, r, asm.Half)}
+	return be16Masked(r, ptr, off, 0xffff)
+}
+
+// be16Masked is be16 keeping only the bits of mask.
+func be16Masked(r, ptr asm.Register, off int16, mask int32) []asm.Instruction {
+	return []asm.Instruction{
+		asm.LoadMem(r, ptr, off, asm.Half),
+		asm.HostTo(asm.BE, r, asm.Half),
+		asm.And.Imm(r, mask),
+	}
 }
 
 // guard fails to labelMalformed unless ptr+n is within the frame; it makes
@@ -101,11 +113,8 @@ func emitEthernet(e *emitter) {
 		)
 		e.label(isTag)
 		guard(e, rData, int32(off)+4, asm.R2)
-		e.emit(be16(asm.R2, rData, off)...)
-		e.emit(
-			asm.And.Imm32(asm.R2, 0x0fff),
-			store(slot, asm.R2),
-		)
+		e.emit(be16Masked(asm.R2, rData, off, 0x0fff)...)
+		e.emit(store(slot, asm.R2))
 		e.emit(be16(asm.R1, rData, off+2)...)
 		e.emit(asm.Mov.Imm(rL3, int32(off)+4))
 	}
