@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/policy"
@@ -594,7 +595,7 @@ func newVethNamespace(t *testing.T) string {
 		}
 	})
 
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatalf("netlink in %s: %v", name, err)
 	}

@@ -77,7 +77,7 @@ func newNamespace(name string) (*namespace, error) {
 	if err := <-errc; err != nil {
 		return nil, err
 	}
-	nl, err := netlink.NewHandleAt(ns.handle)
+	nl, err := netlink.NewHandleAt(ns.handle, unix.NETLINK_ROUTE)
 	if err != nil {
 		ns.delete()
 		return nil, fmt.Errorf("open netlink in %s: %w", name, err)

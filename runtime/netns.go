@@ -6,6 +6,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // inNetns runs fn on a thread in the named network namespace ("" is the
@@ -44,7 +45,7 @@ func inNetns(name string, fn func() error) error {
 // linkHandle returns a netlink handle in the named namespace.
 func linkHandle(name string) (*netlink.Handle, error) {
 	if name == "" {
-		h, err := netlink.NewHandle()
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 		if err != nil {
 			return nil, fmt.Errorf("open netlink: %w", err)
 		}
@@ -55,7 +56,7 @@ func linkHandle(name string) (*netlink.Handle, error) {
 		return nil, fmt.Errorf("open netns %s: %w", name, err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("open netlink in netns %s: %w", name, err)
 	}

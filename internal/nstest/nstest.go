@@ -75,7 +75,7 @@ func Create() (*Netns, error) {
 		return nil, fmt.Errorf("create netns %s: %w", name, err)
 	}
 	n := &Netns{Name: name, ns: ns}
-	n.Handle, err = netlink.NewHandleAt(ns)
+	n.Handle, err = netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		n.Close()
 		return nil, fmt.Errorf("open netlink in %s: %w", name, err)
