@@ -185,8 +185,16 @@ func TestDetach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Kernels before 6.2 refuse to rename an interface that is up, so an
+	// operator takes it down first, as this does.
+	if err := e.ns.Handle.LinkSetDown(l); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.ns.Handle.LinkSetName(l, "renamed1"); err != nil {
 		t.Fatalf("rename other1: %v", err)
+	}
+	if err := e.ns.Handle.LinkSetUp(l); err != nil {
+		t.Fatal(err)
 	}
 	st := e.status(t)
 	if len(st) != 1 || st[0].Interface != "other1" || st[0].Gone || st[0].RenamedTo != "renamed1" {
