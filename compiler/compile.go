@@ -51,12 +51,6 @@ func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*Artifact, err
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}
 	insns, err := emitProgram(prog, classifier)
-	if errors.Is(err, errJumpTooFar) && classifier != classifiers["linear"] {
-		// A skip past many rules can be longer than a conditional jump
-		// reaches; jumping one rule at a time always fits unless a single
-		// rule is too large.
-		insns, err = emitProgram(prog, classifiers["linear"])
-	}
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}
@@ -123,9 +117,9 @@ func buildProgram(cfg *policy.Config, p *policy.Policy, opts Options) (*Program,
 //
 // Afterwards: no instruction stores metadata no test reads, every
 // instruction is reachable from the entry (the verifier rejects dead code), no unconditional jump targets the next instruction,
-// every jump goes forward and holds its offset (no
-// labels remain; map loads reference maps by name), and every instruction
-// carries a source comment.
+// every jump goes forward and holds a 16-bit offset (far ones through jump
+// islands; no labels remain; map loads reference maps by name), and every
+// instruction carries a source comment.
 func emitProgram(prog *Program, c Classifier) (asm.Instructions, error) {
 	e := newEmitter()
 	emitParser(e)
@@ -135,6 +129,9 @@ func emitProgram(prog *Program, c Classifier) (asm.Instructions, error) {
 	e.removeStores(unreadStores(prog))
 	e.removeUnreachable()
 	e.removeJumpsToNext()
+	if err := e.routeFarJumps(); err != nil {
+		return nil, err
+	}
 	insns, err := e.resolveJumps()
 	if err != nil {
 		return nil, err

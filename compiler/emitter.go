@@ -60,41 +60,25 @@ func (e *emitter) emit(insns ...asm.Instruction) {
 var errJumpTooFar = errors.New("too many instructions to jump over")
 
 // resolveJumps replaces every jump's label by its offset and drops the
-// label, so the instructions stand alone. An unconditional jump too far for
-// a 16-bit offset becomes a 32-bit one (gotol); a conditional jump that far
-// is an error (a rule too large to jump over).
+// label, so the instructions stand alone. Run after routeFarJumps, every
+// offset fits in 16 bits.
 func (e *emitter) resolveJumps() (asm.Instructions, error) {
 	if len(e.pending) != 0 {
 		panic(fmt.Sprintf("compiler: labels %v name no instruction", e.pending))
 	}
-	// Raw offsets: a dword load takes two slots.
-	raw := make([]int, len(e.insns)+1)
-	for i := range e.insns {
-		raw[i+1] = raw[i] + int(e.insns[i].Size()/asm.InstructionSize)
-	}
+	raw := e.rawOffsets()
 	out := make(asm.Instructions, len(e.insns))
 	for i, ins := range e.insns {
-		ref := ins.Reference()
-		if ref == "" || !ins.OpCode.Class().IsJump() {
+		if ins.Reference() == "" || !ins.OpCode.Class().IsJump() {
 			out[i] = ins
 			continue
 		}
-		target, ok := e.labels[ref]
-		if !ok || target < 0 {
-			panic(fmt.Sprintf("compiler: jump to unknown label %q", ref))
+		dist := e.jumpDistance(i, raw)
+		if dist < math.MinInt16 || dist > math.MaxInt16 {
+			return nil, fmt.Errorf("%s: %w: the jump needs an offset of %d", ins.Source(), errJumpTooFar, dist)
 		}
-		dist := raw[target] - raw[i] - 1
 		ins = ins.WithReference("")
-		switch {
-		case dist >= math.MinInt16 && dist <= math.MaxInt16:
-			ins.Offset = int16(dist)
-		case ins.OpCode == asm.Ja.Op(asm.ImmSource):
-			long := asm.LongJump("")
-			long.Constant = int64(dist)
-			ins = long.WithMetadata(ins.Metadata)
-		default:
-			return nil, fmt.Errorf("%s: %w: the rule compiles to more than %d instructions; put its longest list of values in a set", ins.Source(), errJumpTooFar, math.MaxInt16)
-		}
+		ins.Offset = int16(dist)
 		out[i] = ins
 	}
 	return out, nil

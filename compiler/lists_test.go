@@ -3,6 +3,7 @@ package compiler_test
 import (
 	"bytes"
 	"fmt"
+	"github.com/cilium/ebpf/asm"
 	"slices"
 	"strings"
 	"testing"
@@ -122,10 +123,11 @@ func TestCompileRefusesHugeInlineLists(t *testing.T) {
 	}
 }
 
-// TestCompileSkipsOrFallsBack compiles a block of TCP rules so long that
-// a non-TCP packet's skip past it is further than a conditional jump
-// reaches: the compiler falls back to jumping one rule at a time.
-func TestCompileSkipsOrFallsBack(t *testing.T) {
+// TestCompileRoutesFarSkips compiles a block of TCP rules so long that a
+// non-TCP packet's skip past it is further than a conditional jump
+// reaches: the skip goes through jump islands, and no 32-bit jump (gotol,
+// Linux 6.6 on) is emitted.
+func TestCompileRoutesFarSkips(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("policy \"p\" {\n  default = \"drop\"\n")
 	for i := range 2500 {
@@ -140,7 +142,20 @@ func TestCompileSkipsOrFallsBack(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	if _, err := compiler.Compile(cfg, cfg.Policies[0], compiler.Options{Strategy: "skipping"}); err != nil {
+	art, err := compiler.Compile(cfg, cfg.Policies[0], compiler.Options{Strategy: "skipping"})
+	if err != nil {
 		t.Fatalf("compile: %v", err)
+	}
+	islands := 0
+	for i, ins := range art.Instructions {
+		if ins.OpCode.Class() == asm.Jump32Class && ins.OpCode.JumpOp() == asm.Ja {
+			t.Fatalf("instruction %d is a 32-bit jump (gotol)", i)
+		}
+		if strings.HasPrefix(fmt.Sprint(ins.Source()), "jump island") {
+			islands++
+		}
+	}
+	if islands == 0 {
+		t.Errorf("%d instructions and no jump island", len(art.Instructions))
 	}
 }
