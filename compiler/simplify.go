@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // mergeRanges sorts the values of every OpEq and OpRange test and merges
@@ -84,15 +85,15 @@ func (f ruleFacts) imply(t *Test) bool {
 	case policy.FieldProto:
 		switch {
 		case f.tcp:
-			return inValues(t.Values, policy.ProtoTCP)
+			return inValues(t.Values, wire.ProtoTCP)
 		case f.ports:
-			return inValues(t.Values, policy.ProtoTCP) && inValues(t.Values, policy.ProtoUDP)
+			return inValues(t.Values, wire.ProtoTCP) && inValues(t.Values, wire.ProtoUDP)
 		}
 	case policy.FieldEtherType:
 		if !f.ip {
 			return false
 		}
-		return (!f.v4 || inValues(t.Values, policy.EtherTypeIPv4)) && (!f.v6 || inValues(t.Values, policy.EtherTypeIPv6))
+		return (!f.v4 || inValues(t.Values, wire.EtherTypeIPv4)) && (!f.v6 || inValues(t.Values, wire.EtherTypeIPv6))
 	case policy.FieldFragment:
 		need := policy.FragmentMask(policy.FragNone | policy.FragFirst)
 		if !f.l4 {

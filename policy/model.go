@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/xdpc/xdpc/wire"
 )
 
 // Config is the checked model of one policy file: every reference resolved,
@@ -332,40 +334,23 @@ func (m MAC) String() string {
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
 }
 
-// TCP flag bits as they appear in byte 13 of the TCP header.
-const (
-	TCPFin uint8 = 0x01
-	TCPSyn uint8 = 0x02
-	TCPRst uint8 = 0x04
-	TCPPsh uint8 = 0x08
-	TCPAck uint8 = 0x10
-	TCPUrg uint8 = 0x20
-	TCPEce uint8 = 0x40
-	TCPCwr uint8 = 0x80
-)
-
 // TCPFlags matches when flags&(Set|Clear) == Set. Set and Clear never overlap.
 type TCPFlags struct{ Set, Clear uint8 }
 
 // Matches reports whether the TCP flags byte b satisfies f.
 func (f TCPFlags) Matches(b uint8) bool { return b&(f.Set|f.Clear) == f.Set }
 
-var tcpFlagNames = []struct {
-	bit  uint8
-	name string
-}{{TCPFin, "fin"}, {TCPSyn, "syn"}, {TCPRst, "rst"}, {TCPPsh, "psh"}, {TCPAck, "ack"}, {TCPUrg, "urg"}, {TCPEce, "ece"}, {TCPCwr, "cwr"}}
-
 // String renders f in the language's syntax, e.g. "syn,!ack".
 func (f TCPFlags) String() string {
 	var parts []string
-	for _, n := range tcpFlagNames {
-		if f.Set&n.bit != 0 {
-			parts = append(parts, n.name)
+	for _, n := range wire.TCPFlagNames.All() {
+		if f.Set&uint8(n.Number) != 0 {
+			parts = append(parts, n.Name)
 		}
 	}
-	for _, n := range tcpFlagNames {
-		if f.Clear&n.bit != 0 {
-			parts = append(parts, "!"+n.name)
+	for _, n := range wire.TCPFlagNames.All() {
+		if f.Clear&uint8(n.Number) != 0 {
+			parts = append(parts, "!"+n.Name)
 		}
 	}
 	return strings.Join(parts, ",")
@@ -402,24 +387,9 @@ type FragmentMask uint8
 // Has reports whether f is in the mask.
 func (m FragmentMask) Has(f Fragment) bool { return uint8(m)&uint8(f) != 0 }
 
-// Well-known ether types and IP protocol numbers used across packages.
-const (
-	EtherTypeIPv4  = 0x0800
-	EtherTypeARP   = 0x0806
-	EtherTypeVLAN  = 0x8100 // 802.1Q
-	EtherTypeQinQ  = 0x88a8 // 802.1ad
-	EtherTypeIPv6  = 0x86dd
-	ProtoICMP      = 1
-	ProtoTCP       = 6
-	ProtoUDP       = 17
-	ProtoGRE       = 47
-	ProtoESP       = 50
-	ProtoAH        = 51
-	ProtoICMPv6    = 58
-	ProtoSCTP      = 132
-	ProtoNoNext    = 59 // IPv6 "no next header"
-	MaxIPv6ExtHdrs = 8  // a chain with more extension headers is malformed
-)
+// MaxIPv6ExtHdrs is the most IPv6 extension headers a packet may carry
+// before its upper layer: a longer chain is malformed (docs/datapath.md).
+const MaxIPv6ExtHdrs = 8
 
 // Counter slots: every rule has the slot of its Index; the default verdict and
 // the malformed verdict follow the rules. The compiler's counter map and the

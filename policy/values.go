@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/xdpc/xdpc/wire"
 )
 
 // item is one scalar value (string or number) with the range it came from.
@@ -97,56 +99,23 @@ func (l *loader) checkScalar(what string, val cty.Value, rng hcl.Range) bool {
 type numSpec struct {
 	max    uint32
 	ranges bool
-	names  map[string]uint32
-}
-
-var etherTypeNames = map[string]uint32{"ipv4": EtherTypeIPv4, "ipv6": EtherTypeIPv6, "arp": EtherTypeARP}
-
-var protoNames = map[string]uint32{
-	"icmp": ProtoICMP, "tcp": ProtoTCP, "udp": ProtoUDP, "gre": ProtoGRE, "esp": ProtoESP,
-	"ah": ProtoAH, "icmpv6": ProtoICMPv6, "sctp": ProtoSCTP,
+	names  wire.Names
 }
 
 // maxLength is the largest IP packet length: IPv6's 40 + 65535.
 const maxLength = 40 + 65535
 
 var numSpecs = map[Field]numSpec{
-	FieldEtherType: {max: 0xffff, names: etherTypeNames},
+	FieldEtherType: {max: 0xffff, names: wire.EtherTypes},
 	FieldVLAN:      {max: 4095, ranges: true},
 	FieldInnerVLAN: {max: 4095, ranges: true},
-	FieldProto:     {max: 255, names: protoNames},
+	FieldProto:     {max: 255, names: wire.Protocols},
 	FieldSrcPort:   {max: 65535, ranges: true},
 	FieldDstPort:   {max: 65535, ranges: true},
 	FieldICMPType:  {max: 255},
 	FieldICMPCode:  {max: 255, ranges: true},
 	FieldTTL:       {max: 255, ranges: true},
 	FieldLength:    {max: maxLength, ranges: true},
-}
-
-var icmpv4Types = map[string]uint32{
-	"echo-reply": 0, "dest-unreachable": 3, "source-quench": 4, "redirect": 5, "echo-request": 8,
-	"router-advertisement": 9, "router-solicitation": 10, "time-exceeded": 11, "parameter-problem": 12,
-	"timestamp-request": 13, "timestamp-reply": 14,
-}
-
-var icmpv6Types = map[string]uint32{
-	"dest-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4,
-	"echo-request": 128, "echo-reply": 129, "router-solicitation": 133, "router-advertisement": 134,
-	"neighbor-solicitation": 135, "neighbor-advertisement": 136, "redirect": 137,
-}
-
-func sortedNames(m map[string]uint32) []string {
-	ns := make([]string, 0, len(m))
-	for n := range m {
-		ns = append(ns, n)
-	}
-	sort.Slice(ns, func(i, j int) bool {
-		if m[ns[i]] != m[ns[j]] {
-			return m[ns[i]] < m[ns[j]]
-		}
-		return ns[i] < ns[j]
-	})
-	return ns
 }
 
 // parseUintText parses a decimal or 0x-hexadecimal number.
@@ -179,7 +148,7 @@ func wholeNumber(v cty.Value) (uint64, bool) {
 // decimal or hex number in a string, or a "lo-hi" range where allowed.
 func (l *loader) parseNumItem(f Field, spec numSpec, it item) (Range, bool) {
 	field := f.String()
-	names := sortedNames(spec.names)
+	names := spec.names.List()
 	if it.val.Type() == cty.Number {
 		n, ok := wholeNumber(it.val)
 		if !ok {
@@ -194,8 +163,8 @@ func (l *loader) parseNumItem(f Field, spec numSpec, it item) (Range, bool) {
 	}
 	s, _ := it.str()
 	s = strings.TrimSpace(s)
-	if v, ok := spec.names[strings.ToLower(s)]; ok {
-		return Range{v, v}, true
+	if v, ok := spec.names.Number(strings.ToLower(s)); ok {
+		return Range{uint32(v), uint32(v)}, true
 	}
 	want := "a number from 0 to " + strconv.Itoa(int(spec.max))
 	if spec.ranges {
@@ -328,14 +297,6 @@ func normMACs(ms []MAC) []MAC {
 	return out
 }
 
-func tcpFlagList() []string {
-	ns := make([]string, len(tcpFlagNames))
-	for i, n := range tcpFlagNames {
-		ns[i] = n.name
-	}
-	return ns
-}
-
 // parseTCPFlags parses "syn,!ack": named flags must be set, !flags clear.
 func (l *loader) parseTCPFlags(it item) (TCPFlags, bool) {
 	s, ok := it.str()
@@ -350,13 +311,9 @@ func (l *loader) parseTCPFlags(it item) (TCPFlags, bool) {
 		part = strings.TrimSpace(part)
 		clear := strings.HasPrefix(part, "!")
 		name := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(part, "!")))
-		bit := uint8(0)
-		for _, n := range tcpFlagNames {
-			if n.name == name {
-				bit = n.bit
-			}
-		}
-		if bit == 0 {
+		n, known := wire.TCPFlagNames.Number(name)
+		bit := uint8(n)
+		if !known {
 			l.add(diagBadTCPFlag(name, it.rng))
 			ok = false
 			continue
