@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -38,7 +40,7 @@ func (o Options) inlineValues() int {
 // Compile compiles policy p of cfg into an artifact. The result depends only
 // on its inputs. An error means the compiler cannot express the policy; it
 // names the rule.
-func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*Artifact, error) {
+func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*artifact.Artifact, error) {
 	if cfg == nil || p == nil {
 		return nil, errors.New("compile: no policy")
 	}
@@ -60,7 +62,7 @@ func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*Artifact, err
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}
-	return &Artifact{
+	return &artifact.Artifact{
 		Program:      prog.Name,
 		License:      "GPL",
 		Instructions: insns,

@@ -1,35 +1,36 @@
 package compiler
 
 import (
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
 
 // buildManifest describes the artifact for loaders and operators: what each
 // counter slot counts, which maps hold which set (with its declared
 // elements) and which interfaces attach the policy.
-func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) Manifest {
-	m := Manifest{
-		Format:   ManifestFormat,
+func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) artifact.Manifest {
+	m := artifact.Manifest{
+		Format:   artifact.ManifestFormat,
 		Policy:   p.Name,
 		Hash:     cfg.PolicyHash(p),
 		Source:   cfg.Filename,
 		Program:  prog.Name,
-		Counters: CounterTable{Map: prog.Counters.Name},
+		Counters: artifact.CounterTable{Map: prog.Counters.Name},
 	}
 	for i := range prog.Rules {
 		r := &prog.Rules[i]
-		kind := SlotRule
+		kind := artifact.SlotRule
 		if !r.Terminal {
-			kind = SlotCount
+			kind = artifact.SlotCount
 		}
-		m.Counters.Slots = append(m.Counters.Slots, CounterSlot{Slot: r.Slot, Name: r.Name, Kind: kind, Pos: r.Pos})
+		m.Counters.Slots = append(m.Counters.Slots, artifact.CounterSlot{Slot: r.Slot, Name: r.Name, Kind: kind, Pos: r.Pos})
 	}
 	m.Counters.Slots = append(m.Counters.Slots,
-		CounterSlot{Slot: prog.DefaultSlot, Name: SlotDefault, Kind: SlotDefault},
-		CounterSlot{Slot: prog.MalformedSlot, Name: SlotMalformed, Kind: SlotMalformed},
+		artifact.CounterSlot{Slot: prog.DefaultSlot, Name: artifact.SlotDefault, Kind: artifact.SlotDefault},
+		artifact.CounterSlot{Slot: prog.MalformedSlot, Name: artifact.SlotMalformed, Kind: artifact.SlotMalformed},
 	)
 	for _, s := range prog.Sets {
-		sm := SetMap{
+		sm := artifact.SetMap{
 			Set:         s.Set.Name,
 			Type:        s.Set.Type.String(),
 			Dynamic:     s.Set.Dynamic,
@@ -38,7 +39,7 @@ func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) Manifest
 			Elements:    setElements(s.Set),
 		}
 		for _, m := range []struct {
-			m    *Map
+			m    *artifact.Map
 			name *string
 		}{{s.V4, &sm.V4Map}, {s.V6, &sm.V6Map}, {s.Map, &sm.Map}} {
 			if m.m != nil {
@@ -50,12 +51,12 @@ func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) Manifest
 	if prog.Redirect != nil {
 		m.RedirectMap = prog.Redirect.Name
 		for k, name := range prog.Redirects {
-			m.Redirects = append(m.Redirects, RedirectTarget{Key: k, Interface: name})
+			m.Redirects = append(m.Redirects, artifact.RedirectTarget{Key: k, Interface: name})
 		}
 	}
 	for _, i := range cfg.Interfaces {
 		if i.Policy == p {
-			m.Interfaces = append(m.Interfaces, InterfaceBinding{Name: i.Name, Mode: i.Mode.String()})
+			m.Interfaces = append(m.Interfaces, artifact.InterfaceBinding{Name: i.Name, Mode: i.Mode.String()})
 		}
 	}
 	return m

@@ -1,7 +1,7 @@
 // Package compiler turns one checked policy (package policy) into an XDP
-// program: a deterministic Artifact holding cilium/ebpf asm instructions, the
-// blueprints of the maps they use and a manifest that maps counters and sets
-// back to the policy.
+// program: a deterministic artifact.Artifact holding cilium/ebpf asm
+// instructions, the blueprints of the maps they use and a manifest that
+// maps counters and sets back to the policy.
 //
 // Compile runs a fixed list of small passes (see compile in compile.go): the
 // policy is lowered to an intermediate representation (Program, Rule, Test),

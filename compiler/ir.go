@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -21,13 +22,13 @@ type Program struct {
 	DefaultSlot, MalformedSlot int
 	// Counters is the per-CPU counter map; Sets the maps of the sets the
 	// rules look up, in order of first use.
-	Counters Map
+	Counters artifact.Map
 	Sets     []SetMaps
 	// Redirects are the interfaces redirect rules send to, by key in
 	// Redirect, the device map the loader fills with their indexes; nil
 	// when no rule redirects.
 	Redirects []string
-	Redirect  *Map
+	Redirect  *artifact.Map
 }
 
 // Verdict is an XDP return code.
@@ -139,7 +140,7 @@ type SetMaps struct {
 	// port list; it is static and named "RULE:FIELD".
 	Implicit bool
 	// V4 and V6 hold a cidr set; Map a port or mac set.
-	V4, V6, Map *Map
+	V4, V6, Map *artifact.Map
 }
 
 // String renders the IR as stable text for golden files.
@@ -148,7 +149,7 @@ func (p *Program) String() string {
 	fmt.Fprintf(&b, "program %s policy %q\n", p.Name, p.Policy)
 	writeMap(&b, &p.Counters)
 	for _, s := range p.Sets {
-		for _, m := range []*Map{s.V4, s.V6, s.Map} {
+		for _, m := range []*artifact.Map{s.V4, s.V6, s.Map} {
 			if m != nil {
 				writeMap(&b, m)
 			}
@@ -173,7 +174,7 @@ func (p *Program) String() string {
 	return b.String()
 }
 
-func writeMap(b *strings.Builder, m *Map) {
+func writeMap(b *strings.Builder, m *artifact.Map) {
 	fmt.Fprintf(b, "map %s %s key %d value %d max %d", m.Name, mapTypeName(m.Type), m.KeySize, m.ValueSize, m.MaxEntries)
 	if m.Flags != 0 {
 		fmt.Fprintf(b, " flags %#x", m.Flags)
@@ -181,17 +182,17 @@ func writeMap(b *strings.Builder, m *Map) {
 	b.WriteString("\n")
 }
 
-func mapTypeName(t MapType) string {
+func mapTypeName(t artifact.MapType) string {
 	switch t {
-	case MapHash:
+	case artifact.MapHash:
 		return "hash"
-	case MapArray:
+	case artifact.MapArray:
 		return "array"
-	case MapPerCPUArray:
+	case artifact.MapPerCPUArray:
 		return "percpu_array"
-	case MapLPMTrie:
+	case artifact.MapLPMTrie:
 		return "lpm_trie"
-	case MapDevMapHash:
+	case artifact.MapDevMapHash:
 		return "devmap_hash"
 	}
 	return fmt.Sprintf("type%d", uint32(t))
@@ -227,7 +228,7 @@ func (t *Test) String() string {
 		}
 	case OpSetLookup:
 		var maps []string
-		for _, m := range []*Map{t.Set.V4, t.Set.V6, t.Set.Map} {
+		for _, m := range []*artifact.Map{t.Set.V4, t.Set.V6, t.Set.Map} {
 			if m != nil {
 				maps = append(maps, m.Name)
 			}

@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"github.com/cilium/ebpf/asm"
+
 	"github.com/xdpc/xdpc/policy"
 )
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -26,9 +28,9 @@ const (
 // allocateCounters describes the per-CPU counter array: one slot per rule,
 // then the default and malformed slots.
 func allocateCounters(prog *Program) {
-	prog.Counters = Map{
+	prog.Counters = artifact.Map{
 		Name:       CounterMap,
-		Type:       MapPerCPUArray,
+		Type:       artifact.MapPerCPUArray,
 		KeySize:    4,
 		ValueSize:  counterValueSize,
 		MaxEntries: uint32(prog.MalformedSlot + 1),
@@ -112,13 +114,13 @@ func setMaps(s *policy.Set, index int, implicit bool) (*SetMaps, error) {
 		for _, r := range s.Ports {
 			ports += int(r.Hi-r.Lo) + 1
 		}
-		sm.Map = &Map{
-			Name: prefix + "port", Type: MapHash, KeySize: portKeySize, ValueSize: setValueSize,
+		sm.Map = &artifact.Map{
+			Name: prefix + "port", Type: artifact.MapHash, KeySize: portKeySize, ValueSize: setValueSize,
 			MaxEntries: uint32(max(capacity, ports)), Key: btfU16(), Value: btfU8(),
 		}
 	case policy.SetMAC:
-		sm.Map = &Map{
-			Name: prefix + "mac", Type: MapHash, KeySize: macKeySize, ValueSize: setValueSize,
+		sm.Map = &artifact.Map{
+			Name: prefix + "mac", Type: artifact.MapHash, KeySize: macKeySize, ValueSize: setValueSize,
 			MaxEntries: uint32(capacity), Key: btfBytes(macKeySize), Value: btfU8(),
 		}
 	default:
@@ -127,10 +129,10 @@ func setMaps(s *policy.Set, index int, implicit bool) (*SetMaps, error) {
 	return sm, nil
 }
 
-func lpmMap(name string, keySize uint32, capacity int) *Map {
-	return &Map{
-		Name: name, Type: MapLPMTrie, KeySize: keySize, ValueSize: setValueSize,
-		MaxEntries: uint32(capacity), Flags: MapFlagNoPrealloc,
+func lpmMap(name string, keySize uint32, capacity int) *artifact.Map {
+	return &artifact.Map{
+		Name: name, Type: artifact.MapLPMTrie, KeySize: keySize, ValueSize: setValueSize,
+		MaxEntries: uint32(capacity), Flags: artifact.MapFlagNoPrealloc,
 		Key: &btf.Struct{
 			Name: fmt.Sprintf("xdpc_lpm_key%d", (keySize-4)*8),
 			Size: keySize,
@@ -172,17 +174,17 @@ func allocateRedirects(prog *Program) {
 	if len(prog.Redirects) == 0 {
 		return
 	}
-	prog.Redirect = &Map{
-		Name: RedirectMap, Type: MapDevMapHash, KeySize: 4, ValueSize: 4,
+	prog.Redirect = &artifact.Map{
+		Name: RedirectMap, Type: artifact.MapDevMapHash, KeySize: 4, ValueSize: 4,
 		MaxEntries: uint32(len(prog.Redirects)), Key: btfU32(), Value: btfU32(),
 	}
 }
 
 // maps lists every map of prog: the counters, then the sets' maps.
-func (p *Program) maps() []Map {
-	ms := []Map{p.Counters}
+func (p *Program) maps() []artifact.Map {
+	ms := []artifact.Map{p.Counters}
 	for _, s := range p.Sets {
-		for _, m := range []*Map{s.V4, s.V6, s.Map} {
+		for _, m := range []*artifact.Map{s.V4, s.V6, s.Map} {
 			if m != nil {
 				ms = append(ms, *m)
 			}

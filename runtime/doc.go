@@ -2,9 +2,10 @@
 // them to interfaces and operates them there; it also runs packets through
 // them for tests.
 //
-// An artifact is the ELF object written by compiler.Artifact.WriteELF:
-// ReadArtifact turns it back into a cilium/ebpf collection spec and its
-// manifest. A TestProgram is an artifact loaded but not attached, for
+// An artifact is the ELF object of package artifact, as the compiler
+// writes it; artifact.Read turns it back into a cilium/ebpf collection
+// spec and its manifest. The runtime depends on that contract only, never
+// on the compiler or the policy language. A TestProgram is an artifact loaded but not attached, for
 // BPF_PROG_TEST_RUN: it fills the maps of the policy's sets from the
 // manifest, runs one frame at a time and reports the XDP action and the
 // counter slots the frame moved.

@@ -15,7 +15,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // ErrSetFull is returned when a dynamic set holds max_elements already.
@@ -37,8 +37,8 @@ type SetOptions struct {
 }
 
 // readKeptManifest returns the manifest the policy's kept maps follow.
-func readKeptManifest(l layout, policy string) (*compiler.Manifest, error) {
-	var m compiler.Manifest
+func readKeptManifest(l layout, policy string) (*artifact.Manifest, error) {
+	var m artifact.Manifest
 	if err := readJSON(l.keptManifest(policy), &m); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("policy %s is not applied", policy)
@@ -49,17 +49,17 @@ func readKeptManifest(l layout, policy string) (*compiler.Manifest, error) {
 }
 
 // openSet finds the set and opens its pinned maps by spec map name.
-func openSet(l layout, opts SetOptions) (compiler.SetMap, map[string]*ebpf.Map, error) {
-	var found []compiler.SetMap
+func openSet(l layout, opts SetOptions) (artifact.SetMap, map[string]*ebpf.Map, error) {
+	var found []artifact.SetMap
 	var owners []string
 	files, err := filepath.Glob(filepath.Join(l.stateDir, "maps", "*", "manifest.json"))
 	if err != nil {
-		return compiler.SetMap{}, nil, fmt.Errorf("list applied policies: %w", err)
+		return artifact.SetMap{}, nil, fmt.Errorf("list applied policies: %w", err)
 	}
 	for _, f := range files {
-		var m compiler.Manifest
+		var m artifact.Manifest
 		if err := readJSON(f, &m); err != nil {
-			return compiler.SetMap{}, nil, err
+			return artifact.SetMap{}, nil, err
 		}
 		if opts.Policy != "" && m.Policy != opts.Policy {
 			continue
@@ -73,11 +73,11 @@ func openSet(l layout, opts SetOptions) (compiler.SetMap, map[string]*ebpf.Map, 
 	}
 	switch {
 	case len(found) == 0 && opts.Policy != "":
-		return compiler.SetMap{}, nil, fmt.Errorf("set %s: %w in applied policy %s", opts.Set, ErrNoSuchSet, opts.Policy)
+		return artifact.SetMap{}, nil, fmt.Errorf("set %s: %w in applied policy %s", opts.Set, ErrNoSuchSet, opts.Policy)
 	case len(found) == 0:
-		return compiler.SetMap{}, nil, fmt.Errorf("set %s: %w in any applied policy", opts.Set, ErrNoSuchSet)
+		return artifact.SetMap{}, nil, fmt.Errorf("set %s: %w in any applied policy", opts.Set, ErrNoSuchSet)
 	case len(found) > 1:
-		return compiler.SetMap{}, nil, fmt.Errorf("set %s: policies %s have one; choose with --policy", opts.Set, strings.Join(owners, ", "))
+		return artifact.SetMap{}, nil, fmt.Errorf("set %s: policies %s have one; choose with --policy", opts.Set, strings.Join(owners, ", "))
 	}
 	set, policy := found[0], owners[0]
 	if !set.Dynamic {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // keptMaps decides, for one apply, which maps of the new program are the
@@ -32,13 +32,13 @@ type keptMaps struct {
 	pins map[string]string
 	// oldCounters and oldSlots are the previous counters to carry by name.
 	oldCounters *ebpf.Map
-	oldSlots    []compiler.CounterSlot
+	oldSlots    []artifact.CounterSlot
 	// carried is what was copied: new slot -> old slot and its values.
 	carried map[uint32]carriedCounter
 	// fill are the sets whose declared elements go into new maps; extend
 	// the elements newly declared for reused maps, added only once the new
 	// program runs so that a failed apply leaves the sets as they were.
-	fill, extend []compiler.SetMap
+	fill, extend []artifact.SetMap
 	// copies are old maps whose entries go into recreated set maps.
 	copies map[string]*ebpf.Map
 	notes  []string
@@ -54,7 +54,7 @@ func (l layout) setPin(policy, set, suffix string) string {
 }
 
 // setPins returns spec map name -> pin path for a dynamic set.
-func (l layout) setPins(policy string, set compiler.SetMap) map[string]string {
+func (l layout) setPins(policy string, set artifact.SetMap) map[string]string {
 	pins := map[string]string{}
 	if set.V4Map != "" {
 		pins[set.V4Map] = l.setPin(policy, set.Set, "_v4")
@@ -69,14 +69,14 @@ func (l layout) setPins(policy string, set compiler.SetMap) map[string]string {
 }
 
 // planKeptMaps opens the policy's pinned maps and plans the apply.
-func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *compiler.Manifest) (*keptMaps, error) {
+func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *artifact.Manifest) (*keptMaps, error) {
 	k := &keptMaps{
 		l: l, policy: m.Policy,
 		replacements: map[string]*ebpf.Map{},
 		pins:         map[string]string{},
 		copies:       map[string]*ebpf.Map{},
 	}
-	var old compiler.Manifest
+	var old artifact.Manifest
 	hasOld := readJSON(l.keptManifest(m.Policy), &old) == nil
 
 	if name := m.Counters.Map; name != "" {
@@ -99,7 +99,7 @@ func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *compiler.Manifest) (*k
 		}
 	}
 
-	oldSets := map[string]compiler.SetMap{}
+	oldSets := map[string]artifact.SetMap{}
 	if hasOld {
 		for _, s := range old.Sets {
 			oldSets[s.Set] = s
@@ -119,7 +119,7 @@ func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *compiler.Manifest) (*k
 }
 
 // planDynamicSet reuses, recreates or creates the maps of a dynamic set.
-func (k *keptMaps) planDynamicSet(spec *ebpf.CollectionSpec, set compiler.SetMap, oldSets map[string]compiler.SetMap) error {
+func (k *keptMaps) planDynamicSet(spec *ebpf.CollectionSpec, set artifact.SetMap, oldSets map[string]artifact.SetMap) error {
 	prev, hadSet := oldSets[set.Set]
 	fresh := false
 	for name, path := range k.l.setPins(k.policy, set) {
@@ -190,7 +190,7 @@ func compatible(m *ebpf.Map, spec *ebpf.MapSpec) error {
 
 // populate fills the new collection's maps: declared set elements, copied
 // set elements and counters carried by rule name.
-func (k *keptMaps) populate(coll *ebpf.Collection, m *compiler.Manifest) error {
+func (k *keptMaps) populate(coll *ebpf.Collection, m *artifact.Manifest) error {
 	if err := fillSets(coll.Maps, k.fill); err != nil {
 		return err
 	}
@@ -213,7 +213,7 @@ func (k *keptMaps) populate(coll *ebpf.Collection, m *compiler.Manifest) error {
 // populate and the replace. A frame the new program counts on the same
 // slot and CPU during the read-modify-write of that slot can still be
 // lost; the window is a few microseconds.
-func (k *keptMaps) catchUp(coll *ebpf.Collection, m *compiler.Manifest) error {
+func (k *keptMaps) catchUp(coll *ebpf.Collection, m *artifact.Manifest) error {
 	if len(k.carried) == 0 {
 		return nil
 	}
@@ -302,7 +302,7 @@ type carriedCounter struct {
 // carryCounters copies the per-CPU counters of every rule that still
 // exists (same name and kind) from the old map to the new one and returns
 // what it copied, by new slot.
-func carryCounters(old *ebpf.Map, oldSlots []compiler.CounterSlot, m *ebpf.Map, slots []compiler.CounterSlot) (map[uint32]carriedCounter, error) {
+func carryCounters(old *ebpf.Map, oldSlots []artifact.CounterSlot, m *ebpf.Map, slots []artifact.CounterSlot) (map[uint32]carriedCounter, error) {
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
 		return nil, fmt.Errorf("count possible cpus: %w", err)

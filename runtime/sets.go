@@ -11,7 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // ErrBadElement is returned for a set element that is not of the set's type.
@@ -31,7 +31,7 @@ type setEntry struct {
 //     family's map (v4_map or v6_map);
 //   - port: one u16 key in host order per port of each port or range;
 //   - mac: the six address bytes.
-func setEntries(set compiler.SetMap) ([]setEntry, error) {
+func setEntries(set artifact.SetMap) ([]setEntry, error) {
 	var entries []setEntry
 	for _, el := range set.Elements {
 		var err error
@@ -52,7 +52,7 @@ func setEntries(set compiler.SetMap) ([]setEntry, error) {
 	return entries, nil
 }
 
-func appendPrefixEntry(entries []setEntry, set compiler.SetMap, el string) ([]setEntry, error) {
+func appendPrefixEntry(entries []setEntry, set artifact.SetMap, el string) ([]setEntry, error) {
 	prefix, err := netip.ParsePrefix(el)
 	if err != nil {
 		addr, aerr := netip.ParseAddr(el)
@@ -74,7 +74,7 @@ func appendPrefixEntry(entries []setEntry, set compiler.SetMap, el string) ([]se
 	return append(entries, setEntry{m, key}), nil
 }
 
-func appendPortEntries(entries []setEntry, set compiler.SetMap, el string) ([]setEntry, error) {
+func appendPortEntries(entries []setEntry, set artifact.SetMap, el string) ([]setEntry, error) {
 	first, last, isRange := strings.Cut(el, "-")
 	if !isRange {
 		last = first
@@ -99,7 +99,7 @@ func appendPortEntries(entries []setEntry, set compiler.SetMap, el string) ([]se
 	return entries, nil
 }
 
-func appendMACEntry(entries []setEntry, set compiler.SetMap, el string) ([]setEntry, error) {
+func appendMACEntry(entries []setEntry, set artifact.SetMap, el string) ([]setEntry, error) {
 	mac, err := net.ParseMAC(el)
 	if err != nil {
 		return nil, fmt.Errorf("%q: %w (want a MAC address such as 02:00:00:00:00:01)", el, ErrBadElement)
@@ -114,7 +114,7 @@ func appendMACEntry(entries []setEntry, set compiler.SetMap, el string) ([]setEn
 }
 
 // fillSets inserts every set's declared elements into its loaded maps.
-func fillSets(maps map[string]*ebpf.Map, sets []compiler.SetMap) error {
+func fillSets(maps map[string]*ebpf.Map, sets []artifact.SetMap) error {
 	for _, set := range sets {
 		entries, err := setEntries(set)
 		if err != nil {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // MinTestFrame is the shortest frame BPF_PROG_TEST_RUN accepts for XDP: an
@@ -21,7 +21,7 @@ var errShortFrame = errors.New("kernel test run needs a frame of at least 14 byt
 type TestProgram struct {
 	coll     *ebpf.Collection
 	prog     *ebpf.Program
-	manifest *compiler.Manifest
+	manifest *artifact.Manifest
 	counters *counterTable // nil when the artifact has no counters
 }
 
@@ -39,7 +39,7 @@ type Outcome struct {
 // rejection is returned as a wrapped *VerifierRejection naming the policy
 // line it stopped at; errors.As finds the *ebpf.VerifierError behind it too.
 func NewTestProgram(elf []byte) (*TestProgram, error) {
-	spec, manifest, err := ReadArtifact(elf)
+	spec, manifest, err := artifact.Read(elf)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func (t *TestProgram) Counters() ([]Counter, error) {
 }
 
 // Manifest returns the artifact's manifest.
-func (t *TestProgram) Manifest() *compiler.Manifest { return t.manifest }
+func (t *TestProgram) Manifest() *artifact.Manifest { return t.manifest }
 
 // Program returns the loaded program, for benchmarks and other test runs.
 func (t *TestProgram) Program() *ebpf.Program { return t.prog }

@@ -8,7 +8,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/runtime"
 )
 
@@ -24,61 +24,6 @@ func newProbe(t *testing.T, nets, ports, macs []string) *runtime.TestProgram {
 	}
 	t.Cleanup(func() { prog.Close() })
 	return prog
-}
-
-func TestReadArtifact(t *testing.T) {
-	a := probeArtifact([]string{"10.0.0.0/8"}, []string{"80"}, nil)
-	spec, manifest, err := runtime.ReadArtifact(elfBytes(t, a))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(&a.Manifest, manifest); diff != "" {
-		t.Errorf("manifest (-want +got):\n%s", diff)
-	}
-	var gotMaps []string
-	for name := range spec.Maps {
-		gotMaps = append(gotMaps, name)
-	}
-	wantMaps := []string{"counters", "macs", "nets_v4", "nets_v6", "ports"}
-	if diff := cmp.Diff(wantMaps, gotMaps, cmpSorted); diff != "" {
-		t.Errorf("maps (-want +got):\n%s", diff)
-	}
-	if spec.Programs[a.Program] == nil {
-		t.Errorf("no program %s", a.Program)
-	}
-}
-
-var cmpSorted = cmp.Transformer("sort", func(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
-})
-
-func TestReadArtifactRejects(t *testing.T) {
-	tests := map[string]func(a *compiler.Artifact){
-		"missing set map":    func(a *compiler.Artifact) { a.Manifest.Sets[0].V6Map = "nets_v7" },
-		"missing counters":   func(a *compiler.Artifact) { a.Manifest.Counters.Map = "tally" },
-		"counters not array": func(a *compiler.Artifact) { a.Manifest.Counters.Map = "nets_v4" },
-		"missing program":    func(a *compiler.Artifact) { a.Manifest.Program = "xdpc_other" },
-	}
-	for name, breakIt := range tests {
-		t.Run(name, func(t *testing.T) {
-			a := probeArtifact(nil, nil, nil)
-			breakIt(a)
-			if _, _, err := runtime.ReadArtifact(elfBytes(t, a)); err == nil {
-				t.Fatal("ReadArtifact succeeded, want an error")
-			}
-		})
-	}
-	if _, _, err := runtime.ReadArtifact([]byte("not an object")); err == nil {
-		t.Error("ReadArtifact of garbage succeeded, want an error")
-	}
 }
 
 // TestRunFillsSets checks that every set element the manifest declares
@@ -201,7 +146,7 @@ func TestNewTestProgramVerifierError(t *testing.T) {
 }
 
 func TestNewTestProgramBadElement(t *testing.T) {
-	tests := map[string]*compiler.Artifact{
+	tests := map[string]*artifact.Artifact{
 		"cidr": probeArtifact([]string{"10.0.0.0/33"}, nil, nil),
 		"port": probeArtifact(nil, []string{"80-70"}, nil),
 		"mac":  probeArtifact(nil, nil, []string{"aa:bb"}),

@@ -1,4 +1,4 @@
-package compiler
+package artifact
 
 import (
 	"bytes"
@@ -523,7 +523,7 @@ func (o *elfObject) add(s *elfSection) { o.sections = append(o.sections, s) }
 func (o *elfObject) index(s *elfSection) int {
 	i := slices.Index(o.sections, s)
 	if i < 0 {
-		panic(fmt.Sprintf("compiler: section %s not in object", s.name))
+		panic(fmt.Sprintf("artifact: section %s not in object", s.name))
 	}
 	return i + 1
 }
@@ -538,7 +538,7 @@ func (o *elfObject) encode() ([]byte, error) {
 	}
 	last := o.sections[len(o.sections)-1]
 	if last.name != ".shstrtab" {
-		panic("compiler: .shstrtab must be the last section")
+		panic("artifact: .shstrtab must be the last section")
 	}
 	last.data = shstrtab.bytes()
 

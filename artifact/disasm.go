@@ -1,4 +1,4 @@
-package compiler
+package artifact
 
 import (
 	"fmt"
@@ -64,19 +64,4 @@ func formatInstruction(ins asm.Instruction) string {
 		return fmt.Sprintf("LoadMapPtr dst: %s map: %s", ins.Dst, ins.Reference())
 	}
 	return fmt.Sprint(ins)
-}
-
-// SourceOf returns the source comment of the instruction at raw offset off
-// (as a verifier log counts), or "" when there is none.
-func (a *Artifact) SourceOf(off int) string {
-	iter := a.Instructions.Iterate()
-	for iter.Next() {
-		if int(iter.Offset) == off {
-			if src := iter.Ins.Source(); src != nil {
-				return src.String()
-			}
-			return ""
-		}
-	}
-	return ""
 }

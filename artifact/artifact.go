@@ -1,4 +1,4 @@
-package compiler
+package artifact
 
 import (
 	"github.com/cilium/ebpf/asm"
@@ -138,4 +138,15 @@ type SetMap struct {
 type InterfaceBinding struct {
 	Name string `json:"name"`
 	Mode string `json:"mode"`
+}
+
+// MapNames returns the names of the maps holding the set.
+func (s SetMap) MapNames() []string {
+	var names []string
+	for _, n := range []string{s.V4Map, s.V6Map, s.Map} {
+		if n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
 }

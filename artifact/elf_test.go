@@ -1,4 +1,4 @@
-package compiler_test
+package artifact_test
 
 import (
 	"bytes"
@@ -18,9 +18,11 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/policy"
 )
@@ -60,7 +62,7 @@ const (
 // up as an IPv4 address in the LPM trie src_v4 (slot 1, pass), then port 80
 // in the hash ports (slot 2, pass), else drops (slot 0), and counts the
 // packet and its bytes in the per-CPU array counters.
-func lookupArtifact() *compiler.Artifact {
+func lookupArtifact() *artifact.Artifact {
 	const (
 		rCtx  = asm.R6 // the context, then the counter slot
 		rData = asm.R7
@@ -117,44 +119,44 @@ func lookupArtifact() *compiler.Artifact {
 		asm.Mov.Imm(asm.R0, xdpDrop),
 		asm.Return().WithSymbol("exit"),
 	}
-	return &compiler.Artifact{
+	return &artifact.Artifact{
 		Program:      "xdpc_lookup",
 		License:      "GPL",
 		Instructions: insns,
-		Maps: []compiler.Map{
-			{Name: "counters", Type: compiler.MapPerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 3, Key: u32Type, Value: counterType},
-			{Name: "src_v4", Type: compiler.MapLPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Flags: compiler.MapFlagNoPrealloc, Key: lpmV4KeyType, Value: u8Type},
-			{Name: "ports", Type: compiler.MapHash, KeySize: 2, ValueSize: 1, MaxEntries: 16, Key: u16Type, Value: u8Type},
+		Maps: []artifact.Map{
+			{Name: "counters", Type: artifact.MapPerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 3, Key: u32Type, Value: counterType},
+			{Name: "src_v4", Type: artifact.MapLPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Flags: artifact.MapFlagNoPrealloc, Key: lpmV4KeyType, Value: u8Type},
+			{Name: "ports", Type: artifact.MapHash, KeySize: 2, ValueSize: 1, MaxEntries: 16, Key: u16Type, Value: u8Type},
 		},
-		Manifest: compiler.Manifest{
-			Format:  compiler.ManifestFormat,
+		Manifest: artifact.Manifest{
+			Format:  artifact.ManifestFormat,
 			Policy:  "edge",
 			Hash:    "sha256:0123",
 			Source:  "edge.hcl",
 			Program: "xdpc_lookup",
-			Counters: compiler.CounterTable{Map: "counters", Slots: []compiler.CounterSlot{
-				{Slot: slotDefault, Name: "default", Kind: compiler.SlotDefault},
-				{Slot: slotPrefix, Name: "from_lab", Kind: compiler.SlotRule, Pos: "edge.hcl:10:3"},
-				{Slot: slotPort, Name: "web", Kind: compiler.SlotRule, Pos: "edge.hcl:14:3"},
+			Counters: artifact.CounterTable{Map: "counters", Slots: []artifact.CounterSlot{
+				{Slot: slotDefault, Name: "default", Kind: artifact.SlotDefault},
+				{Slot: slotPrefix, Name: "from_lab", Kind: artifact.SlotRule, Pos: "edge.hcl:10:3"},
+				{Slot: slotPort, Name: "web", Kind: artifact.SlotRule, Pos: "edge.hcl:14:3"},
 			}},
-			Sets: []compiler.SetMap{
+			Sets: []artifact.SetMap{
 				{Set: "lab", Type: "cidr", MaxElements: 16, V4Map: "src_v4", Elements: []string{"10.0.0.0/8"}},
 				{Set: "web", Type: "port", MaxElements: 16, Map: "ports", Elements: []string{"80"}},
 			},
-			Interfaces: []compiler.InterfaceBinding{{Name: "eth0", Mode: "native"}},
+			Interfaces: []artifact.InterfaceBinding{{Name: "eth0", Mode: "native"}},
 		},
 	}
 }
 
 // passArtifact returns the smallest artifact: no maps, always XDP_PASS.
-func passArtifact() *compiler.Artifact {
-	return &compiler.Artifact{
+func passArtifact() *artifact.Artifact {
+	return &artifact.Artifact{
 		Program: "xdpc_pass",
 		Instructions: asm.Instructions{
 			asm.Mov.Imm(asm.R0, xdpPass),
 			asm.Return(),
 		},
-		Manifest: compiler.Manifest{Format: compiler.ManifestFormat, Policy: "open", Program: "xdpc_pass"},
+		Manifest: artifact.Manifest{Format: artifact.ManifestFormat, Policy: "open", Program: "xdpc_pass"},
 	}
 }
 
@@ -200,13 +202,13 @@ policy "edge" {
 `
 
 // compiledArtifact compiles compiledPolicy.
-func compiledArtifact(t *testing.T) *compiler.Artifact {
+func compiledArtifact(t *testing.T) *artifact.Artifact {
 	t.Helper()
 	return compileSource(t, compiledPolicy)
 }
 
 // compileSource compiles the first policy of src.
-func compileSource(t *testing.T, src string) *compiler.Artifact {
+func compileSource(t *testing.T, src string) *artifact.Artifact {
 	t.Helper()
 	cfg, diags := policy.Load("policy.hcl", []byte(src), policy.LoadOptions{})
 	if diags.HasErrors() {
@@ -221,16 +223,16 @@ func compileSource(t *testing.T, src string) *compiler.Artifact {
 
 // testArtifacts are the artifacts every ELF test runs on: hand-written
 // ones that isolate the object format, and a compiled policy.
-func testArtifacts(t *testing.T) map[string]*compiler.Artifact {
+func testArtifacts(t *testing.T) map[string]*artifact.Artifact {
 	t.Helper()
-	return map[string]*compiler.Artifact{
+	return map[string]*artifact.Artifact{
 		"lookup":   lookupArtifact(),
 		"pass":     passArtifact(),
 		"compiled": compiledArtifact(t),
 	}
 }
 
-func writeELF(t *testing.T, a *compiler.Artifact) []byte {
+func writeELF(t *testing.T, a *artifact.Artifact) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := a.WriteELF(&buf); err != nil {
@@ -240,7 +242,7 @@ func writeELF(t *testing.T, a *compiler.Artifact) []byte {
 }
 
 // writeELFFile writes a's object to a temporary file and returns its path.
-func writeELFFile(t *testing.T, a *compiler.Artifact) string {
+func writeELFFile(t *testing.T, a *artifact.Artifact) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), a.Program+".o")
 	if err := os.WriteFile(path, writeELF(t, a), 0o644); err != nil {
@@ -274,12 +276,12 @@ func TestWriteELFKeepsArtifact(t *testing.T) {
 }
 
 func TestWriteELFRejects(t *testing.T) {
-	tests := map[string]func(a *compiler.Artifact){
-		"no program name": func(a *compiler.Artifact) { a.Program = "" },
-		"duplicate map":   func(a *compiler.Artifact) { a.Maps[1].Name = "counters" },
-		"unknown map":     func(a *compiler.Artifact) { a.Maps = a.Maps[:2] },
-		"key size":        func(a *compiler.Artifact) { a.Maps[0].KeySize = 8 },
-		"undefined label": func(a *compiler.Artifact) { a.Instructions[len(a.Instructions)-1] = asm.Return() },
+	tests := map[string]func(a *artifact.Artifact){
+		"no program name": func(a *artifact.Artifact) { a.Program = "" },
+		"duplicate map":   func(a *artifact.Artifact) { a.Maps[1].Name = "counters" },
+		"unknown map":     func(a *artifact.Artifact) { a.Maps = a.Maps[:2] },
+		"key size":        func(a *artifact.Artifact) { a.Maps[0].KeySize = 8 },
+		"undefined label": func(a *artifact.Artifact) { a.Instructions[len(a.Instructions)-1] = asm.Return() },
 	}
 	for name, breakIt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -295,7 +297,7 @@ func TestWriteELFRejects(t *testing.T) {
 func TestReadManifest(t *testing.T) {
 	for name, a := range testArtifacts(t) {
 		t.Run(name, func(t *testing.T) {
-			got, err := compiler.ReadManifest(bytes.NewReader(writeELF(t, a)))
+			got, err := artifact.ReadManifest(bytes.NewReader(writeELF(t, a)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -308,7 +310,7 @@ func TestReadManifest(t *testing.T) {
 
 func TestReadManifestRejects(t *testing.T) {
 	future := passArtifact()
-	future.Manifest.Format = compiler.ManifestFormat + 1
+	future.Manifest.Format = artifact.ManifestFormat + 1
 	tests := map[string][]byte{
 		"not elf":        []byte("not an object file at all, just some text"),
 		"future format":  writeELF(t, future),
@@ -316,7 +318,7 @@ func TestReadManifestRejects(t *testing.T) {
 	}
 	for name, data := range tests {
 		t.Run(name, func(t *testing.T) {
-			if _, err := compiler.ReadManifest(bytes.NewReader(data)); err == nil {
+			if _, err := artifact.ReadManifest(bytes.NewReader(data)); err == nil {
 				t.Fatal("ReadManifest succeeded, want an error")
 			}
 		})
@@ -361,7 +363,7 @@ func TestLoadCollectionSpec(t *testing.T) {
 				t.Fatalf("no program %q in %v", a.Program, spec.Programs)
 			}
 			gotProg := []any{prog.Type, prog.AttachType, prog.SectionName, prog.License}
-			wantProg := []any{ebpf.XDP, ebpf.AttachXDP, compiler.ProgramSection, "GPL"}
+			wantProg := []any{ebpf.XDP, ebpf.AttachXDP, artifact.ProgramSection, "GPL"}
 			if diff := cmp.Diff(wantProg, gotProg); diff != "" {
 				t.Errorf("program type, attach type, section, license (-want +got):\n%s", diff)
 			}
@@ -550,7 +552,7 @@ func TestIPLinkXDP(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			obj := writeELFFile(t, a)
 			ns := newVethNamespace(t)
-			load := exec.Command(ip, "-n", ns, "link", "set", "dev", "veth0", "xdp", "obj", obj, "sec", compiler.ProgramSection)
+			load := exec.Command(ip, "-n", ns, "link", "set", "dev", "veth0", "xdp", "obj", obj, "sec", artifact.ProgramSection)
 			if out, err := load.CombinedOutput(); err != nil {
 				t.Fatalf("%s: %v\n%s", load, err, out)
 			}
@@ -621,4 +623,75 @@ func typeName(typ btf.Type) string {
 		return ""
 	}
 	return typ.TypeName()
+}
+
+func TestRead(t *testing.T) {
+	for name, a := range testArtifacts(t) {
+		t.Run(name, func(t *testing.T) {
+			spec, manifest, err := artifact.Read(writeELF(t, a))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(&a.Manifest, manifest); diff != "" {
+				t.Errorf("manifest (-want +got):\n%s", diff)
+			}
+			var want, got []string
+			for _, m := range a.Maps {
+				want = append(want, m.Name)
+			}
+			for name := range spec.Maps {
+				got = append(got, name)
+			}
+			if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+				t.Errorf("maps (-want +got):\n%s", diff)
+			}
+			if spec.Programs[a.Program] == nil {
+				t.Errorf("no program %s", a.Program)
+			}
+		})
+	}
+}
+
+func TestReadRejects(t *testing.T) {
+	tests := map[string]func(a *artifact.Artifact){
+		"missing set map":    func(a *artifact.Artifact) { a.Manifest.Sets[0].V6Map = "src_v6" },
+		"missing counters":   func(a *artifact.Artifact) { a.Manifest.Counters.Map = "tally" },
+		"counters not array": func(a *artifact.Artifact) { a.Manifest.Counters.Map = "src_v4" },
+		"missing program":    func(a *artifact.Artifact) { a.Manifest.Program = "xdpc_other" },
+	}
+	for name, breakIt := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := lookupArtifact()
+			breakIt(a)
+			if _, _, err := artifact.Read(writeELF(t, a)); err == nil {
+				t.Fatal("Read succeeded, want an error")
+			}
+		})
+	}
+	if _, _, err := artifact.Read([]byte("not an object")); err == nil {
+		t.Error("Read of garbage succeeded, want an error")
+	}
+}
+
+// FuzzRead feeds mutated artifacts to the reader that `xdpc apply
+// ARTIFACT` uses: an error or a consistent spec and manifest, never a
+// panic.
+func FuzzRead(f *testing.F) {
+	for _, a := range []*artifact.Artifact{lookupArtifact(), passArtifact()} {
+		var buf bytes.Buffer
+		if err := a.WriteELF(&buf); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf.Bytes())
+	}
+	f.Add([]byte("\x7fELF"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		spec, m, err := artifact.Read(data)
+		if err != nil {
+			return
+		}
+		if spec.Programs[m.Program] == nil {
+			t.Fatalf("Read accepted an artifact without its program %q", m.Program)
+		}
+	})
 }

@@ -1,4 +1,4 @@
-package compiler
+package artifact
 
 import (
 	"debug/elf"
