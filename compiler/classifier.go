@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // Classifier emits the code that decides a parsed packet's fate from the IR.
@@ -80,7 +82,7 @@ func (l linear) Emit(e *emitter, prog *Program) {
 		}
 		e.at("%s", ruleSource(r, r.Kind()))
 		switch {
-		case r.Terminal && r.Verdict == VerdictRedirect:
+		case r.Terminal && r.Verdict == artifact.ActionRedirect:
 			emitRedirect(e, r.Slot, r.Target)
 		case r.Terminal:
 			emitDecision(e, r.Slot, r.Verdict)

@@ -18,7 +18,7 @@ type Program struct {
 	Name   string
 	Rules  []Rule
 	// Default and Malformed are the fallback verdicts and their counter slots.
-	Default, Malformed         Verdict
+	Default, Malformed         artifact.Action
 	DefaultSlot, MalformedSlot int
 	// Counters is the per-CPU counter map; Sets the maps of the sets the
 	// rules look up, in order of first use.
@@ -31,40 +31,16 @@ type Program struct {
 	Redirect  *artifact.Map
 }
 
-// Verdict is an XDP return code.
-type Verdict int32
-
-// Verdicts a policy can decide. XDP_ABORTED is never returned.
-const (
-	// VerdictDrop is XDP_DROP.
-	VerdictDrop Verdict = 1
-	// VerdictPass is XDP_PASS.
-	VerdictPass Verdict = 2
-	// VerdictRedirect is XDP_REDIRECT, through the Redirect device map.
-	VerdictRedirect Verdict = 4
-)
-
-func (v Verdict) String() string {
-	switch v {
-	case VerdictDrop:
-		return "drop"
-	case VerdictPass:
-		return "pass"
-	case VerdictRedirect:
-		return "redirect"
-	}
-	return fmt.Sprintf("Verdict(%d)", int32(v))
-}
-
 // Rule is one rule of the IR.
 type Rule struct {
 	Name string
 	// Slot is the rule's counter slot.
 	Slot int
-	// Action is what a match does: Terminal rules end with Verdict, count
-	// rules count and go on.
+	// Action is what a match does: Terminal rules end with Verdict (drop,
+	// pass or redirect through the Redirect device map), count rules count
+	// and go on.
 	Terminal bool
-	Verdict  Verdict
+	Verdict  artifact.Action
 	// To is the interface of a redirect, Target its key in the device map.
 	To     string
 	Target int
@@ -161,7 +137,7 @@ func (p *Program) String() string {
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		kind := r.Kind()
-		if r.Terminal && r.Verdict == VerdictRedirect {
+		if r.Terminal && r.Verdict == artifact.ActionRedirect {
 			kind = fmt.Sprintf("redirect to %q key %d", r.To, r.Target)
 		}
 		fmt.Fprintf(&b, "rule %d %q %s @ %s\n", r.Slot, r.Name, kind, r.Pos)

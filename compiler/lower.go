@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -101,14 +102,9 @@ func lowerMatch(cfg *policy.Config, m *policy.Match) (Test, error) {
 	return t, nil
 }
 
-func verdictOf(a policy.Action) (Verdict, error) {
-	switch a {
-	case policy.ActionPass:
-		return VerdictPass, nil
-	case policy.ActionDrop:
-		return VerdictDrop, nil
-	case policy.ActionRedirect:
-		return VerdictRedirect, nil
+func verdictOf(a policy.Action) (artifact.Action, error) {
+	if v, ok := a.XDP(); ok {
+		return v, nil
 	}
 	return 0, fmt.Errorf("verdict %s is not pass, drop or redirect", a)
 }

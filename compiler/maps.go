@@ -160,7 +160,7 @@ func allocateRedirects(prog *Program) {
 	keys := map[string]int{}
 	for i := range prog.Rules {
 		r := &prog.Rules[i]
-		if !r.Terminal || r.Verdict != VerdictRedirect {
+		if !r.Terminal || r.Verdict != artifact.ActionRedirect {
 			continue
 		}
 		k, ok := keys[r.To]

@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/runtime"
 )
@@ -118,7 +119,7 @@ func (l *labBackend) addRedirectTargets() error {
 	var err error
 	l.sinkXDP, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name: "xdpc_lab_sink", Type: ebpf.XDP, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()},
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(artifact.ActionPass)), asm.Return()},
 	})
 	if err != nil {
 		return fmt.Errorf("load the redirect targets' pass program: %w", err)

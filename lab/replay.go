@@ -195,13 +195,6 @@ func loadProgram(cfg *policy.Config, p *policy.Policy) (*runtime.TestProgram, er
 	return runtime.NewTestProgram(elf.Bytes())
 }
 
-// XDP return codes.
-const (
-	xdpDrop     = 1
-	xdpPass     = 2
-	xdpRedirect = 4
-)
-
 func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
 	if len(frame) >= runtime.MinTestFrame {
 		seen, err := k.probe.seen(frame)
@@ -218,11 +211,10 @@ func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
 	}
 	v, err := decide(k.p, frame, out.Moved)
 	if err != nil {
-		return Verdict{}, fmt.Errorf("%w (program returned %d)", err, out.Action)
+		return Verdict{}, fmt.Errorf("%w (program returned %s)", err, out.Action)
 	}
-	want := map[policy.Action]uint32{policy.ActionPass: xdpPass, policy.ActionDrop: xdpDrop, policy.ActionRedirect: xdpRedirect}[v.Action]
-	if out.Action != want {
-		return Verdict{}, fmt.Errorf("program returned %d but counted the packet on %q (%s)", out.Action, v.Rule, v.Verdict)
+	if want, _ := v.Action.XDP(); out.Action != want {
+		return Verdict{}, fmt.Errorf("program returned %s but counted the packet on %q (%s)", out.Action, v.Rule, v.Verdict)
 	}
 	return v, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/wire"
 )
 
@@ -158,6 +159,20 @@ func (a Action) String() string {
 
 // Terminal reports whether a matching rule with this action decides the verdict.
 func (a Action) Terminal() bool { return a != ActionCount }
+
+// XDP is the XDP action a program returns for a decision a: drop, pass or
+// redirect. Count decides nothing and has none.
+func (a Action) XDP() (artifact.Action, bool) {
+	switch a {
+	case ActionDrop:
+		return artifact.ActionDrop, true
+	case ActionPass:
+		return artifact.ActionPass, true
+	case ActionRedirect:
+		return artifact.ActionRedirect, true
+	}
+	return 0, false
+}
 
 // Policy is a `policy` block: ordered rules and the two fallback verdicts.
 type Policy struct {

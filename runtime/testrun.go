@@ -27,9 +27,8 @@ type TestProgram struct {
 
 // Outcome is what one frame did.
 type Outcome struct {
-	// Action is the XDP action the program returned (XDP_DROP = 1,
-	// XDP_PASS = 2, XDP_TX = 3, XDP_REDIRECT = 4).
-	Action uint32
+	// Action is the XDP action the program returned.
+	Action artifact.Action
 	// Moved lists the counter slots whose packet count changed, ascending.
 	Moved []int
 }
@@ -94,7 +93,7 @@ func (t *TestProgram) Run(frame []byte) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	return Outcome{Action: action, Moved: MovedSlots(before, after)}, nil
+	return Outcome{Action: artifact.Action(action), Moved: MovedSlots(before, after)}, nil
 }
 
 // Counters returns every counter slot, summed over CPUs; nil when the
