@@ -124,9 +124,9 @@ func lookupArtifact() *artifact.Artifact {
 		License:      "GPL",
 		Instructions: insns,
 		Maps: []artifact.Map{
-			{Name: "counters", Type: artifact.MapPerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 3, Key: u32Type, Value: counterType},
-			{Name: "src_v4", Type: artifact.MapLPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Flags: artifact.MapFlagNoPrealloc, Key: lpmV4KeyType, Value: u8Type},
-			{Name: "ports", Type: artifact.MapHash, KeySize: 2, ValueSize: 1, MaxEntries: 16, Key: u16Type, Value: u8Type},
+			{Name: "counters", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 3, Key: u32Type, Value: counterType},
+			{Name: "src_v4", Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Flags: artifact.MapFlagNoPrealloc, Key: lpmV4KeyType, Value: u8Type},
+			{Name: "ports", Type: ebpf.Hash, KeySize: 2, ValueSize: 1, MaxEntries: 16, Key: u16Type, Value: u8Type},
 		},
 		Manifest: artifact.Manifest{
 			Format:  artifact.ManifestFormat,
@@ -157,6 +157,46 @@ func passArtifact() *artifact.Artifact {
 			asm.Return(),
 		},
 		Manifest: artifact.Manifest{Format: artifact.ManifestFormat, Policy: "open", Program: "xdpc_pass"},
+	}
+}
+
+// kindsArtifact returns an artifact with one map of every kind, made from
+// the kinds table as the compiler makes them, each loaded by the program
+// (which then passes every frame).
+func kindsArtifact() *artifact.Artifact {
+	maps := []artifact.Map{
+		artifact.MapCounters.Map("counters", 2),
+		artifact.MapCIDRv4.Map("nets_v4", 4),
+		artifact.MapCIDRv6.Map("nets_v6", 4),
+		artifact.MapPorts.Map("ports", 4),
+		artifact.MapMACs.Map("macs", 4),
+		artifact.MapRedirect.Map("redirect", 1),
+	}
+	var insns asm.Instructions
+	for _, m := range maps {
+		insns = append(insns, asm.LoadMapPtr(asm.R1, 0).WithReference(m.Name))
+	}
+	insns = append(insns, asm.Mov.Imm(asm.R0, xdpPass), asm.Return())
+	return &artifact.Artifact{
+		Program:      "xdpc_kinds",
+		Instructions: insns,
+		Maps:         maps,
+		Manifest: artifact.Manifest{
+			Format:  artifact.ManifestFormat,
+			Policy:  "kinds",
+			Program: "xdpc_kinds",
+			Counters: artifact.CounterTable{Map: "counters", Slots: []artifact.CounterSlot{
+				{Slot: 0, Name: "default", Kind: artifact.SlotDefault},
+				{Slot: 1, Name: "malformed", Kind: artifact.SlotMalformed},
+			}},
+			Sets: []artifact.SetMap{
+				{Set: "nets", Type: "cidr", MaxElements: 4, V4Map: "nets_v4", V6Map: "nets_v6", Elements: []string{}},
+				{Set: "ports", Type: "port", MaxElements: 4, Map: "ports", Elements: []string{}},
+				{Set: "macs", Type: "mac", MaxElements: 4, Map: "macs", Elements: []string{}},
+			},
+			RedirectMap: "redirect",
+			Redirects:   []artifact.RedirectTarget{{Key: 0, Interface: "eth1"}},
+		},
 	}
 }
 
@@ -228,6 +268,7 @@ func testArtifacts(t *testing.T) map[string]*artifact.Artifact {
 	return map[string]*artifact.Artifact{
 		"lookup":   lookupArtifact(),
 		"pass":     passArtifact(),
+		"kinds":    kindsArtifact(),
 		"compiled": compiledArtifact(t),
 	}
 }
@@ -343,7 +384,7 @@ func TestLoadCollectionSpec(t *testing.T) {
 
 			want := map[string]mapSpecFields{}
 			for _, m := range a.Maps {
-				want[m.Name] = mapSpecFields{m.Name, ebpf.MapType(m.Type), m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
+				want[m.Name] = mapSpecFields{m.Name, m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
 					typeName(m.Key), typeName(m.Value)}
 			}
 			got := map[string]mapSpecFields{}
@@ -658,6 +699,8 @@ func TestReadRejects(t *testing.T) {
 		"missing counters":   func(a *artifact.Artifact) { a.Manifest.Counters.Map = "tally" },
 		"counters not array": func(a *artifact.Artifact) { a.Manifest.Counters.Map = "src_v4" },
 		"missing program":    func(a *artifact.Artifact) { a.Manifest.Program = "xdpc_other" },
+		"port set in a trie": func(a *artifact.Artifact) { a.Manifest.Sets[1].Map = "src_v4" },
+		"too few slots":      func(a *artifact.Artifact) { a.Maps[0].MaxEntries = 2 },
 	}
 	for name, breakIt := range tests {
 		t.Run(name, func(t *testing.T) {

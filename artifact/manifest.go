@@ -7,6 +7,135 @@ import (
 	"io"
 )
 
+// ManifestFormat is the version of the manifest layout written by this compiler.
+const ManifestFormat = 1
+
+// Manifest maps the artifact's counters, sets and maps back to the policy.
+// It is stored as JSON in ManifestSection.
+type Manifest struct {
+	Format  int    `json:"format"`
+	Policy  string `json:"policy"`
+	Hash    string `json:"hash"`
+	Source  string `json:"source"`
+	Program string `json:"program"`
+	// Counters is the per-CPU array of packet and byte counters.
+	Counters CounterTable `json:"counters"`
+	Sets     []SetMap     `json:"sets,omitempty"`
+	// Interfaces lists the policy file's interfaces that attach this policy.
+	Interfaces []InterfaceBinding `json:"interfaces,omitempty"`
+	// RedirectMap is the device map of redirect targets; Redirects say
+	// which interface each key stands for. Loaders put each interface's
+	// index under its key.
+	RedirectMap string           `json:"redirect_map,omitempty"`
+	Redirects   []RedirectTarget `json:"redirects,omitempty"`
+}
+
+// RedirectTarget is one key of the redirect device map.
+type RedirectTarget struct {
+	Key       int    `json:"key"`
+	Interface string `json:"interface"`
+}
+
+// CounterTable names the counter map and what each slot counts.
+type CounterTable struct {
+	Map   string        `json:"map"`
+	Slots []CounterSlot `json:"slots"`
+}
+
+// CounterSlot kinds.
+const (
+	SlotRule      = "rule"      // a pass or drop rule
+	SlotCount     = "count"     // a count rule
+	SlotDefault   = "default"   // the policy's default verdict
+	SlotMalformed = "malformed" // the policy's malformed verdict
+)
+
+// CounterSlot is one entry of the counter map.
+type CounterSlot struct {
+	Slot int `json:"slot"`
+	// Name is the rule name, or "default" / "malformed".
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// Pos is the rule's source position as file:line:col ("" for default and malformed).
+	Pos string `json:"pos,omitempty"`
+}
+
+// SetMap ties a policy set to the maps that hold it. Elements are the set's
+// declared contents in the policy's syntax; loaders insert them.
+type SetMap struct {
+	Set     string `json:"set"`
+	Type    string `json:"type"`
+	Dynamic bool   `json:"dynamic,omitempty"`
+	// Implicit marks a set the compiler made of a rule's long address or
+	// port list ("RULE:FIELD"); it is static.
+	Implicit    bool     `json:"implicit,omitempty"`
+	MaxElements int      `json:"max_elements"`
+	V4Map       string   `json:"v4_map,omitempty"` // cidr sets
+	V6Map       string   `json:"v6_map,omitempty"` // cidr sets
+	Map         string   `json:"map,omitempty"`    // port and mac sets
+	Elements    []string `json:"elements"`
+}
+
+// InterfaceBinding is an `interface` block that names this policy.
+type InterfaceBinding struct {
+	Name string `json:"name"`
+	Mode string `json:"mode"`
+}
+
+// MapRef is a map a manifest names, and the kind it is.
+type MapRef struct {
+	Name string
+	Kind MapKind
+}
+
+// Maps lists every map the manifest names, with its kind: the counters,
+// the maps of each set in order, the redirect map.
+func (m *Manifest) Maps() []MapRef {
+	var refs []MapRef
+	if m.Counters.Map != "" {
+		refs = append(refs, MapRef{m.Counters.Map, MapCounters})
+	}
+	for _, s := range m.Sets {
+		refs = append(refs, s.Maps()...)
+	}
+	if m.RedirectMap != "" {
+		refs = append(refs, MapRef{m.RedirectMap, MapRedirect})
+	}
+	return refs
+}
+
+// Maps lists the maps holding the set, with their kinds.
+func (s SetMap) Maps() []MapRef {
+	var refs []MapRef
+	switch s.Type {
+	case "cidr":
+		if s.V4Map != "" {
+			refs = append(refs, MapRef{s.V4Map, MapCIDRv4})
+		}
+		if s.V6Map != "" {
+			refs = append(refs, MapRef{s.V6Map, MapCIDRv6})
+		}
+	case "port":
+		if s.Map != "" {
+			refs = append(refs, MapRef{s.Map, MapPorts})
+		}
+	case "mac":
+		if s.Map != "" {
+			refs = append(refs, MapRef{s.Map, MapMACs})
+		}
+	}
+	return refs
+}
+
+// MapNames returns the names of the maps holding the set.
+func (s SetMap) MapNames() []string {
+	var names []string
+	for _, r := range s.Maps() {
+		names = append(names, r.Name)
+	}
+	return names
+}
+
 // encodeManifest returns the manifest as stored in ManifestSection: compact
 // JSON, fields in declaration order, so equal manifests give equal bytes.
 func encodeManifest(m *Manifest) ([]byte, error) {

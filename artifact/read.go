@@ -26,58 +26,38 @@ func Read(elf []byte) (*ebpf.CollectionSpec, *Manifest, error) {
 	return spec, manifest, nil
 }
 
-// checkManifest verifies that spec holds the program and maps m names.
+// checkManifest verifies that spec holds the program m names, and every
+// map m names with the layout of its kind.
 func checkManifest(spec *ebpf.CollectionSpec, m *Manifest) error {
 	if spec.Programs[m.Program] == nil {
 		return fmt.Errorf("manifest names program %q, the object has none", m.Program)
 	}
-	if m.Counters.Map != "" {
-		if err := checkCounterMap(spec.Maps[m.Counters.Map], m.Counters.Map); err != nil {
-			return err
-		}
-	}
-	if err := checkRedirectMap(spec, m); err != nil {
-		return err
+	if len(m.Redirects) > 0 && m.RedirectMap == "" {
+		return fmt.Errorf("manifest names redirect targets but no redirect map")
 	}
 	for _, set := range m.Sets {
-		for _, name := range set.MapNames() {
-			if spec.Maps[name] == nil {
-				return fmt.Errorf("set %s: manifest names map %q, the object has none", set.Set, name)
-			}
+		if len(set.Maps()) == 0 {
+			return fmt.Errorf("set %s: manifest names no map of a %s set", set.Set, set.Type)
 		}
 	}
-	return nil
-}
-
-// checkCounterMap verifies the layout of the counter map: a per-CPU array
-// of u32 slot to Counter.
-func checkCounterMap(spec *ebpf.MapSpec, name string) error {
-	if spec == nil {
-		return fmt.Errorf("manifest names counter map %q, the object has none", name)
-	}
-	if spec.Type != ebpf.PerCPUArray || spec.KeySize != 4 || spec.ValueSize != 16 {
-		return fmt.Errorf("counter map %s: %s with %d-byte keys and %d-byte values, want %s with 4 and %d",
-			name, spec.Type, spec.KeySize, spec.ValueSize, ebpf.PerCPUArray, 16)
-	}
-	return nil
-}
-
-// checkRedirectMap verifies that the manifest's redirect map exists and
-// is a device map with room for every target.
-func checkRedirectMap(spec *ebpf.CollectionSpec, m *Manifest) error {
-	if m.RedirectMap == "" {
-		if len(m.Redirects) > 0 {
-			return fmt.Errorf("manifest names redirect targets but no redirect map")
+	for _, ref := range m.Maps() {
+		ms := spec.Maps[ref.Name]
+		if ms == nil {
+			return fmt.Errorf("manifest names %s map %q, the object has none", ref.Kind, ref.Name)
 		}
-		return nil
+		if err := ref.Kind.Check(ms); err != nil {
+			return fmt.Errorf("map %s: %w", ref.Name, err)
+		}
 	}
-	ms := spec.Maps[m.RedirectMap]
-	if ms == nil {
-		return fmt.Errorf("manifest names redirect map %q, the object has none", m.RedirectMap)
+	if m.Counters.Map != "" {
+		if n := spec.Maps[m.Counters.Map].MaxEntries; int(n) < len(m.Counters.Slots) {
+			return fmt.Errorf("counter map %s has %d slots, the manifest names %d", m.Counters.Map, n, len(m.Counters.Slots))
+		}
 	}
-	if ms.Type != ebpf.DevMapHash || ms.KeySize != 4 || ms.ValueSize != 4 || int(ms.MaxEntries) < len(m.Redirects) {
-		return fmt.Errorf("redirect map %s: %s with %d-byte keys and values and %d entries, want %s with 4 and at least %d",
-			m.RedirectMap, ms.Type, ms.KeySize, ms.MaxEntries, ebpf.DevMapHash, len(m.Redirects))
+	if m.RedirectMap != "" {
+		if n := spec.Maps[m.RedirectMap].MaxEntries; int(n) < len(m.Redirects) {
+			return fmt.Errorf("redirect map %s has room for %d targets, the manifest names %d", m.RedirectMap, n, len(m.Redirects))
+		}
 	}
 	return nil
 }

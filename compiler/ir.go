@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
@@ -158,17 +160,17 @@ func writeMap(b *strings.Builder, m *artifact.Map) {
 	b.WriteString("\n")
 }
 
-func mapTypeName(t artifact.MapType) string {
+func mapTypeName(t ebpf.MapType) string {
 	switch t {
-	case artifact.MapHash:
+	case ebpf.Hash:
 		return "hash"
-	case artifact.MapArray:
+	case ebpf.Array:
 		return "array"
-	case artifact.MapPerCPUArray:
+	case ebpf.PerCPUArray:
 		return "percpu_array"
-	case artifact.MapLPMTrie:
+	case ebpf.LPMTrie:
 		return "lpm_trie"
-	case artifact.MapDevMapHash:
+	case ebpf.DevMapHash:
 		return "devmap_hash"
 	}
 	return fmt.Sprintf("type%d", uint32(t))

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/gopacket/gopacket"
@@ -125,10 +126,10 @@ func probeArtifact(nets, ports, macs []string) *artifact.Artifact {
 		Instructions: insns,
 		Maps: []artifact.Map{
 			counterMap(slotCount),
-			{Name: "nets_v4", Type: artifact.MapLPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Flags: artifact.MapFlagNoPrealloc, Key: lpmKeyType("xdpc_lpm_v4", 4), Value: u8Type},
-			{Name: "nets_v6", Type: artifact.MapLPMTrie, KeySize: 20, ValueSize: 1, MaxEntries: 16, Flags: artifact.MapFlagNoPrealloc, Key: lpmKeyType("xdpc_lpm_v6", 16), Value: u8Type},
-			{Name: "ports", Type: artifact.MapHash, KeySize: 2, ValueSize: 1, MaxEntries: 256, Key: u16Type, Value: u8Type},
-			{Name: "macs", Type: artifact.MapHash, KeySize: 6, ValueSize: 1, MaxEntries: 16, Key: &btf.Array{Index: u32Type, Type: u8Type, Nelems: 6}, Value: u8Type},
+			{Name: "nets_v4", Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Flags: artifact.MapFlagNoPrealloc, Key: lpmKeyType("xdpc_lpm_v4", 4), Value: u8Type},
+			{Name: "nets_v6", Type: ebpf.LPMTrie, KeySize: 20, ValueSize: 1, MaxEntries: 16, Flags: artifact.MapFlagNoPrealloc, Key: lpmKeyType("xdpc_lpm_v6", 16), Value: u8Type},
+			{Name: "ports", Type: ebpf.Hash, KeySize: 2, ValueSize: 1, MaxEntries: 256, Key: u16Type, Value: u8Type},
+			{Name: "macs", Type: ebpf.Hash, KeySize: 6, ValueSize: 1, MaxEntries: 16, Key: &btf.Array{Index: u32Type, Type: u8Type, Nelems: 6}, Value: u8Type},
 		},
 		Manifest: artifact.Manifest{
 			Format:  artifact.ManifestFormat,
@@ -152,7 +153,7 @@ func probeArtifact(nets, ports, macs []string) *artifact.Artifact {
 
 // counterMap is the counters map of a test artifact with n slots.
 func counterMap(n uint32) artifact.Map {
-	return artifact.Map{Name: "counters", Type: artifact.MapPerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: n, Key: u32Type, Value: counterType()}
+	return artifact.Map{Name: "counters", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: n, Key: u32Type, Value: counterType()}
 }
 
 // countAndReturn adds one packet of rLen bytes to counters[rSlot] and

@@ -5,14 +5,13 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // Counter is one counter slot: the packets it counted and their bytes
-// (frame lengths).
-type Counter struct{ Packets, Bytes uint64 }
-
-// counterValueSize is the size of Counter in the counter map.
-const counterValueSize = 16
+// (frame lengths), per CPU in the map and summed over CPUs here.
+type Counter = artifact.Counter
 
 // counterTable reads a loaded counter map, all slots in one syscall.
 type counterTable struct {

@@ -107,7 +107,7 @@ func closeMaps(maps map[string]*ebpf.Map) {
 // program sees them at once.
 func SetAdd(opts SetOptions, elements []string) error {
 	return changeSet(opts, elements, func(m *ebpf.Map, key []byte) error {
-		return m.Put(key, setMember)
+		return m.Put(key, artifact.SetMember)
 	})
 }
 

@@ -20,7 +20,7 @@ func unloadableMapArtifact() *artifact.Artifact {
 		Program:      "xdpc_pass",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()},
 		Maps: []artifact.Map{
-			{Name: "nets_v4", Type: artifact.MapLPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Key: lpmKeyType("xdpc_lpm_v4", 4), Value: u8Type},
+			{Name: "nets_v4", Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Key: lpmKeyType("xdpc_lpm_v4", 4), Value: u8Type},
 		},
 		Manifest: artifact.Manifest{Format: artifact.ManifestFormat, Policy: "nomap", Program: "xdpc_pass",
 			Interfaces: []artifact.InterfaceBinding{{Name: "dut0", Mode: "native"}}},

@@ -93,7 +93,7 @@ func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *artifact.Manifest) (*k
 			k.replacements[name] = pm
 		default:
 			k.pins[name] = path
-			if hasOld && pm.Type() == ebpf.PerCPUArray && pm.ValueSize() == counterValueSize {
+			if hasOld && artifact.MapCounters.Fits(pm.Type(), pm.KeySize(), pm.ValueSize()) == nil {
 				k.oldCounters, k.oldSlots = pm, old.Counters.Slots
 			}
 		}

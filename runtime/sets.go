@@ -17,9 +17,6 @@ import (
 // ErrBadElement is returned for a set element that is not of the set's type.
 var ErrBadElement = errors.New("not an element of this set's type")
 
-// setMember is the value of every set map entry.
-const setMember uint8 = 1
-
 // setEntry is one key to insert into one map.
 type setEntry struct {
 	Map string
@@ -125,7 +122,7 @@ func fillSets(maps map[string]*ebpf.Map, sets []artifact.SetMap) error {
 			if m == nil {
 				return fmt.Errorf("set %s: no map %s", set.Set, e.Map)
 			}
-			if err := m.Put(e.Key, setMember); err != nil {
+			if err := m.Put(e.Key, artifact.SetMember); err != nil {
 				return fmt.Errorf("insert into set %s (map %s): %w", set.Set, e.Map, err)
 			}
 		}
