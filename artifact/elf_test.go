@@ -701,6 +701,8 @@ func TestReadRejects(t *testing.T) {
 		"missing program":    func(a *artifact.Artifact) { a.Manifest.Program = "xdpc_other" },
 		"port set in a trie": func(a *artifact.Artifact) { a.Manifest.Sets[1].Map = "src_v4" },
 		"too few slots":      func(a *artifact.Artifact) { a.Maps[0].MaxEntries = 2 },
+		"slot twice":         func(a *artifact.Artifact) { a.Manifest.Counters.Slots[2].Slot = 1 },
+		"slot past the map":  func(a *artifact.Artifact) { a.Manifest.Counters.Slots[2].Slot = 3 },
 	}
 	for name, breakIt := range tests {
 		t.Run(name, func(t *testing.T) {

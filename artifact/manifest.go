@@ -36,30 +36,6 @@ type RedirectTarget struct {
 	Interface string `json:"interface"`
 }
 
-// CounterTable names the counter map and what each slot counts.
-type CounterTable struct {
-	Map   string        `json:"map"`
-	Slots []CounterSlot `json:"slots"`
-}
-
-// CounterSlot kinds.
-const (
-	SlotRule      = "rule"      // a pass or drop rule
-	SlotCount     = "count"     // a count rule
-	SlotDefault   = "default"   // the policy's default verdict
-	SlotMalformed = "malformed" // the policy's malformed verdict
-)
-
-// CounterSlot is one entry of the counter map.
-type CounterSlot struct {
-	Slot int `json:"slot"`
-	// Name is the rule name, or "default" / "malformed".
-	Name string `json:"name"`
-	Kind string `json:"kind"`
-	// Pos is the rule's source position as file:line:col ("" for default and malformed).
-	Pos string `json:"pos,omitempty"`
-}
-
 // SetMap ties a policy set to the maps that hold it. Elements are the set's
 // declared contents in the policy's syntax; loaders insert them.
 type SetMap struct {

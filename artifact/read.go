@@ -50,9 +50,11 @@ func checkManifest(spec *ebpf.CollectionSpec, m *Manifest) error {
 		}
 	}
 	if m.Counters.Map != "" {
-		if n := spec.Maps[m.Counters.Map].MaxEntries; int(n) < len(m.Counters.Slots) {
-			return fmt.Errorf("counter map %s has %d slots, the manifest names %d", m.Counters.Map, n, len(m.Counters.Slots))
+		if err := m.Counters.check(int(spec.Maps[m.Counters.Map].MaxEntries)); err != nil {
+			return err
 		}
+	} else if len(m.Counters.Slots) > 0 {
+		return fmt.Errorf("manifest names counter slots but no counter map")
 	}
 	if m.RedirectMap != "" {
 		if n := spec.Maps[m.RedirectMap].MaxEntries; int(n) < len(m.Redirects) {

@@ -19,15 +19,15 @@ func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) artifact
 	}
 	for i := range prog.Rules {
 		r := &prog.Rules[i]
-		kind := artifact.SlotRule
-		if !r.Terminal {
-			kind = artifact.SlotCount
+		s := artifact.CounterSlot{Slot: r.Slot, Name: r.Name, Kind: artifact.SlotCount, Pos: r.Pos}
+		if r.Terminal {
+			s.Kind, s.Action, s.To = artifact.SlotRule, r.Verdict, r.To
 		}
-		m.Counters.Slots = append(m.Counters.Slots, artifact.CounterSlot{Slot: r.Slot, Name: r.Name, Kind: kind, Pos: r.Pos})
+		m.Counters.Slots = append(m.Counters.Slots, s)
 	}
 	m.Counters.Slots = append(m.Counters.Slots,
-		artifact.CounterSlot{Slot: prog.DefaultSlot, Name: artifact.SlotDefault, Kind: artifact.SlotDefault},
-		artifact.CounterSlot{Slot: prog.MalformedSlot, Name: artifact.SlotMalformed, Kind: artifact.SlotMalformed},
+		artifact.CounterSlot{Slot: prog.DefaultSlot, Name: "default", Kind: artifact.SlotDefault, Action: prog.Default},
+		artifact.CounterSlot{Slot: prog.MalformedSlot, Name: "malformed", Kind: artifact.SlotMalformed, Action: prog.Malformed},
 	)
 	for _, s := range prog.Sets {
 		sm := artifact.SetMap{

@@ -15,9 +15,10 @@ import (
 // keptMaps decides, for one apply, which maps of the new program are the
 // pinned maps of the previous apply of the same policy and which are new:
 //
-//   - the counter map is reused when its layout and its slots (rule names in
-//     slot order) are unchanged; otherwise a new one is created and the old
-//     per-CPU values are copied by rule name before the program goes live;
+//   - the counter map is reused when its layout and its slots (what each
+//     counts: rule name and kind, artifact.SlotID) are unchanged, wherever
+//     the rules are written; otherwise a new one is created and the old
+//     per-CPU values are copied by SlotID before the program goes live;
 //   - a dynamic set's maps are reused when their layout is unchanged, and
 //     elements newly declared in the policy are added; when the layout
 //     changed they are recreated, the old elements copied when the key
@@ -89,7 +90,7 @@ func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *artifact.Manifest) (*k
 		switch {
 		case pm == nil:
 			k.pins[name] = path
-		case hasOld && compatible(pm, spec.Maps[name]) == nil && slices.Equal(old.Counters.Slots, m.Counters.Slots):
+		case hasOld && compatible(pm, spec.Maps[name]) == nil && old.Counters.SameSlots(m.Counters):
 			k.replacements[name] = pm
 		default:
 			k.pins[name] = path
@@ -308,13 +309,12 @@ func carryCounters(old *ebpf.Map, oldSlots []artifact.CounterSlot, m *ebpf.Map, 
 		return nil, fmt.Errorf("count possible cpus: %w", err)
 	}
 	carried := map[uint32]carriedCounter{}
-	type id struct{ name, kind string }
-	from := map[id]int{}
+	from := map[artifact.SlotID]int{}
 	for _, s := range oldSlots {
-		from[id{s.Name, s.Kind}] = s.Slot
+		from[s.ID()] = s.Slot
 	}
 	for _, s := range slots {
-		o, ok := from[id{s.Name, s.Kind}]
+		o, ok := from[s.ID()]
 		if !ok || uint32(o) >= old.MaxEntries() {
 			continue
 		}

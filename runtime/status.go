@@ -5,6 +5,8 @@ import (
 	"sort"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // Status returns every attachment xdpc recorded, in every namespace,
@@ -41,11 +43,11 @@ func Status(opts Options) ([]Attachment, error) {
 
 // RuleStats is one counter slot of an applied policy.
 type RuleStats struct {
-	Rule    string `json:"rule"`
-	Kind    string `json:"kind"`
-	Pos     string `json:"pos,omitempty"`
-	Packets uint64 `json:"packets"`
-	Bytes   uint64 `json:"bytes"`
+	Rule    string            `json:"rule"`
+	Kind    artifact.SlotKind `json:"kind"`
+	Pos     string            `json:"pos,omitempty"`
+	Packets uint64            `json:"packets"`
+	Bytes   uint64            `json:"bytes"`
 }
 
 // PolicyStats are the counters of one applied policy. A policy's counters
