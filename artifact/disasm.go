@@ -11,7 +11,12 @@ import (
 // (L<offset>) on every jump target, the target after every jump and each
 // run of instructions headed by their source comment. It holds nothing
 // host-dependent (map loads show the map's name, not a descriptor).
-func (a *Artifact) Disassemble() string {
+func (a *Artifact) Disassemble() string { return a.DisassembleIn("") }
+
+// DisassembleIn is Disassemble with file, the policy file the program was
+// compiled from, named in every source comment that starts with a
+// position (SourceInFile).
+func (a *Artifact) DisassembleIn(file string) string {
 	type line struct {
 		offset int
 		ins    asm.Instruction
@@ -35,7 +40,7 @@ func (a *Artifact) Disassemble() string {
 		}
 		if src := l.ins.Source(); src != nil && src.String() != source {
 			source = src.String()
-			fmt.Fprintf(&b, "\t; %s\n", source)
+			fmt.Fprintf(&b, "\t; %s\n", SourceInFile(file, source))
 		}
 		text := formatInstruction(l.ins)
 		if t, ok := jumpTarget(&l.ins, l.offset); ok {

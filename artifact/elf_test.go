@@ -132,12 +132,11 @@ func lookupArtifact() *artifact.Artifact {
 			Format:  artifact.ManifestFormat,
 			Policy:  "edge",
 			Hash:    "sha256:0123",
-			Source:  "edge.hcl",
 			Program: "xdpc_lookup",
 			Counters: artifact.CounterTable{Map: "counters", Slots: []artifact.CounterSlot{
 				{Slot: slotDefault, Name: "default", Kind: artifact.SlotDefault},
-				{Slot: slotPrefix, Name: "from_lab", Kind: artifact.SlotRule, Pos: "edge.hcl:10:3"},
-				{Slot: slotPort, Name: "web", Kind: artifact.SlotRule, Pos: "edge.hcl:14:3"},
+				{Slot: slotPrefix, Name: "from_lab", Kind: artifact.SlotRule, Pos: artifact.Pos{Line: 10, Col: 3}},
+				{Slot: slotPort, Name: "web", Kind: artifact.SlotRule, Pos: artifact.Pos{Line: 14, Col: 3}},
 			}},
 			Sets: []artifact.SetMap{
 				{Set: "lab", Type: "cidr", MaxElements: 16, V4Map: "src_v4", Elements: []string{"10.0.0.0/8"}},

@@ -7,16 +7,20 @@ import (
 	"io"
 )
 
-// ManifestFormat is the version of the manifest layout written by this compiler.
-const ManifestFormat = 1
+// ManifestFormat is the version of the manifest layout written by this
+// package; Read refuses any other. Format 2: typed slot kinds with
+// actions, positions as line and column without a file, no source file
+// name.
+const ManifestFormat = 2
 
 // Manifest maps the artifact's counters, sets and maps back to the policy.
-// It is stored as JSON in ManifestSection.
+// It is stored as JSON in ManifestSection. It names no file and nothing of
+// the host that built it: the same policy gives the same manifest from any
+// path.
 type Manifest struct {
 	Format  int    `json:"format"`
 	Policy  string `json:"policy"`
 	Hash    string `json:"hash"`
-	Source  string `json:"source"`
 	Program string `json:"program"`
 	// Counters is the per-CPU array of packet and byte counters.
 	Counters CounterTable `json:"counters"`

@@ -88,8 +88,8 @@ type CounterSlot struct {
 	Action Action `json:"action,omitempty"`
 	// To is the interface a redirect rule sends to.
 	To string `json:"to,omitempty"`
-	// Pos is the rule's source position as file:line:col ("" for default and malformed).
-	Pos string `json:"pos,omitempty"`
+	// Pos is where the rule is written (none for default and malformed).
+	Pos
 }
 
 // SlotID is what a counter slot counts, independent of where the rule is

@@ -48,7 +48,7 @@ func TestSlotKinds(t *testing.T) {
 // each slot number, not where the rule is written or what it does.
 func TestSameSlots(t *testing.T) {
 	base := artifact.CounterTable{Map: "c", Slots: []artifact.CounterSlot{
-		{Slot: 0, Name: "ssh", Kind: artifact.SlotRule, Action: artifact.ActionPass, Pos: "a.hcl:3:3"},
+		{Slot: 0, Name: "ssh", Kind: artifact.SlotRule, Action: artifact.ActionPass, Pos: artifact.Pos{Line: 3, Col: 3}},
 		{Slot: 1, Name: "default", Kind: artifact.SlotDefault, Action: artifact.ActionDrop},
 	}}
 	clone := func(change func(*artifact.CounterTable)) artifact.CounterTable {
@@ -58,7 +58,7 @@ func TestSameSlots(t *testing.T) {
 		return c
 	}
 	same := map[string]func(*artifact.CounterTable){
-		"moved":          func(c *artifact.CounterTable) { c.Slots[0].Pos = "b.hcl:30:5" },
+		"moved":          func(c *artifact.CounterTable) { c.Slots[0].Pos = artifact.Pos{Line: 30, Col: 5} },
 		"other action":   func(c *artifact.CounterTable) { c.Slots[0].Action = artifact.ActionDrop },
 		"other map name": func(c *artifact.CounterTable) { c.Map = "d" },
 	}

@@ -52,12 +52,12 @@ func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*artifact.Arti
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}
-	insns, err := emitProgram(prog, classifier)
+	insns, err := emitProgram(prog, classifier, cfg.Filename)
 	if errors.Is(err, errJumpTooFar) && classifier != classifiers["linear"] {
 		// A skip past many rules can be longer than a conditional jump
 		// reaches; jumping one rule at a time always fits unless a single
 		// rule is too large.
-		insns, err = emitProgram(prog, classifiers["linear"])
+		insns, err = emitProgram(prog, classifiers["linear"], cfg.Filename)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
@@ -104,7 +104,7 @@ func buildProgram(cfg *policy.Config, p *policy.Policy, opts Options) (*Program,
 	mergeRanges(prog)
 	dropImpliedTests(prog)
 	moveLongListsToMaps(prog, opts.inlineValues())
-	if err := checkInlineCompares(prog); err != nil {
+	if err := checkInlineCompares(prog, cfg.Filename); err != nil {
 		return nil, err
 	}
 	if err := allocateSetMaps(prog); err != nil {
@@ -128,8 +128,12 @@ func buildProgram(cfg *policy.Config, p *policy.Policy, opts Options) (*Program,
 // every jump goes forward and holds its offset (no
 // labels remain; map loads reference maps by name), and every instruction
 // carries a source comment.
-func emitProgram(prog *Program, c Classifier) (asm.Instructions, error) {
+//
+// file is the policy file, for error messages only: nothing of it goes
+// into the instructions.
+func emitProgram(prog *Program, c Classifier, file string) (asm.Instructions, error) {
 	e := newEmitter()
+	e.file = file
 	emitParser(e)
 	emitMalformed(e, prog)
 	c.Emit(e, prog)

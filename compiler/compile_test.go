@@ -1,6 +1,7 @@
 package compiler_test
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/xdpc/xdpc/artifact"
@@ -61,4 +62,33 @@ func compileSource(t *testing.T, src string) *artifact.Artifact {
 		t.Fatalf("compile: %v", err)
 	}
 	return a
+}
+
+// TestCompileIgnoresFileName compiles the same policy read from two paths
+// under two names: the artifacts are the same bytes and name no file.
+func TestCompileIgnoresFileName(t *testing.T) {
+	elf := func(name string) []byte {
+		cfg, diags := policy.Load(name, []byte(compiledPolicy), policy.LoadOptions{})
+		if diags.HasErrors() {
+			t.Fatalf("load %s: %v", name, diags)
+		}
+		a, err := compiler.Compile(cfg, cfg.Policies[0], compiler.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := a.WriteELF(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	one, other := elf("policy.hcl"), elf("/etc/xdpc/edge-router.hcl")
+	if !bytes.Equal(one, other) {
+		t.Error("the same policy read as policy.hcl and /etc/xdpc/edge-router.hcl compiles to different bytes")
+	}
+	for _, name := range []string{"policy.hcl", "edge-router", "/etc/xdpc"} {
+		if bytes.Contains(other, []byte(name)) {
+			t.Errorf("the artifact holds %q", name)
+		}
+	}
 }

@@ -13,7 +13,6 @@ func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) artifact
 		Format:   artifact.ManifestFormat,
 		Policy:   p.Name,
 		Hash:     cfg.PolicyHash(p),
-		Source:   cfg.Filename,
 		Program:  prog.Name,
 		Counters: artifact.CounterTable{Map: prog.Counters.Name},
 	}

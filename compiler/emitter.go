@@ -6,6 +6,8 @@ import (
 	"math"
 
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // emitter accumulates instructions with symbolic jump labels and a source
@@ -18,6 +20,8 @@ type emitter struct {
 	pending []string
 	source  asm.Comment
 	fresh   int
+	// file names the policy file in error messages.
+	file string
 }
 
 func newEmitter() *emitter {
@@ -93,7 +97,7 @@ func (e *emitter) resolveJumps() (asm.Instructions, error) {
 			long.Constant = int64(dist)
 			ins = long.WithMetadata(ins.Metadata)
 		default:
-			return nil, fmt.Errorf("%s: %w: the rule compiles to more than %d instructions; put its longest list of values in a set", ins.Source(), errJumpTooFar, math.MaxInt16)
+			return nil, fmt.Errorf("%s: %w: the rule compiles to more than %d instructions; put its longest list of values in a set", artifact.SourceInFile(e.file, fmt.Sprint(ins.Source())), errJumpTooFar, math.MaxInt16)
 		}
 		out[i] = ins
 	}

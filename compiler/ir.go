@@ -48,8 +48,8 @@ type Rule struct {
 	Target int
 	// Tests must all hold for the rule to match, tried in order.
 	Tests []Test
-	// Pos is the rule's "file:line:col".
-	Pos string
+	// Pos is where the rule is written (no file: see artifact.Pos).
+	Pos artifact.Pos
 }
 
 // Kind is "count", "pass", "drop" or "redirect".
@@ -107,8 +107,8 @@ type Test struct {
 	Fragments policy.FragmentMask
 	// Set for OpSetLookup.
 	Set *SetMaps
-	// Pos is the "file:line:col" of the value expression.
-	Pos string
+	// Pos is where the value expression is written.
+	Pos artifact.Pos
 }
 
 // SetMaps are the maps compiled for one policy set.

@@ -173,8 +173,8 @@ func isPortField(f policy.Field) bool { return f == policy.FieldSrcPort || f == 
 
 // checkInlineCompares refuses a test that needs more than
 // MaxInlineCompares conditional jumps (see inlineCompares); it names the
-// rule and the field.
-func checkInlineCompares(prog *Program) error {
+// policy file, the rule and the field.
+func checkInlineCompares(prog *Program, file string) error {
 	var err error
 	forEachTest(prog, func(r *Rule, t *Test) {
 		if n := inlineCompares(t); err == nil && n > MaxInlineCompares {
@@ -182,8 +182,8 @@ func checkInlineCompares(prog *Program) error {
 			if t.Field.Kind() == policy.KindMAC {
 				advice = "put the addresses in a set of type mac"
 			}
-			err = fmt.Errorf("%s rule %q: %s needs %d comparisons, more than the %d the kernel verifies in one test; %s",
-				t.Pos, r.Name, t.Field, n, MaxInlineCompares, advice)
+			err = fmt.Errorf("%s:%s rule %q: %s needs %d comparisons, more than the %d the kernel verifies in one test; %s",
+				file, t.Pos, r.Name, t.Field, n, MaxInlineCompares, advice)
 		}
 	})
 	return err

@@ -190,7 +190,7 @@ func passArtifact() *artifact.Artifact {
 
 // rejectedSource is the source comment of the instruction rejectedArtifact
 // is refused at.
-const rejectedSource = `bad.hcl:7:5 rule "ssh": dst_port`
+const rejectedSource = `7:5 rule "ssh": dst_port`
 
 // rejectedArtifact returns an artifact the verifier refuses at instruction
 // 2: it returns an uninitialised register.
