@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,8 +140,10 @@ func lookupArtifact() *artifact.Artifact {
 				{Slot: slotPort, Name: "web", Kind: artifact.SlotRule, Pos: artifact.Pos{Line: 14, Col: 3}},
 			}},
 			Sets: []artifact.SetMap{
-				{Set: "lab", Type: "cidr", MaxElements: 16, V4Map: "src_v4", Elements: []string{"10.0.0.0/8"}},
-				{Set: "web", Type: "port", MaxElements: 16, Map: "ports", Elements: []string{"80"}},
+				{Set: "lab", Type: artifact.SetCIDR, MaxElements: 16, V4Map: "src_v4",
+					Elements: artifact.Elements{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}},
+				{Set: "web", Type: artifact.SetPort, MaxElements: 16, Map: "ports",
+					Elements: artifact.Elements{Ports: []artifact.PortRange{{Lo: 80, Hi: 80}}}},
 			},
 			Interfaces: []artifact.InterfaceBinding{{Name: "eth0", Mode: "native"}},
 		},
@@ -189,9 +192,9 @@ func kindsArtifact() *artifact.Artifact {
 				{Slot: 1, Name: "malformed", Kind: artifact.SlotMalformed},
 			}},
 			Sets: []artifact.SetMap{
-				{Set: "nets", Type: "cidr", MaxElements: 4, V4Map: "nets_v4", V6Map: "nets_v6", Elements: []string{}},
-				{Set: "ports", Type: "port", MaxElements: 4, Map: "ports", Elements: []string{}},
-				{Set: "macs", Type: "mac", MaxElements: 4, Map: "macs", Elements: []string{}},
+				{Set: "nets", Type: artifact.SetCIDR, MaxElements: 4, V4Map: "nets_v4", V6Map: "nets_v6", Dynamic: true},
+				{Set: "ports", Type: artifact.SetPort, MaxElements: 4, Map: "ports", Dynamic: true},
+				{Set: "macs", Type: artifact.SetMAC, MaxElements: 4, Map: "macs", Dynamic: true},
 			},
 			RedirectMap: "redirect",
 			Redirects:   []artifact.RedirectTarget{{Key: 0, Interface: "eth1"}},
@@ -199,11 +202,12 @@ func kindsArtifact() *artifact.Artifact {
 	}
 }
 
-// compiledPolicy uses every kind of map the compiler emits.
+// compiledPolicy uses every kind of map the compiler emits, an
+// IPv4-mapped set element, a count rule and a redirect.
 const compiledPolicy = `
 set "blocklist" {
   type     = "cidr"
-  elements = ["198.51.100.0/24", "2001:db8:bad::/48"]
+  elements = ["198.51.100.0/24", "2001:db8:bad::/48", "::ffff:192.0.2.1"]
 }
 
 set "services" {
@@ -232,6 +236,15 @@ policy "edge" {
   rule "routers" {
     src_mac = set.routers
     action  = "pass"
+  }
+  rule "udp" {
+    proto  = "udp"
+    action = "count"
+  }
+  rule "scrub" {
+    proto  = "gre"
+    action = "redirect"
+    to     = "scrub0"
   }
   rule "arp" {
     ether_type = "arp"
@@ -341,7 +354,7 @@ func TestReadManifest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(&a.Manifest, got); diff != "" {
+			if diff := cmp.Diff(&a.Manifest, got, equatePrefixes); diff != "" {
 				t.Errorf("manifest (-want +got):\n%s", diff)
 			}
 		})
@@ -672,7 +685,7 @@ func TestRead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(&a.Manifest, manifest); diff != "" {
+			if diff := cmp.Diff(&a.Manifest, manifest, equatePrefixes); diff != "" {
 				t.Errorf("manifest (-want +got):\n%s", diff)
 			}
 			var want, got []string
@@ -739,3 +752,6 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// equatePrefixes compares netip values by ==, as cmp cannot look inside.
+var equatePrefixes = cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})

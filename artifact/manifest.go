@@ -8,9 +8,9 @@ import (
 )
 
 // ManifestFormat is the version of the manifest layout written by this
-// package; Read refuses any other. Format 2: typed slot kinds with
-// actions, positions as line and column without a file, no source file
-// name.
+// package; Read refuses any other. Format 2: typed set elements, typed
+// slot kinds with actions, positions as line and column without a file,
+// no source file name.
 const ManifestFormat = 2
 
 // Manifest maps the artifact's counters, sets and maps back to the policy.
@@ -40,12 +40,12 @@ type RedirectTarget struct {
 	Interface string `json:"interface"`
 }
 
-// SetMap ties a policy set to the maps that hold it. Elements are the set's
-// declared contents in the policy's syntax; loaders insert them.
+// SetMap ties a policy set to the maps that hold it. Elements are the
+// set's declared contents, typed; loaders insert them (Entries).
 type SetMap struct {
-	Set     string `json:"set"`
-	Type    string `json:"type"`
-	Dynamic bool   `json:"dynamic,omitempty"`
+	Set     string  `json:"set"`
+	Type    SetType `json:"type"`
+	Dynamic bool    `json:"dynamic,omitempty"`
 	// Implicit marks a set the compiler made of a rule's long address or
 	// port list ("RULE:FIELD"); it is static.
 	Implicit    bool     `json:"implicit,omitempty"`
@@ -53,7 +53,7 @@ type SetMap struct {
 	V4Map       string   `json:"v4_map,omitempty"` // cidr sets
 	V6Map       string   `json:"v6_map,omitempty"` // cidr sets
 	Map         string   `json:"map,omitempty"`    // port and mac sets
-	Elements    []string `json:"elements"`
+	Elements    Elements `json:"elements"`
 }
 
 // InterfaceBinding is an `interface` block that names this policy.
@@ -88,18 +88,18 @@ func (m *Manifest) Maps() []MapRef {
 func (s SetMap) Maps() []MapRef {
 	var refs []MapRef
 	switch s.Type {
-	case "cidr":
+	case SetCIDR:
 		if s.V4Map != "" {
 			refs = append(refs, MapRef{s.V4Map, MapCIDRv4})
 		}
 		if s.V6Map != "" {
 			refs = append(refs, MapRef{s.V6Map, MapCIDRv6})
 		}
-	case "port":
+	case SetPort:
 		if s.Map != "" {
 			refs = append(refs, MapRef{s.Map, MapPorts})
 		}
-	case "mac":
+	case SetMAC:
 		if s.Map != "" {
 			refs = append(refs, MapRef{s.Map, MapMACs})
 		}

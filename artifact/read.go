@@ -39,6 +39,9 @@ func checkManifest(spec *ebpf.CollectionSpec, m *Manifest) error {
 		if len(set.Maps()) == 0 {
 			return fmt.Errorf("set %s: manifest names no map of a %s set", set.Set, set.Type)
 		}
+		if _, err := set.Entries(set.Elements); err != nil {
+			return err
+		}
 	}
 	for _, ref := range m.Maps() {
 		ms := spec.Maps[ref.Name]

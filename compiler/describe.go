@@ -1,6 +1,10 @@
 package compiler
 
 import (
+	"fmt"
+	"math"
+	"slices"
+
 	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
@@ -31,7 +35,7 @@ func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) artifact
 	for _, s := range prog.Sets {
 		sm := artifact.SetMap{
 			Set:         s.Set.Name,
-			Type:        s.Set.Type.String(),
+			Type:        s.Set.Type,
 			Dynamic:     s.Set.Dynamic,
 			Implicit:    s.Implicit,
 			MaxElements: s.Set.MaxElements,
@@ -61,17 +65,17 @@ func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) artifact
 	return m
 }
 
-// setElements renders a set's elements in the policy's syntax.
-func setElements(s *policy.Set) []string {
-	els := []string{}
-	for _, p := range s.Prefixes {
-		els = append(els, p.String())
+// setElements returns a set's elements, typed as loaders read them.
+func setElements(s *policy.Set) artifact.Elements {
+	e := artifact.Elements{
+		Prefixes: slices.Clone(s.Prefixes),
+		MACs:     slices.Clone(s.MACs),
 	}
 	for _, r := range s.Ports {
-		els = append(els, r.String())
+		if r.Lo > r.Hi || r.Hi > math.MaxUint16 {
+			panic(fmt.Sprintf("compiler: port set %s holds %s", s.Name, r))
+		}
+		e.Ports = append(e.Ports, artifact.PortRange{Lo: uint16(r.Lo), Hi: uint16(r.Hi)})
 	}
-	for _, m := range s.MACs {
-		els = append(els, m.String())
-	}
-	return els
+	return e
 }

@@ -56,29 +56,19 @@ type Variable struct {
 	DeclRange  hcl.Range
 }
 
-// SetType is the element type of a named set.
-type SetType uint8
+// SetType is the element type of a named set, as the datapath contract
+// defines it (artifact.SetType).
+type SetType = artifact.SetType
 
+// Set types.
 const (
 	// SetCIDR holds IPv4 and IPv6 prefixes; compiled to one LPM trie per family.
-	SetCIDR SetType = iota + 1
+	SetCIDR = artifact.SetCIDR
 	// SetPort holds port numbers and ranges; compiled to a hash map.
-	SetPort
+	SetPort = artifact.SetPort
 	// SetMAC holds MAC addresses; compiled to a hash map.
-	SetMAC
+	SetMAC = artifact.SetMAC
 )
-
-func (t SetType) String() string {
-	switch t {
-	case SetCIDR:
-		return "cidr"
-	case SetPort:
-		return "port"
-	case SetMAC:
-		return "mac"
-	}
-	return fmt.Sprintf("SetType(%d)", uint8(t))
-}
 
 // Set is a named `set` block. Exactly one of Prefixes, Ports, MACs is used,
 // according to Type. Prefixes are masked (no host bits) and sorted;
@@ -342,12 +332,8 @@ func (r Range) String() string {
 	return fmt.Sprintf("%d-%d", r.Lo, r.Hi)
 }
 
-// MAC is an Ethernet address.
-type MAC [6]byte
-
-func (m MAC) String() string {
-	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
-}
+// MAC is an Ethernet address (artifact.MAC).
+type MAC = artifact.MAC
 
 // TCPFlags matches when flags&(Set|Clear) == Set. Set and Clear never overlap.
 type TCPFlags struct{ Set, Clear uint8 }

@@ -2,8 +2,8 @@ package policy
 
 import (
 	"bytes"
+	"errors"
 	"math/big"
-	"net"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/wire"
 )
 
@@ -118,19 +119,6 @@ var numSpecs = map[Field]numSpec{
 	FieldLength:    {max: maxLength, ranges: true},
 }
 
-// parseUintText parses a decimal or 0x-hexadecimal number.
-func parseUintText(s string) (uint64, bool) {
-	base := 10
-	if len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X") {
-		s, base = s[2:], 16
-	}
-	if s == "" || s[0] == '+' || s[0] == '-' || strings.Contains(s, "_") {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(s, base, 64)
-	return n, err == nil
-}
-
 // wholeNumber converts a cty number to a uint64 if it is whole and not negative.
 func wholeNumber(v cty.Value) (uint64, bool) {
 	f := v.AsBigFloat()
@@ -170,32 +158,23 @@ func (l *loader) parseNumItem(f Field, spec numSpec, it item) (Range, bool) {
 	if spec.ranges {
 		want += ` or a range "lo-hi"`
 	}
-	loText, hiText, isRange := strings.Cut(s, "-")
-	if !isRange {
-		hiText = loText
-	} else if !spec.ranges {
-		if _, ok := parseUintText(strings.TrimSpace(loText)); ok {
+	// The number text rules are the datapath contract's, so that an
+	// operator's `xdpc set add` reads a port exactly as a policy does.
+	lo, hi, err := artifact.ParseNumberRange(s, spec.max, spec.ranges)
+	if ne, ok := errors.AsType[*artifact.NumberError](err); ok {
+		switch ne.Problem {
+		case artifact.NumberNoRanges:
 			l.add(diagNoRanges(field, it.rng))
-			return Range{}, false
+		case artifact.NumberTooLarge:
+			l.add(diagOutOfRange(field, ne.Lo, spec.max, it.rng))
+		case artifact.NumberReversed:
+			l.add(diagReversedRange(field, ne.Lo, ne.Hi, it.rng))
+		default:
+			l.add(diagBadNumber(field, s, want, names, it.rng))
 		}
-	}
-	lo, okLo := parseUintText(strings.TrimSpace(loText))
-	hi, okHi := parseUintText(strings.TrimSpace(hiText))
-	if !okLo || !okHi || (isRange && !spec.ranges) {
-		l.add(diagBadNumber(field, s, want, names, it.rng))
 		return Range{}, false
 	}
-	for _, n := range []uint64{lo, hi} {
-		if n > uint64(spec.max) {
-			l.add(diagOutOfRange(field, n, spec.max, it.rng))
-			return Range{}, false
-		}
-	}
-	if lo > hi {
-		l.add(diagReversedRange(field, lo, hi, it.rng))
-		return Range{}, false
-	}
-	return Range{uint32(lo), uint32(hi)}, true
+	return Range{lo, hi}, true
 }
 
 // MergeRanges sorts rs and merges overlapping and adjacent ranges.
@@ -217,33 +196,25 @@ func MergeRanges(rs []Range) []Range {
 	return out
 }
 
-// parsePrefixItem parses an address (a full-length prefix) or a CIDR prefix.
-// IPv4-mapped IPv6 addresses stay IPv6, as written.
+// parsePrefixItem parses an address (a full-length prefix) or a CIDR prefix
+// by the datapath contract's rules (artifact.ParsePrefix): host bits are an
+// error, IPv4-mapped IPv6 addresses stay IPv6, as written.
 func (l *loader) parsePrefixItem(what string, it item) (netip.Prefix, bool) {
 	s, ok := it.str()
 	if !ok {
 		l.add(diagBadAddress(what, it.val.AsBigFloat().Text('g', -1), it.rng))
 		return netip.Prefix{}, false
 	}
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			l.add(diagBadAddress(what, s, it.rng))
-			return netip.Prefix{}, false
-		}
-		if m := p.Masked(); m != p {
-			l.add(diagHostBits(s, m.String(), it.rng))
-			return netip.Prefix{}, false
-		}
-		return p, true
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		l.add(diagBadAddress(what, s, it.rng))
+	p, err := artifact.ParsePrefix(s)
+	if hb, ok := errors.AsType[*artifact.HostBitsError](err); ok {
+		l.add(diagHostBits(strings.TrimSpace(s), hb.Masked().String(), it.rng))
 		return netip.Prefix{}, false
 	}
-	return netip.PrefixFrom(a, a.BitLen()), true
+	if err != nil {
+		l.add(diagBadAddress(what, strings.TrimSpace(s), it.rng))
+		return netip.Prefix{}, false
+	}
+	return p, true
 }
 
 // normPrefixes sorts prefixes (IPv4 first, then by address and length)
@@ -277,12 +248,12 @@ func (l *loader) parseMACItem(what string, it item) (MAC, bool) {
 		l.add(diagBadMAC(what, it.val.AsBigFloat().Text('g', -1), it.rng))
 		return MAC{}, false
 	}
-	hw, err := net.ParseMAC(strings.TrimSpace(s))
-	if err != nil || len(hw) != 6 {
+	m, err := artifact.ParseMAC(s)
+	if err != nil {
 		l.add(diagBadMAC(what, s, it.rng))
 		return MAC{}, false
 	}
-	return MAC(hw), true
+	return m, true
 }
 
 func normMACs(ms []MAC) []MAC {

@@ -143,12 +143,21 @@ func probeArtifact(nets, ports, macs []string) *artifact.Artifact {
 				{Slot: slotPort, Name: "port", Kind: artifact.SlotRule},
 			}},
 			Sets: []artifact.SetMap{
-				{Set: "nets", Type: "cidr", MaxElements: 16, V4Map: "nets_v4", V6Map: "nets_v6", Elements: nets},
-				{Set: "ports", Type: "port", MaxElements: 256, Map: "ports", Elements: ports},
-				{Set: "macs", Type: "mac", MaxElements: 16, Map: "macs", Elements: macs},
+				{Set: "nets", Type: artifact.SetCIDR, MaxElements: 16, V4Map: "nets_v4", V6Map: "nets_v6", Elements: elements(artifact.SetCIDR, nets)},
+				{Set: "ports", Type: artifact.SetPort, MaxElements: 256, Map: "ports", Elements: elements(artifact.SetPort, ports)},
+				{Set: "macs", Type: artifact.SetMAC, MaxElements: 16, Map: "macs", Elements: elements(artifact.SetMAC, macs)},
 			},
 		},
 	}
+}
+
+// elements parses the elements of a set of type t written in a test.
+func elements(t artifact.SetType, texts []string) artifact.Elements {
+	e, err := artifact.ParseElements(t, texts)
+	if err != nil {
+		panic(err)
+	}
+	return e
 }
 
 // counterMap is the counters map of a test artifact with n slots.

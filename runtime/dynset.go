@@ -1,15 +1,10 @@
 package runtime
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -103,8 +98,10 @@ func closeMaps(maps map[string]*ebpf.Map) {
 	}
 }
 
-// SetAdd adds elements (in the policy's syntax) to a dynamic set; the
-// program sees them at once.
+// SetAdd adds elements to a dynamic set; the program sees them at once.
+// Elements are read by the policy language's rules (artifact.ParseElements):
+// an address or CIDR without host bits (an IPv4-mapped IPv6 address stays
+// IPv6), a port or range, a MAC address.
 func SetAdd(opts SetOptions, elements []string) error {
 	return changeSet(opts, elements, func(m *ebpf.Map, key []byte) error {
 		return m.Put(key, artifact.SetMember)
@@ -134,8 +131,11 @@ func changeSet(opts SetOptions, elements []string, op func(*ebpf.Map, []byte) er
 		return err
 	}
 	defer closeMaps(maps)
-	set.Elements = elements
-	entries, err := setEntries(set)
+	els, err := artifact.ParseElements(set.Type, elements)
+	if err != nil {
+		return fmt.Errorf("set %s: %w", set.Set, err)
+	}
+	entries, err := set.Entries(els)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func changeSet(opts SetOptions, elements []string, op func(*ebpf.Map, []byte) er
 }
 
 // SetList returns the elements of a dynamic set, sorted: prefixes, ports
-// or MAC addresses.
+// or MAC addresses, one per map key (a port range lists its ports).
 func SetList(opts SetOptions) ([]string, error) {
 	l := opts.layout()
 	set, maps, err := openSet(l, opts)
@@ -159,50 +159,24 @@ func SetList(opts SetOptions) ([]string, error) {
 		return nil, err
 	}
 	defer closeMaps(maps)
-	var out []string
-	for _, m := range maps {
+	var els artifact.Elements
+	for _, ref := range set.Maps() {
+		m := maps[ref.Name]
+		if m == nil {
+			continue
+		}
 		key := make([]byte, m.KeySize())
 		val := make([]byte, m.ValueSize())
 		it := m.Iterate()
 		for it.Next(&key, &val) {
-			out = append(out, formatKey(set.Type, key))
+			if err := els.AddKey(ref.Kind, key); err != nil {
+				return nil, fmt.Errorf("list set %s: %w", set.Set, err)
+			}
 		}
 		if err := it.Err(); err != nil {
 			return nil, fmt.Errorf("list set %s: %w", set.Set, err)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return lessElement(set.Type, out[i], out[j]) })
-	return out, nil
-}
-
-// formatKey renders a set map key in the policy's syntax.
-func formatKey(typ string, key []byte) string {
-	switch typ {
-	case "cidr":
-		bits := int(binary.LittleEndian.Uint32(key))
-		addr, _ := netip.AddrFromSlice(key[4:])
-		return netip.PrefixFrom(addr, bits).String()
-	case "port":
-		return strconv.Itoa(int(binary.NativeEndian.Uint16(key)))
-	case "mac":
-		return net.HardwareAddr(key).String()
-	}
-	return fmt.Sprintf("%x", key)
-}
-
-func lessElement(typ, a, b string) bool {
-	switch typ {
-	case "port":
-		x, _ := strconv.Atoi(a)
-		y, _ := strconv.Atoi(b)
-		return x < y
-	case "cidr":
-		x, _ := netip.ParsePrefix(a)
-		y, _ := netip.ParsePrefix(b)
-		if c := x.Addr().Compare(y.Addr()); c != 0 {
-			return c < 0
-		}
-		return x.Bits() < y.Bits()
-	}
-	return a < b
+	els.Sort()
+	return els.Strings(), nil
 }

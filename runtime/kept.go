@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/cilium/ebpf"
 
@@ -147,13 +146,8 @@ func (k *keptMaps) planDynamicSet(spec *ebpf.CollectionSpec, set artifact.SetMap
 	}
 	// Kept contents: add only what the policy newly declares.
 	added := set
-	added.Elements = nil
-	for _, e := range set.Elements {
-		if !slices.Contains(prev.Elements, e) {
-			added.Elements = append(added.Elements, e)
-		}
-	}
-	if len(added.Elements) > 0 {
+	added.Elements = set.Elements.Without(prev.Elements)
+	if added.Elements.Len() > 0 {
 		k.extend = append(k.extend, added)
 	}
 	return nil

@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -145,13 +146,27 @@ func TestNewTestProgramVerifierError(t *testing.T) {
 	}
 }
 
+// TestNewTestProgramBadElement checks that a manifest whose set elements
+// the language would refuse does not load.
 func TestNewTestProgramBadElement(t *testing.T) {
-	tests := map[string]*artifact.Artifact{
-		"cidr": probeArtifact([]string{"10.0.0.0/33"}, nil, nil),
-		"port": probeArtifact(nil, []string{"80-70"}, nil),
-		"mac":  probeArtifact(nil, nil, []string{"aa:bb"}),
+	tests := map[string]func(*artifact.Artifact){
+		"host bits": func(a *artifact.Artifact) {
+			a.Manifest.Sets[0].Elements.Prefixes = []netip.Prefix{netip.MustParsePrefix("10.1.2.3/8")}
+		},
+		"reversed range": func(a *artifact.Artifact) {
+			a.Manifest.Sets[1].Elements.Ports = []artifact.PortRange{{Lo: 80, Hi: 70}}
+		},
+		"mac in a port set": func(a *artifact.Artifact) {
+			a.Manifest.Sets[1].Elements.MACs = []artifact.MAC{{2, 0, 0, 0, 0, 1}}
+		},
+		"v6 without its map": func(a *artifact.Artifact) {
+			a.Manifest.Sets[0].V6Map = ""
+			a.Manifest.Sets[0].Elements.Prefixes = []netip.Prefix{netip.MustParsePrefix("::ffff:192.0.2.1/128")}
+		},
 	}
-	for name, a := range tests {
+	for name, breakIt := range tests {
+		a := probeArtifact([]string{"10.0.0.0/8"}, []string{"80"}, nil)
+		breakIt(a)
 		t.Run(name, func(t *testing.T) {
 			if _, err := runtime.NewTestProgram(elfBytes(t, a)); err == nil {
 				t.Fatal("NewTestProgram succeeded, want an error")
