@@ -3,6 +3,7 @@ package compiler
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -109,6 +110,27 @@ type Test struct {
 	Set *SetMaps
 	// Pos is where the value expression is written.
 	Pos artifact.Pos
+}
+
+// Equal reports whether t and u are the same test: the same field,
+// negation, comparison and values, or the same set's maps. Where they are
+// written does not matter: a packet passes one exactly when it passes the
+// other. (String is for golden files; it decides nothing.)
+func (t *Test) Equal(u *Test) bool {
+	return t.Field == u.Field && t.Negate == u.Negate && t.Op == u.Op &&
+		slices.Equal(t.Values, u.Values) && slices.Equal(t.Prefixes, u.Prefixes) &&
+		slices.Equal(t.MACs, u.MACs) && t.Flags == u.Flags && t.Fragments == u.Fragments &&
+		t.Set == u.Set
+}
+
+// HasTest reports whether r holds a test equal to t.
+func (r *Rule) HasTest(t *Test) bool {
+	for i := range r.Tests {
+		if r.Tests[i].Equal(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // SetMaps are the maps compiled for one policy set.
