@@ -106,7 +106,7 @@ func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *artifact.Manifest) (*k
 		}
 	}
 	for _, set := range m.Sets {
-		if !set.Dynamic {
+		if !keptAcrossApply(set) {
 			k.fill = append(k.fill, set)
 			continue
 		}
@@ -116,6 +116,23 @@ func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *artifact.Manifest) (*k
 		}
 	}
 	return k, nil
+}
+
+// keptAcrossApply reports whether the set's maps outlive an apply, as
+// their kinds say (artifact.Keep): set maps are kept when the set is
+// dynamic.
+func keptAcrossApply(set artifact.SetMap) bool {
+	for _, r := range set.Maps() {
+		switch r.Kind.Layout().Keep {
+		case artifact.KeepAlways:
+			return true
+		case artifact.KeepDynamic:
+			if set.Dynamic {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // planDynamicSet reuses, recreates or creates the maps of a dynamic set.
