@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // Classifier emits the code that decides a parsed packet's fate from the IR.
@@ -59,10 +61,6 @@ func (l linear) Emit(e *emitter, prog *Program) {
 	for i := range starts {
 		starts[i] = e.newLabel(fmt.Sprintf("rule%d", i))
 	}
-	var tests []map[string]bool
-	if l.skipShared {
-		tests = testsByRule(prog)
-	}
 	for i := range prog.Rules {
 		r := &prog.Rules[i]
 		e.label(starts[i])
@@ -70,8 +68,7 @@ func (l linear) Emit(e *emitter, prog *Program) {
 			t := &r.Tests[j]
 			next := i + 1
 			if l.skipShared {
-				key := t.String()
-				for next < n && tests[next][key] {
+				for next < n && prog.Rules[next].HasTest(t) {
 					next++
 				}
 			}
@@ -80,7 +77,7 @@ func (l linear) Emit(e *emitter, prog *Program) {
 		}
 		e.at("%s", ruleSource(r, r.Kind()))
 		switch {
-		case r.Terminal && r.Verdict == VerdictRedirect:
+		case r.Terminal && r.Verdict == artifact.ActionRedirect:
 			emitRedirect(e, r.Slot, r.Target)
 		case r.Terminal:
 			emitDecision(e, r.Slot, r.Verdict)
@@ -90,19 +87,6 @@ func (l linear) Emit(e *emitter, prog *Program) {
 	}
 	e.label(starts[n])
 	emitDefault(e, prog)
-}
-
-// testsByRule returns, per rule, its tests as their String, which names
-// the field, the comparison and every value: equal strings, equal tests.
-func testsByRule(prog *Program) []map[string]bool {
-	out := make([]map[string]bool, len(prog.Rules))
-	for i := range prog.Rules {
-		out[i] = map[string]bool{}
-		for j := range prog.Rules[i].Tests {
-			out[i][prog.Rules[i].Tests[j].String()] = true
-		}
-	}
-	return out
 }
 
 // emitTest emits code that falls through when the packet passes t and

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -38,7 +40,7 @@ func (o Options) inlineValues() int {
 // Compile compiles policy p of cfg into an artifact. The result depends only
 // on its inputs. An error means the compiler cannot express the policy; it
 // names the rule.
-func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*Artifact, error) {
+func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*artifact.Artifact, error) {
 	if cfg == nil || p == nil {
 		return nil, errors.New("compile: no policy")
 	}
@@ -50,11 +52,11 @@ func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*Artifact, err
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}
-	insns, err := emitProgram(prog, classifier)
+	insns, err := emitProgram(prog, classifier, cfg.Filename)
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}
-	return &Artifact{
+	return &artifact.Artifact{
 		Program:      prog.Name,
 		License:      "GPL",
 		Instructions: insns,
@@ -96,7 +98,7 @@ func buildProgram(cfg *policy.Config, p *policy.Policy, opts Options) (*Program,
 	mergeRanges(prog)
 	dropImpliedTests(prog)
 	moveLongListsToMaps(prog, opts.inlineValues())
-	if err := checkInlineCompares(prog); err != nil {
+	if err := checkInlineCompares(prog, cfg.Filename); err != nil {
 		return nil, err
 	}
 	if err := allocateSetMaps(prog); err != nil {
@@ -120,8 +122,12 @@ func buildProgram(cfg *policy.Config, p *policy.Policy, opts Options) (*Program,
 // every jump goes forward and holds a 16-bit offset (far ones through jump
 // islands; no labels remain; map loads reference maps by name), and every
 // instruction carries a source comment.
-func emitProgram(prog *Program, c Classifier) (asm.Instructions, error) {
+//
+// file is the policy file, for error messages only: nothing of it goes
+// into the instructions.
+func emitProgram(prog *Program, c Classifier, file string) (asm.Instructions, error) {
 	e := newEmitter()
+	e.file = file
 	emitParser(e)
 	emitMalformed(e, prog)
 	c.Emit(e, prog)

@@ -1,44 +1,48 @@
 package compiler
 
 import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
 
 // buildManifest describes the artifact for loaders and operators: what each
 // counter slot counts, which maps hold which set (with its declared
 // elements) and which interfaces attach the policy.
-func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) Manifest {
-	m := Manifest{
-		Format:   ManifestFormat,
+func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) artifact.Manifest {
+	m := artifact.Manifest{
+		Format:   artifact.ManifestFormat,
 		Policy:   p.Name,
 		Hash:     cfg.PolicyHash(p),
-		Source:   cfg.Filename,
 		Program:  prog.Name,
-		Counters: CounterTable{Map: prog.Counters.Name},
+		Counters: artifact.CounterTable{Map: prog.Counters.Name},
 	}
 	for i := range prog.Rules {
 		r := &prog.Rules[i]
-		kind := SlotRule
-		if !r.Terminal {
-			kind = SlotCount
+		s := artifact.CounterSlot{Slot: r.Slot, Name: r.Name, Kind: artifact.SlotCount, Pos: r.Pos}
+		if r.Terminal {
+			s.Kind, s.Action, s.To = artifact.SlotRule, r.Verdict, r.To
 		}
-		m.Counters.Slots = append(m.Counters.Slots, CounterSlot{Slot: r.Slot, Name: r.Name, Kind: kind, Pos: r.Pos})
+		m.Counters.Slots = append(m.Counters.Slots, s)
 	}
 	m.Counters.Slots = append(m.Counters.Slots,
-		CounterSlot{Slot: prog.DefaultSlot, Name: SlotDefault, Kind: SlotDefault},
-		CounterSlot{Slot: prog.MalformedSlot, Name: SlotMalformed, Kind: SlotMalformed},
+		artifact.CounterSlot{Slot: prog.DefaultSlot, Name: "default", Kind: artifact.SlotDefault, Action: prog.Default},
+		artifact.CounterSlot{Slot: prog.MalformedSlot, Name: "malformed", Kind: artifact.SlotMalformed, Action: prog.Malformed},
 	)
 	for _, s := range prog.Sets {
-		sm := SetMap{
+		sm := artifact.SetMap{
 			Set:         s.Set.Name,
-			Type:        s.Set.Type.String(),
+			Type:        s.Set.Type,
 			Dynamic:     s.Set.Dynamic,
 			Implicit:    s.Implicit,
 			MaxElements: s.Set.MaxElements,
 			Elements:    setElements(s.Set),
 		}
 		for _, m := range []struct {
-			m    *Map
+			m    *artifact.Map
 			name *string
 		}{{s.V4, &sm.V4Map}, {s.V6, &sm.V6Map}, {s.Map, &sm.Map}} {
 			if m.m != nil {
@@ -50,28 +54,28 @@ func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) Manifest
 	if prog.Redirect != nil {
 		m.RedirectMap = prog.Redirect.Name
 		for k, name := range prog.Redirects {
-			m.Redirects = append(m.Redirects, RedirectTarget{Key: k, Interface: name})
+			m.Redirects = append(m.Redirects, artifact.RedirectTarget{Key: k, Interface: name})
 		}
 	}
 	for _, i := range cfg.Interfaces {
 		if i.Policy == p {
-			m.Interfaces = append(m.Interfaces, InterfaceBinding{Name: i.Name, Mode: i.Mode.String()})
+			m.Interfaces = append(m.Interfaces, artifact.InterfaceBinding{Name: i.Name, Mode: i.Mode.String()})
 		}
 	}
 	return m
 }
 
-// setElements renders a set's elements in the policy's syntax.
-func setElements(s *policy.Set) []string {
-	els := []string{}
-	for _, p := range s.Prefixes {
-		els = append(els, p.String())
+// setElements returns a set's elements, typed as loaders read them.
+func setElements(s *policy.Set) artifact.Elements {
+	e := artifact.Elements{
+		Prefixes: slices.Clone(s.Prefixes),
+		MACs:     slices.Clone(s.MACs),
 	}
 	for _, r := range s.Ports {
-		els = append(els, r.String())
+		if r.Lo > r.Hi || r.Hi > math.MaxUint16 {
+			panic(fmt.Sprintf("compiler: port set %s holds %s", s.Name, r))
+		}
+		e.Ports = append(e.Ports, artifact.PortRange{Lo: uint16(r.Lo), Hi: uint16(r.Hi)})
 	}
-	for _, m := range s.MACs {
-		els = append(els, m.String())
-	}
-	return els
+	return e
 }

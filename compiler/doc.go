@@ -1,7 +1,7 @@
 // Package compiler turns one checked policy (package policy) into an XDP
-// program: a deterministic Artifact holding cilium/ebpf asm instructions, the
-// blueprints of the maps they use and a manifest that maps counters and sets
-// back to the policy.
+// program: a deterministic artifact.Artifact holding cilium/ebpf asm
+// instructions, the blueprints of the maps they use and a manifest that
+// maps counters and sets back to the policy.
 //
 // Compile runs a fixed list of small passes (see compile in compile.go): the
 // policy is lowered to an intermediate representation (Program, Rule, Test),
@@ -10,10 +10,17 @@
 // rules (a Classifier strategy; the linear one tries them in order) and a
 // shared epilogue that counts the decision and returns the verdict.
 //
+// Everything the compiled program shares with its loaders (map kinds and
+// layouts, counter slots, XDP actions, set elements and their keys, the
+// ELF and manifest formats) is package artifact's; the compiler makes its
+// blueprints from it.
+//
 // The compiler never touches the kernel: the same input gives the same
-// artifact on any host. Errors returned by Compile are about policies the
-// compiler cannot express (a rule too large to jump over, say); a verifier
-// rejection of a compiled program is a compiler bug, and every instruction
-// carries a source comment (policy file, line and rule, or the parser step)
+// artifact on any host, and from any path: the artifact holds lines and
+// columns, never the policy's file name. Errors returned by Compile are
+// about policies the compiler cannot express (a rule too large to jump
+// over, say) and name the file; a verifier rejection of a compiled program
+// is a compiler bug, and every instruction carries a source comment
+// ("12:3 rule \"ssh\": dst_port", or the parser step)
 // so the verifier log points back at the cause.
 package compiler

@@ -6,6 +6,8 @@ import (
 	"math"
 
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // emitter accumulates instructions with symbolic jump labels and a source
@@ -18,6 +20,8 @@ type emitter struct {
 	pending []string
 	source  asm.Comment
 	fresh   int
+	// file names the policy file in error messages.
+	file string
 }
 
 func newEmitter() *emitter {
@@ -75,7 +79,7 @@ func (e *emitter) resolveJumps() (asm.Instructions, error) {
 		}
 		dist := e.jumpDistance(i, raw)
 		if dist < math.MinInt16 || dist > math.MaxInt16 {
-			return nil, fmt.Errorf("%s: %w: the jump needs an offset of %d", ins.Source(), errJumpTooFar, dist)
+			return nil, fmt.Errorf("%s: %w: the jump needs an offset of %d", artifact.SourceInFile(e.file, fmt.Sprint(ins.Source())), errJumpTooFar, dist)
 		}
 		ins = ins.WithReference("")
 		ins.Offset = int16(dist)

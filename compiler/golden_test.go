@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/rogpeppe/go-internal/txtar"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/runtime"
@@ -148,7 +149,7 @@ func setSection(ar *txtar.Archive, name, data string) {
 
 // loadArtifact loads art into the kernel through its ELF form, as xdpc does,
 // and fails the test with the verifier's report if it is refused.
-func loadArtifact(t *testing.T, art *compiler.Artifact) {
+func loadArtifact(t *testing.T, art *artifact.Artifact) {
 	t.Helper()
 	var elf bytes.Buffer
 	if err := art.WriteELF(&elf); err != nil {

@@ -3,8 +3,12 @@ package compiler
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
+	"github.com/cilium/ebpf"
+
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -17,42 +21,17 @@ type Program struct {
 	Name   string
 	Rules  []Rule
 	// Default and Malformed are the fallback verdicts and their counter slots.
-	Default, Malformed         Verdict
+	Default, Malformed         artifact.Action
 	DefaultSlot, MalformedSlot int
 	// Counters is the per-CPU counter map; Sets the maps of the sets the
 	// rules look up, in order of first use.
-	Counters Map
+	Counters artifact.Map
 	Sets     []SetMaps
 	// Redirects are the interfaces redirect rules send to, by key in
 	// Redirect, the device map the loader fills with their indexes; nil
 	// when no rule redirects.
 	Redirects []string
-	Redirect  *Map
-}
-
-// Verdict is an XDP return code.
-type Verdict int32
-
-// Verdicts a policy can decide. XDP_ABORTED is never returned.
-const (
-	// VerdictDrop is XDP_DROP.
-	VerdictDrop Verdict = 1
-	// VerdictPass is XDP_PASS.
-	VerdictPass Verdict = 2
-	// VerdictRedirect is XDP_REDIRECT, through the Redirect device map.
-	VerdictRedirect Verdict = 4
-)
-
-func (v Verdict) String() string {
-	switch v {
-	case VerdictDrop:
-		return "drop"
-	case VerdictPass:
-		return "pass"
-	case VerdictRedirect:
-		return "redirect"
-	}
-	return fmt.Sprintf("Verdict(%d)", int32(v))
+	Redirect  *artifact.Map
 }
 
 // Rule is one rule of the IR.
@@ -60,17 +39,18 @@ type Rule struct {
 	Name string
 	// Slot is the rule's counter slot.
 	Slot int
-	// Action is what a match does: Terminal rules end with Verdict, count
-	// rules count and go on.
+	// Action is what a match does: Terminal rules end with Verdict (drop,
+	// pass or redirect through the Redirect device map), count rules count
+	// and go on.
 	Terminal bool
-	Verdict  Verdict
+	Verdict  artifact.Action
 	// To is the interface of a redirect, Target its key in the device map.
 	To     string
 	Target int
 	// Tests must all hold for the rule to match, tried in order.
 	Tests []Test
-	// Pos is the rule's "file:line:col".
-	Pos string
+	// Pos is where the rule is written (no file: see artifact.Pos).
+	Pos artifact.Pos
 }
 
 // Kind is "count", "pass", "drop" or "redirect".
@@ -128,8 +108,29 @@ type Test struct {
 	Fragments policy.FragmentMask
 	// Set for OpSetLookup.
 	Set *SetMaps
-	// Pos is the "file:line:col" of the value expression.
-	Pos string
+	// Pos is where the value expression is written.
+	Pos artifact.Pos
+}
+
+// Equal reports whether t and u are the same test: the same field,
+// negation, comparison and values, or the same set's maps. Where they are
+// written does not matter: a packet passes one exactly when it passes the
+// other. (String is for golden files; it decides nothing.)
+func (t *Test) Equal(u *Test) bool {
+	return t.Field == u.Field && t.Negate == u.Negate && t.Op == u.Op &&
+		slices.Equal(t.Values, u.Values) && slices.Equal(t.Prefixes, u.Prefixes) &&
+		slices.Equal(t.MACs, u.MACs) && t.Flags == u.Flags && t.Fragments == u.Fragments &&
+		t.Set == u.Set
+}
+
+// HasTest reports whether r holds a test equal to t.
+func (r *Rule) HasTest(t *Test) bool {
+	for i := range r.Tests {
+		if r.Tests[i].Equal(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // SetMaps are the maps compiled for one policy set.
@@ -139,7 +140,7 @@ type SetMaps struct {
 	// port list; it is static and named "RULE:FIELD".
 	Implicit bool
 	// V4 and V6 hold a cidr set; Map a port or mac set.
-	V4, V6, Map *Map
+	V4, V6, Map *artifact.Map
 }
 
 // String renders the IR as stable text for golden files.
@@ -148,7 +149,7 @@ func (p *Program) String() string {
 	fmt.Fprintf(&b, "program %s policy %q\n", p.Name, p.Policy)
 	writeMap(&b, &p.Counters)
 	for _, s := range p.Sets {
-		for _, m := range []*Map{s.V4, s.V6, s.Map} {
+		for _, m := range []*artifact.Map{s.V4, s.V6, s.Map} {
 			if m != nil {
 				writeMap(&b, m)
 			}
@@ -160,7 +161,7 @@ func (p *Program) String() string {
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		kind := r.Kind()
-		if r.Terminal && r.Verdict == VerdictRedirect {
+		if r.Terminal && r.Verdict == artifact.ActionRedirect {
 			kind = fmt.Sprintf("redirect to %q key %d", r.To, r.Target)
 		}
 		fmt.Fprintf(&b, "rule %d %q %s @ %s\n", r.Slot, r.Name, kind, r.Pos)
@@ -173,7 +174,7 @@ func (p *Program) String() string {
 	return b.String()
 }
 
-func writeMap(b *strings.Builder, m *Map) {
+func writeMap(b *strings.Builder, m *artifact.Map) {
 	fmt.Fprintf(b, "map %s %s key %d value %d max %d", m.Name, mapTypeName(m.Type), m.KeySize, m.ValueSize, m.MaxEntries)
 	if m.Flags != 0 {
 		fmt.Fprintf(b, " flags %#x", m.Flags)
@@ -181,17 +182,17 @@ func writeMap(b *strings.Builder, m *Map) {
 	b.WriteString("\n")
 }
 
-func mapTypeName(t MapType) string {
+func mapTypeName(t ebpf.MapType) string {
 	switch t {
-	case MapHash:
+	case ebpf.Hash:
 		return "hash"
-	case MapArray:
+	case ebpf.Array:
 		return "array"
-	case MapPerCPUArray:
+	case ebpf.PerCPUArray:
 		return "percpu_array"
-	case MapLPMTrie:
+	case ebpf.LPMTrie:
 		return "lpm_trie"
-	case MapDevMapHash:
+	case ebpf.DevMapHash:
 		return "devmap_hash"
 	}
 	return fmt.Sprintf("type%d", uint32(t))
@@ -227,7 +228,7 @@ func (t *Test) String() string {
 		}
 	case OpSetLookup:
 		var maps []string
-		for _, m := range []*Map{t.Set.V4, t.Set.V6, t.Set.Map} {
+		for _, m := range []*artifact.Map{t.Set.V4, t.Set.V6, t.Set.Map} {
 			if m != nil {
 				maps = append(maps, m.Name)
 			}

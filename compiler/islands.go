@@ -5,6 +5,8 @@ import (
 	"math"
 
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // maxJump is the farthest a jump's 16-bit offset reaches, in raw
@@ -47,7 +49,7 @@ func (e *emitter) routeFarJumps() error {
 			return nil
 		}
 		if round > len(e.insns) {
-			return fmt.Errorf("%s: %w: no place for a jump island", e.insns[first].Source(), errJumpTooFar)
+			return fmt.Errorf("%s: %w: no place for a jump island", artifact.SourceInFile(e.file, fmt.Sprint(e.insns[first].Source())), errJumpTooFar)
 		}
 		at, fallsIn := e.islandSpot(first, raw)
 		e.insertIslands(first, at, fallsIn, raw)

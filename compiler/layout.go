@@ -2,6 +2,8 @@ package compiler
 
 import (
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -62,6 +64,10 @@ const (
 	// slotTarget is the device-map key of a redirect decision.
 	slotTarget int16 = -252
 )
+
+// lpmKeySizeV6 is the size of an LPM key area: an IPv6 trie key, whose
+// first 8 bytes are the IPv4 trie key of an IPv4 address.
+var lpmKeySizeV6 = int16(artifact.MapCIDRv6.Layout().KeySize)
 
 // fieldSlot is the stack slot of a scalar field.
 func fieldSlot(f policy.Field) int16 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -25,7 +26,7 @@ func lowerPolicy(cfg *policy.Config, p *policy.Policy) (*Program, error) {
 		if r.Index != i {
 			return nil, fmt.Errorf("lower rule %q: index %d at position %d", r.Name, r.Index, i)
 		}
-		ir := Rule{Name: r.Name, Pos: position(cfg, r.DeclRange.Start.Line, r.DeclRange.Start.Column)}
+		ir := Rule{Name: r.Name, Pos: position(r.DeclRange.Start.Line, r.DeclRange.Start.Column)}
 		if r.Action.Terminal() {
 			ir.Terminal = true
 			if ir.Verdict, err = verdictOf(r.Action); err != nil {
@@ -39,7 +40,7 @@ func lowerPolicy(cfg *policy.Config, p *policy.Policy) (*Program, error) {
 			}
 		}
 		for j := range r.Matches {
-			t, err := lowerMatch(cfg, &r.Matches[j])
+			t, err := lowerMatch(&r.Matches[j])
 			if err != nil {
 				return nil, fmt.Errorf("lower rule %q: %w", r.Name, err)
 			}
@@ -52,8 +53,8 @@ func lowerPolicy(cfg *policy.Config, p *policy.Policy) (*Program, error) {
 
 // lowerMatch translates one match; a set reference becomes an OpSetLookup
 // whose maps are allocated later.
-func lowerMatch(cfg *policy.Config, m *policy.Match) (Test, error) {
-	t := Test{Field: m.Field, Negate: m.Negate, Pos: position(cfg, m.Range.Start.Line, m.Range.Start.Column)}
+func lowerMatch(m *policy.Match) (Test, error) {
+	t := Test{Field: m.Field, Negate: m.Negate, Pos: position(m.Range.Start.Line, m.Range.Start.Column)}
 	if m.Set != nil {
 		if m.Negate {
 			return t, fmt.Errorf("field %s: a set cannot be negated", m.Field)
@@ -101,20 +102,17 @@ func lowerMatch(cfg *policy.Config, m *policy.Match) (Test, error) {
 	return t, nil
 }
 
-func verdictOf(a policy.Action) (Verdict, error) {
-	switch a {
-	case policy.ActionPass:
-		return VerdictPass, nil
-	case policy.ActionDrop:
-		return VerdictDrop, nil
-	case policy.ActionRedirect:
-		return VerdictRedirect, nil
+func verdictOf(a policy.Action) (artifact.Action, error) {
+	if v, ok := a.XDP(); ok {
+		return v, nil
 	}
 	return 0, fmt.Errorf("verdict %s is not pass, drop or redirect", a)
 }
 
-func position(cfg *policy.Config, line, col int) string {
-	return fmt.Sprintf("%s:%d:%d", cfg.Filename, line, col)
+// position is a source position without its file name, which would make
+// the artifact depend on the path the policy was read from.
+func position(line, col int) artifact.Pos {
+	return artifact.Pos{Line: line, Col: col}
 }
 
 // programName is "xdpc_" and the policy name with every byte outside

@@ -3,7 +3,7 @@ package compiler
 import (
 	"fmt"
 
-	"github.com/cilium/ebpf/btf"
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -13,35 +13,10 @@ const CounterMap = "xdpc_counters"
 // RedirectMap is the name of the device map of redirect targets.
 const RedirectMap = "xdpc_redirect"
 
-// Sizes of map keys and values (see Map for the layouts).
-const (
-	counterValueSize = 16 // struct { packets, bytes u64 }
-	lpmKeySizeV4     = 8  // struct { prefixlen u32; addr [4]u8 }
-	lpmKeySizeV6     = 20 // struct { prefixlen u32; addr [16]u8 }
-	portKeySize      = 2  // u16 port in host order
-	macKeySize       = 6  // [6]u8
-	setValueSize     = 1  // u8 = 1
-)
-
 // allocateCounters describes the per-CPU counter array: one slot per rule,
 // then the default and malformed slots.
 func allocateCounters(prog *Program) {
-	prog.Counters = Map{
-		Name:       CounterMap,
-		Type:       MapPerCPUArray,
-		KeySize:    4,
-		ValueSize:  counterValueSize,
-		MaxEntries: uint32(prog.MalformedSlot + 1),
-		Key:        btfU32(),
-		Value: &btf.Struct{
-			Name: "xdpc_counter",
-			Size: counterValueSize,
-			Members: []btf.Member{
-				{Name: "packets", Type: btfU64()},
-				{Name: "bytes", Type: btfU64(), Offset: 64},
-			},
-		},
-	}
+	prog.Counters = artifact.MapCounters.Map(CounterMap, uint32(prog.MalformedSlot+1))
 }
 
 // allocateSetMaps gives every set the rules look up its maps, named by order
@@ -101,10 +76,10 @@ func setMaps(s *policy.Set, index int, implicit bool) (*SetMaps, error) {
 			has4, has6 = has4 || p.Addr().Is4(), has6 || !p.Addr().Is4()
 		}
 		if has4 {
-			sm.V4 = lpmMap(prefix+"v4", lpmKeySizeV4, capacity)
+			sm.V4 = blueprint(artifact.MapCIDRv4, prefix+"v4", capacity)
 		}
 		if has6 {
-			sm.V6 = lpmMap(prefix+"v6", lpmKeySizeV6, capacity)
+			sm.V6 = blueprint(artifact.MapCIDRv6, prefix+"v6", capacity)
 		}
 	case policy.SetPort:
 		// A port map holds every port of every range.
@@ -112,44 +87,19 @@ func setMaps(s *policy.Set, index int, implicit bool) (*SetMaps, error) {
 		for _, r := range s.Ports {
 			ports += int(r.Hi-r.Lo) + 1
 		}
-		sm.Map = &Map{
-			Name: prefix + "port", Type: MapHash, KeySize: portKeySize, ValueSize: setValueSize,
-			MaxEntries: uint32(max(capacity, ports)), Key: btfU16(), Value: btfU8(),
-		}
+		sm.Map = blueprint(artifact.MapPorts, prefix+"port", max(capacity, ports))
 	case policy.SetMAC:
-		sm.Map = &Map{
-			Name: prefix + "mac", Type: MapHash, KeySize: macKeySize, ValueSize: setValueSize,
-			MaxEntries: uint32(capacity), Key: btfBytes(macKeySize), Value: btfU8(),
-		}
+		sm.Map = blueprint(artifact.MapMACs, prefix+"mac", capacity)
 	default:
 		return nil, fmt.Errorf("set %q: unknown type %s", s.Name, s.Type)
 	}
 	return sm, nil
 }
 
-func lpmMap(name string, keySize uint32, capacity int) *Map {
-	return &Map{
-		Name: name, Type: MapLPMTrie, KeySize: keySize, ValueSize: setValueSize,
-		MaxEntries: uint32(capacity), Flags: MapFlagNoPrealloc,
-		Key: &btf.Struct{
-			Name: fmt.Sprintf("xdpc_lpm_key%d", (keySize-4)*8),
-			Size: keySize,
-			Members: []btf.Member{
-				{Name: "prefixlen", Type: btfU32()},
-				{Name: "addr", Type: btfBytes(keySize - 4), Offset: 32},
-			},
-		},
-		Value: btfU8(),
-	}
-}
-
-func btfU8() btf.Type  { return &btf.Int{Name: "__u8", Size: 1} }
-func btfU16() btf.Type { return &btf.Int{Name: "__u16", Size: 2} }
-func btfU32() btf.Type { return &btf.Int{Name: "__u32", Size: 4} }
-func btfU64() btf.Type { return &btf.Int{Name: "__u64", Size: 8} }
-
-func btfBytes(n uint32) btf.Type {
-	return &btf.Array{Index: btfU32(), Type: btfU8(), Nelems: n}
+// blueprint is a map of kind k.
+func blueprint(k artifact.MapKind, name string, capacity int) *artifact.Map {
+	m := k.Map(name, uint32(capacity))
+	return &m
 }
 
 // allocateRedirects gives every redirect target a key in the device map,
@@ -158,7 +108,7 @@ func allocateRedirects(prog *Program) {
 	keys := map[string]int{}
 	for i := range prog.Rules {
 		r := &prog.Rules[i]
-		if !r.Terminal || r.Verdict != VerdictRedirect {
+		if !r.Terminal || r.Verdict != artifact.ActionRedirect {
 			continue
 		}
 		k, ok := keys[r.To]
@@ -172,17 +122,14 @@ func allocateRedirects(prog *Program) {
 	if len(prog.Redirects) == 0 {
 		return
 	}
-	prog.Redirect = &Map{
-		Name: RedirectMap, Type: MapDevMapHash, KeySize: 4, ValueSize: 4,
-		MaxEntries: uint32(len(prog.Redirects)), Key: btfU32(), Value: btfU32(),
-	}
+	prog.Redirect = blueprint(artifact.MapRedirect, RedirectMap, len(prog.Redirects))
 }
 
 // maps lists every map of prog: the counters, then the sets' maps.
-func (p *Program) maps() []Map {
-	ms := []Map{p.Counters}
+func (p *Program) maps() []artifact.Map {
+	ms := []artifact.Map{p.Counters}
 	for _, s := range p.Sets {
-		for _, m := range []*Map{s.V4, s.V6, s.Map} {
+		for _, m := range []*artifact.Map{s.V4, s.V6, s.Map} {
 			if m != nil {
 				ms = append(ms, *m)
 			}

@@ -2,7 +2,9 @@ package compiler
 
 import (
 	"github.com/cilium/ebpf/asm"
+
 	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // Labels shared by the parser, the classifier and the epilogue.
@@ -108,8 +110,8 @@ func emitEthernet(e *emitter) {
 		e.at("parse: vlan tag %d", tag)
 		isTag := e.newLabel("parse.tag")
 		e.emit(
-			asm.JEq.Imm32(asm.R1, policy.EtherTypeVLAN, isTag),
-			asm.JNE.Imm32(asm.R1, policy.EtherTypeQinQ, tagsDone),
+			asm.JEq.Imm32(asm.R1, wire.EtherTypeVLAN, isTag),
+			asm.JNE.Imm32(asm.R1, wire.EtherTypeQinQ, tagsDone),
 		)
 		e.label(isTag)
 		guard(e, rData, int32(off)+4, asm.R2)
@@ -122,8 +124,8 @@ func emitEthernet(e *emitter) {
 	e.at("parse: ether_type")
 	e.emit(
 		store(slotEtherType, asm.R1),
-		asm.JEq.Imm32(asm.R1, policy.EtherTypeIPv4, "parse.ipv4"),
-		asm.JNE.Imm32(asm.R1, policy.EtherTypeIPv6, labelClassify),
+		asm.JEq.Imm32(asm.R1, wire.EtherTypeIPv4, "parse.ipv4"),
+		asm.JNE.Imm32(asm.R1, wire.EtherTypeIPv6, labelClassify),
 	)
 }
 
@@ -187,9 +189,9 @@ func emitIPv4(e *emitter) {
 	e.emit(
 		asm.Add.Reg(asm.R1, rL3), // layer-4 offset
 		asm.Add.Reg(asm.R2, rL3), // IP packet end
-		asm.JEq.Imm32(asm.R5, policy.ProtoTCP, labelTCP),
-		asm.JEq.Imm32(asm.R5, policy.ProtoUDP, labelUDP),
-		asm.JEq.Imm32(asm.R5, policy.ProtoICMP, labelICMP),
+		asm.JEq.Imm32(asm.R5, wire.ProtoTCP, labelTCP),
+		asm.JEq.Imm32(asm.R5, wire.ProtoUDP, labelUDP),
+		asm.JEq.Imm32(asm.R5, wire.ProtoICMP, labelICMP),
 		asm.Ja.Label(labelClassify),
 	)
 }
@@ -248,10 +250,10 @@ func emitIPv6(e *emitter) {
 		next = e.newLabel("parse.ipv6_ext")
 		normaliseCursor(e)
 		e.emit(
-			asm.JEq.Imm32(asm.R5, 0, options),
-			asm.JEq.Imm32(asm.R5, 43, options),
-			asm.JEq.Imm32(asm.R5, 60, options),
-			asm.JNE.Imm32(asm.R5, 44, l4),
+			asm.JEq.Imm32(asm.R5, wire.IPv6ExtHopByHop, options),
+			asm.JEq.Imm32(asm.R5, wire.IPv6ExtRouting, options),
+			asm.JEq.Imm32(asm.R5, wire.IPv6ExtDestOpts, options),
+			asm.JNE.Imm32(asm.R5, wire.IPv6ExtFragment, l4),
 		)
 		e.label(frag)
 		e.at("parse: ipv6 extension header %d (fragment)", i)
@@ -281,18 +283,18 @@ func emitIPv6(e *emitter) {
 	e.label(next)
 	e.at("parse: ipv6 extension header %d (too many)", policy.MaxIPv6ExtHdrs+1)
 	e.emit(
-		asm.JEq.Imm32(asm.R5, 0, labelMalformed),
-		asm.JEq.Imm32(asm.R5, 43, labelMalformed),
-		asm.JEq.Imm32(asm.R5, 60, labelMalformed),
-		asm.JEq.Imm32(asm.R5, 44, labelMalformed),
+		asm.JEq.Imm32(asm.R5, wire.IPv6ExtHopByHop, labelMalformed),
+		asm.JEq.Imm32(asm.R5, wire.IPv6ExtRouting, labelMalformed),
+		asm.JEq.Imm32(asm.R5, wire.IPv6ExtDestOpts, labelMalformed),
+		asm.JEq.Imm32(asm.R5, wire.IPv6ExtFragment, labelMalformed),
 	)
 	e.label(l4)
 	e.at("parse: ipv6 layer 4 dispatch")
 	e.emit(
 		store(slotProto, asm.R5),
-		asm.JEq.Imm32(asm.R5, policy.ProtoTCP, labelTCP),
-		asm.JEq.Imm32(asm.R5, policy.ProtoUDP, labelUDP),
-		asm.JEq.Imm32(asm.R5, policy.ProtoICMPv6, labelICMP),
+		asm.JEq.Imm32(asm.R5, wire.ProtoTCP, labelTCP),
+		asm.JEq.Imm32(asm.R5, wire.ProtoUDP, labelUDP),
+		asm.JEq.Imm32(asm.R5, wire.ProtoICMPv6, labelICMP),
 		asm.Ja.Label(labelClassify),
 	)
 	e.label(later)

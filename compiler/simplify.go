@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // mergeRanges sorts the values of every OpEq and OpRange test and merges
@@ -84,15 +85,15 @@ func (f ruleFacts) imply(t *Test) bool {
 	case policy.FieldProto:
 		switch {
 		case f.tcp:
-			return inValues(t.Values, policy.ProtoTCP)
+			return inValues(t.Values, wire.ProtoTCP)
 		case f.ports:
-			return inValues(t.Values, policy.ProtoTCP) && inValues(t.Values, policy.ProtoUDP)
+			return inValues(t.Values, wire.ProtoTCP) && inValues(t.Values, wire.ProtoUDP)
 		}
 	case policy.FieldEtherType:
 		if !f.ip {
 			return false
 		}
-		return (!f.v4 || inValues(t.Values, policy.EtherTypeIPv4)) && (!f.v6 || inValues(t.Values, policy.EtherTypeIPv6))
+		return (!f.v4 || inValues(t.Values, wire.EtherTypeIPv4)) && (!f.v6 || inValues(t.Values, wire.EtherTypeIPv6))
 	case policy.FieldFragment:
 		need := policy.FragmentMask(policy.FragNone | policy.FragFirst)
 		if !f.l4 {
@@ -172,8 +173,8 @@ func isPortField(f policy.Field) bool { return f == policy.FieldSrcPort || f == 
 
 // checkInlineCompares refuses a test that needs more than
 // MaxInlineCompares conditional jumps (see inlineCompares); it names the
-// rule and the field.
-func checkInlineCompares(prog *Program) error {
+// policy file, the rule and the field.
+func checkInlineCompares(prog *Program, file string) error {
 	var err error
 	forEachTest(prog, func(r *Rule, t *Test) {
 		if n := inlineCompares(t); err == nil && n > MaxInlineCompares {
@@ -181,8 +182,8 @@ func checkInlineCompares(prog *Program) error {
 			if t.Field.Kind() == policy.KindMAC {
 				advice = "put the addresses in a set of type mac"
 			}
-			err = fmt.Errorf("%s rule %q: %s needs %d comparisons, more than the %d the kernel verifies in one test; %s",
-				t.Pos, r.Name, t.Field, n, MaxInlineCompares, advice)
+			err = fmt.Errorf("%s:%s rule %q: %s needs %d comparisons, more than the %d the kernel verifies in one test; %s",
+				file, t.Pos, r.Name, t.Field, n, MaxInlineCompares, advice)
 		}
 	})
 	return err

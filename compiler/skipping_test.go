@@ -21,11 +21,10 @@ func TestCorpusSharesTests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		byRule := testsByRule(prog)
 		for i := range prog.Rules {
 			for j := range prog.Rules[i].Tests {
 				tests++
-				if i+1 < len(prog.Rules) && byRule[i+1][prog.Rules[i].Tests[j].String()] {
+				if i+1 < len(prog.Rules) && prog.Rules[i+1].HasTest(&prog.Rules[i].Tests[j]) {
 					skips++
 				}
 			}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -138,7 +140,7 @@ func emitSetTest(e *emitter, t *Test, fail string) {
 	if t.Negate {
 		panic("compiler: a set lookup cannot be negated")
 	}
-	lookup := func(m *Map, key int16) {
+	lookup := func(m *artifact.Map, key int16) {
 		e.emit(
 			asm.LoadMapPtr(asm.R1, 0).WithReference(m.Name),
 			asm.Mov.Reg(asm.R2, asm.R10),

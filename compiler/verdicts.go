@@ -4,16 +4,18 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // Labels of the epilogue's entries, one per verdict.
-func verdictLabel(v Verdict) string { return "verdict." + v.String() }
+func verdictLabel(v artifact.Action) string { return "verdict." + v.String() }
 
 const labelCount = "epilogue.count"
 
 // emitDecision ends a path: it records the counter slot and jumps to the
 // epilogue of verdict v.
-func emitDecision(e *emitter, slot int, v Verdict) {
+func emitDecision(e *emitter, slot int, v artifact.Action) {
 	e.emit(storeImm(slotKey, int32(slot)), asm.Ja.Label(verdictLabel(v)))
 }
 
@@ -21,7 +23,7 @@ func emitDecision(e *emitter, slot int, v Verdict) {
 // key target.
 func emitRedirect(e *emitter, slot, target int) {
 	e.emit(storeImm(slotTarget, int32(target)))
-	emitDecision(e, slot, VerdictRedirect)
+	emitDecision(e, slot, artifact.ActionRedirect)
 }
 
 // emitMalformed emits the target of every parser failure.
@@ -71,9 +73,9 @@ func emitCount(e *emitter, slot int) {
 // redirect rules returns what bpf_redirect_map returns for a redirect:
 // XDP_REDIRECT, or XDP_DROP when the target is not in the device map.
 func emitEpilogue(e *emitter, prog *Program) {
-	verdicts := []Verdict{VerdictDrop, VerdictPass}
+	verdicts := []artifact.Action{artifact.ActionDrop, artifact.ActionPass}
 	if prog.Redirect != nil {
-		verdicts = append(verdicts, VerdictRedirect)
+		verdicts = append(verdicts, artifact.ActionRedirect)
 	}
 	for _, v := range verdicts {
 		e.label(verdictLabel(v))
@@ -87,12 +89,12 @@ func emitEpilogue(e *emitter, prog *Program) {
 	e.label(out)
 	if prog.Redirect != nil {
 		ret := "epilogue.verdict"
-		e.emit(asm.JNE.Imm(rVerdict, int32(VerdictRedirect), ret))
+		e.emit(asm.JNE.Imm(rVerdict, int32(artifact.ActionRedirect), ret))
 		e.at("epilogue: redirect to the interface of the device-map key")
 		e.emit(
 			asm.LoadMapPtr(asm.R1, 0).WithReference(prog.Redirect.Name),
 			load(asm.R2, slotTarget),
-			asm.Mov.Imm(asm.R3, int32(VerdictDrop)),
+			asm.Mov.Imm(asm.R3, int32(artifact.ActionDrop)),
 			asm.FnRedirectMap.Call(),
 			asm.Return(),
 		)

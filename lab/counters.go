@@ -22,7 +22,9 @@ type counterReader interface {
 }
 
 // Counters returns the policy's counters after replayed: read from the
-// program where the backend keeps them, tallied from the verdicts otherwise.
+// program where the backend keeps them, tallied from the verdicts' slots
+// otherwise. Rows are by slot number, named after the policy's rules (the
+// compiled program numbers its slots as the policy does).
 func Counters(b Backend, p *policy.Policy, replayed []Verdict) ([]CounterRow, error) {
 	rows := make([]CounterRow, p.Slots())
 	for i := range rows {
@@ -49,17 +51,16 @@ func Counters(b Backend, p *policy.Policy, replayed []Verdict) ([]CounterRow, er
 		}
 		return rows, nil
 	}
-	slot := map[string]int{}
-	for _, r := range rows {
-		slot[r.Name] = r.Slot
-	}
 	for _, v := range replayed {
 		if v.Error != "" {
 			continue
 		}
-		for _, name := range append(append([]string(nil), v.Counted...), v.Rule) {
-			rows[slot[name]].Packets++
-			rows[slot[name]].Bytes += uint64(v.Len)
+		for _, slot := range append([]int{v.Slot}, v.CountedSlots...) {
+			if slot < 0 || slot >= len(rows) {
+				return nil, fmt.Errorf("packet %d was counted on slot %d of %d", v.Index, slot, len(rows))
+			}
+			rows[slot].Packets++
+			rows[slot].Bytes += uint64(v.Len)
 		}
 	}
 	return rows, nil

@@ -30,13 +30,6 @@ const (
 	diffMaxReports    = 10
 )
 
-// XDP actions as BPF_PROG_TEST_RUN returns them.
-const (
-	diffXDPDrop     = 1
-	diffXDPPass     = 2
-	diffXDPRedirect = 4
-)
-
 // diffProgram is one generated policy loaded both ways.
 type diffProgram struct {
 	gen  corpus.GeneratedPolicy
@@ -90,12 +83,9 @@ func loadDiffProgram(gp corpus.GeneratedPolicy, opts compiler.Options) (*diffPro
 // wantOutcome is what docs/datapath.md says the kernel must do with frame:
 // the reference verdict as an XDP action, and the counter slots that move.
 func wantOutcome(res eval.Result) runtime.Outcome {
-	action := uint32(diffXDPDrop)
-	switch res.Verdict {
-	case policy.ActionPass:
-		action = diffXDPPass
-	case policy.ActionRedirect:
-		action = diffXDPRedirect
+	action, ok := res.Verdict.XDP()
+	if !ok {
+		panic("reference decided " + res.Verdict.String())
 	}
 	moved := append(slices.Clone(res.Counted), res.Slot)
 	sort.Ints(moved)

@@ -7,6 +7,11 @@
 //     network namespaces (a Topology), each frame injected from the peer
 //     and followed to where it leaves.
 //
+// The kernel and lab backends read a frame's fate from the counter slots
+// the program moved, by slot number in the artifact's slot table
+// (artifact.CounterSlot: its kind says whether it decides, its action what
+// the program returned), never by rule name.
+//
 // It also reads and writes captures, parses the one-line packet syntax,
 // runs the golden cases of testdata/lab (Case) and holds the differential
 // corpus (lab/corpus).

@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/runtime"
 )
@@ -51,8 +52,8 @@ func (e FrameSizeError) Error() string {
 // decision, as in the kernel backend; the frame's arrival or absence
 // confirms it.
 type labBackend struct {
-	p       *policy.Policy
 	prog    *runtime.TestProgram
+	slots   slotTable
 	topo    *Topology
 	xdp     link.Link
 	inj     *injector
@@ -82,7 +83,7 @@ func NewLabBackend(cfg *policy.Config, p *policy.Policy, opts LabOptions) (b Bac
 	if err != nil {
 		return nil, err
 	}
-	l := &labBackend{p: p, prog: prog, timeout: opts.Timeout}
+	l := &labBackend{prog: prog, slots: newSlotTable(prog.Manifest().Counters), timeout: opts.Timeout}
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -118,7 +119,7 @@ func (l *labBackend) addRedirectTargets() error {
 	var err error
 	l.sinkXDP, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name: "xdpc_lab_sink", Type: ebpf.XDP, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()},
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(artifact.ActionPass)), asm.Return()},
 	})
 	if err != nil {
 		return fmt.Errorf("load the redirect targets' pass program: %w", err)
@@ -171,8 +172,8 @@ func (l *labBackend) Run(frame []byte) (Verdict, error) {
 	}
 	recv, where := l.recv, l.topo.Receiver.Name
 	switch v.Action {
-	case policy.ActionPass:
-	case policy.ActionRedirect:
+	case artifact.ActionPass:
+	case artifact.ActionRedirect:
 		recv, where = l.targets[v.To], l.topo.Targets[v.To].Name
 	default:
 		return v, nil
@@ -199,7 +200,7 @@ func (l *labBackend) awaitDecision(frame []byte, before []runtime.Counter, deadl
 			return Verdict{}, err
 		}
 		moved := runtime.MovedSlots(before, after)
-		v, err := decide(l.p, frame, moved)
+		v, err := l.slots.decide(frame, moved)
 		if err == nil {
 			return v, nil
 		}

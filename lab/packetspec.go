@@ -12,6 +12,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // ParsePacket builds an Ethernet frame from the one-line packet syntax, the
@@ -122,7 +123,7 @@ func (w *specWords) errorf(format string, args ...any) error {
 // parsePacketSpec reads a packet line into a spec with defaults filled in.
 func parsePacketSpec(line string) (*packetSpec, error) {
 	w := &specWords{words: strings.Fields(strings.ReplaceAll(line, ">", " > "))}
-	s := &packetSpec{srcMAC: specSrcMAC, dstMAC: specDstMAC, ttl: 64, flags: policy.TCPSyn, frag: policy.FragNone}
+	s := &packetSpec{srcMAC: specSrcMAC, dstMAC: specDstMAC, ttl: 64, flags: wire.TCPSyn, frag: policy.FragNone}
 	if len(w.words) == 0 {
 		return nil, errors.New("empty packet: expected a body such as tcp, udp, icmp, icmpv6, ip, arp or ether 0xTYPE")
 	}
@@ -186,9 +187,9 @@ func (s *packetSpec) parseBody(w *specWords) error {
 		case s.body == "icmpv6" && !s.src.Is6():
 			return w.errorf("icmpv6 takes IPv6 addresses; use icmp for IPv4")
 		case s.body == "icmp":
-			s.icmpType = layers.ICMPv4TypeEchoRequest
+			s.icmpType = wire.ICMPEchoRequest
 		case s.body == "icmpv6":
-			s.icmpType = layers.ICMPv6TypeEchoRequest
+			s.icmpType = wire.ICMPv6EchoRequest
 		case s.body == "ip":
 			return s.parseProto(w)
 		}
@@ -223,9 +224,9 @@ func (s *packetSpec) parseBody(w *specWords) error {
 // unless two tags come before it.
 func (s *packetSpec) checkEtherType(w *specWords) error {
 	switch s.etherType {
-	case policy.EtherTypeIPv4, policy.EtherTypeIPv6:
+	case wire.EtherTypeIPv4, wire.EtherTypeIPv6:
 		return w.errorf("an IP ether type needs an IP body: tcp, udp, icmp, icmpv6 or ip")
-	case policy.EtherTypeVLAN, policy.EtherTypeQinQ:
+	case wire.EtherTypeVLAN, wire.EtherTypeQinQ:
 		if len(s.vlans) < 2 {
 			return w.errorf("a vlan ether type is read as a tag: write vlan ID instead")
 		}
@@ -287,19 +288,14 @@ func (s *packetSpec) parseProto(w *specWords) error {
 	if w.next() != "proto" {
 		return w.errorf("expected proto N after the addresses of an ip body")
 	}
-	if n, ok := specProtoNames[w.peek()]; ok {
+	if n, ok := wire.Protocols.Number(w.peek()); ok {
 		w.next()
-		s.proto = n
+		s.proto = uint8(n)
 		return nil
 	}
 	n, err := specNumber(w, "a protocol number or name (tcp, udp, icmp, icmpv6, sctp, gre, esp, ah)", 255)
 	s.proto = uint8(n)
 	return err
-}
-
-var specProtoNames = map[string]uint8{
-	"tcp": policy.ProtoTCP, "udp": policy.ProtoUDP, "icmp": policy.ProtoICMP, "icmpv6": policy.ProtoICMPv6,
-	"sctp": policy.ProtoSCTP, "gre": policy.ProtoGRE, "esp": policy.ProtoESP, "ah": policy.ProtoAH,
 }
 
 func specIsOption(word string) bool {
@@ -382,7 +378,7 @@ func specFlags(w *specWords) (uint8, error) {
 	}
 	var flags uint8
 	for _, c := range word {
-		i := strings.IndexRune(specFlagLetters, c)
+		i := strings.IndexRune(wire.TCPFlagLetters, c)
 		if i < 0 {
 			return 0, w.errorf("unknown TCP flag %q: expected letters F S R P A U E C, or . alone for none (write A for ack)", c)
 		}
@@ -391,35 +387,19 @@ func specFlags(w *specWords) (uint8, error) {
 	return flags, nil
 }
 
-// specFlagLetters are tcpdump's flag letters, lowest bit first.
-const specFlagLetters = "FSRPAUEC"
-
 func (s *packetSpec) parseICMPType(w *specWords) error {
-	names := specICMPTypes
+	names := wire.ICMPTypes
 	if s.body == "icmpv6" {
-		names = specICMPv6Types
+		names = wire.ICMPv6Types
 	}
-	if t, ok := names[w.peek()]; ok {
+	if t, ok := names.Number(w.peek()); ok {
 		w.next()
-		s.icmpType = t
+		s.icmpType = uint8(t)
 		return nil
 	}
 	n, err := specNumber(w, fmt.Sprintf("an %s type name (like echo-request) or number", s.body), 255)
 	s.icmpType = uint8(n)
 	return err
-}
-
-// ICMP and ICMPv6 type names, as the policy language spells them.
-var specICMPTypes = map[string]uint8{
-	"echo-reply": 0, "dest-unreachable": 3, "source-quench": 4, "redirect": 5, "echo-request": 8,
-	"router-advertisement": 9, "router-solicitation": 10, "time-exceeded": 11, "parameter-problem": 12,
-	"timestamp-request": 13, "timestamp-reply": 14,
-}
-
-var specICMPv6Types = map[string]uint8{
-	"dest-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4,
-	"echo-request": 128, "echo-reply": 129, "router-solicitation": 133, "router-advertisement": 134,
-	"neighbor-solicitation": 135, "neighbor-advertisement": 136, "redirect": 137,
 }
 
 // specNumber reads a decimal number up to max.
@@ -533,13 +513,13 @@ func (s *packetSpec) networkLayers() []gopacket.SerializableLayer {
 	proto := s.proto
 	switch s.body {
 	case "tcp":
-		proto = policy.ProtoTCP
+		proto = wire.ProtoTCP
 	case "udp":
-		proto = policy.ProtoUDP
+		proto = wire.ProtoUDP
 	case "icmp":
-		proto = policy.ProtoICMP
+		proto = wire.ProtoICMP
 	case "icmpv6":
-		proto = policy.ProtoICMPv6
+		proto = wire.ProtoICMPv6
 	}
 	var ip gopacket.NetworkLayer
 	var ls []gopacket.SerializableLayer
@@ -574,9 +554,9 @@ func (s *packetSpec) transportLayers(ip gopacket.NetworkLayer) []gopacket.Serial
 	switch s.body {
 	case "tcp":
 		t := &layers.TCP{SrcPort: layers.TCPPort(s.srcPort), DstPort: layers.TCPPort(s.dstPort), Window: 65535,
-			FIN: s.flags&policy.TCPFin != 0, SYN: s.flags&policy.TCPSyn != 0, RST: s.flags&policy.TCPRst != 0,
-			PSH: s.flags&policy.TCPPsh != 0, ACK: s.flags&policy.TCPAck != 0, URG: s.flags&policy.TCPUrg != 0,
-			ECE: s.flags&policy.TCPEce != 0, CWR: s.flags&policy.TCPCwr != 0}
+			FIN: s.flags&wire.TCPFin != 0, SYN: s.flags&wire.TCPSyn != 0, RST: s.flags&wire.TCPRst != 0,
+			PSH: s.flags&wire.TCPPsh != 0, ACK: s.flags&wire.TCPAck != 0, URG: s.flags&wire.TCPUrg != 0,
+			ECE: s.flags&wire.TCPEce != 0, CWR: s.flags&wire.TCPCwr != 0}
 		_ = t.SetNetworkLayerForChecksum(ip)
 		return []gopacket.SerializableLayer{t}
 	case "udp":

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/policy/eval"
@@ -25,9 +26,9 @@ func Backends() []string { return []string{BackendReference, BackendKernel, Back
 // Verdict is what one backend decided for one frame. Every backend fills the
 // same fields the same way, so their text and JSON are comparable line by line.
 type Verdict struct {
-	Index   int           `json:"index"`
-	Summary string        `json:"summary"`
-	Action  policy.Action `json:"-"`
+	Index   int             `json:"index"`
+	Summary string          `json:"summary"`
+	Action  artifact.Action `json:"-"`
 	// Verdict is "pass", "drop" or "redirect".
 	Verdict string `json:"verdict"`
 	// To is the interface of a redirect.
@@ -43,6 +44,11 @@ type Verdict struct {
 	Rewritten string `json:"rewritten,omitempty"`
 	// Error is set, and the other fields empty, when the backend could not run the frame.
 	Error string `json:"error,omitempty"`
+	// Slot is the counter slot of the decision and CountedSlots those of
+	// the count rules in Counted, numbered as the program numbers them:
+	// counters are attributed by these, never by name.
+	Slot         int   `json:"-"`
+	CountedSlots []int `json:"-"`
 }
 
 // String renders v as one golden-file line: index, verdict, rule, packet,
@@ -120,24 +126,27 @@ type referenceBackend struct{ p *policy.Policy }
 
 func (r referenceBackend) Run(frame []byte) (Verdict, error) {
 	res := eval.Evaluate(r.p, frame)
-	return verdictFor(r.p, frame, res.Slot, res.Counted), nil
+	return referenceVerdict(r.p, frame, res.Slot, res.Counted), nil
 }
 
 func (referenceBackend) Close() error { return nil }
 
-// verdictFor builds the Verdict of a decision at slot with the count-rule
-// slots counted, naming rules from the policy.
-func verdictFor(p *policy.Policy, frame []byte, slot int, counted []int) Verdict {
-	v := Verdict{Summary: summarize(frame), Len: len(frame)}
+// referenceVerdict builds the Verdict of the reference's decision at slot
+// with the count-rule slots counted: the policy's slot numbering, rules
+// named from the policy.
+func referenceVerdict(p *policy.Policy, frame []byte, slot int, counted []int) Verdict {
+	v := Verdict{Summary: summarize(frame), Len: len(frame), Slot: slot, CountedSlots: counted}
+	var a policy.Action
 	switch slot {
 	case p.DefaultSlot():
-		v.Action, v.Rule = p.Default, "default"
+		a, v.Rule = p.Default, "default"
 	case p.MalformedSlot():
-		v.Action, v.Rule = p.Malformed, "malformed"
+		a, v.Rule = p.Malformed, "malformed"
 	default:
 		r := p.Rules[slot]
-		v.Action, v.Rule, v.To = r.Action, r.Name, r.To
+		a, v.Rule, v.To = r.Action, r.Name, r.To
 	}
+	v.Action, _ = a.XDP()
 	v.Verdict = v.Action.String()
 	for _, c := range counted {
 		v.Counted = append(v.Counted, p.Rules[c].Name)
@@ -157,8 +166,8 @@ func summarize(frame []byte) string {
 // kernelBackend runs the compiled program under BPF_PROG_TEST_RUN and reads
 // the decision back from the counters that moved.
 type kernelBackend struct {
-	p     *policy.Policy
 	prog  *runtime.TestProgram
+	slots slotTable
 	probe *linearProbe
 }
 
@@ -172,7 +181,7 @@ func newKernelBackend(cfg *policy.Config, p *policy.Policy) (*kernelBackend, err
 		prog.Close()
 		return nil, err
 	}
-	return &kernelBackend{p: p, prog: prog, probe: probe}, nil
+	return &kernelBackend{prog: prog, slots: newSlotTable(prog.Manifest().Counters), probe: probe}, nil
 }
 
 // CompileError is a policy the compiler cannot express (a list too long to
@@ -195,13 +204,6 @@ func loadProgram(cfg *policy.Config, p *policy.Policy) (*runtime.TestProgram, er
 	return runtime.NewTestProgram(elf.Bytes())
 }
 
-// XDP return codes.
-const (
-	xdpDrop     = 1
-	xdpPass     = 2
-	xdpRedirect = 4
-)
-
 func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
 	if len(frame) >= runtime.MinTestFrame {
 		seen, err := k.probe.seen(frame)
@@ -216,13 +218,12 @@ func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
 	if err != nil {
 		return Verdict{}, err
 	}
-	v, err := decide(k.p, frame, out.Moved)
+	v, err := k.slots.decide(frame, out.Moved)
 	if err != nil {
-		return Verdict{}, fmt.Errorf("%w (program returned %d)", err, out.Action)
+		return Verdict{}, fmt.Errorf("%w (program returned %s)", err, out.Action)
 	}
-	want := map[policy.Action]uint32{policy.ActionPass: xdpPass, policy.ActionDrop: xdpDrop, policy.ActionRedirect: xdpRedirect}[v.Action]
-	if out.Action != want {
-		return Verdict{}, fmt.Errorf("program returned %d but counted the packet on %q (%s)", out.Action, v.Rule, v.Verdict)
+	if out.Action != v.Action {
+		return Verdict{}, fmt.Errorf("program returned %s but counted the packet on %q (%s)", out.Action, v.Rule, v.Verdict)
 	}
 	return v, nil
 }
@@ -230,27 +231,57 @@ func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
 // errNoDecision is returned by decide when no deciding counter moved.
 var errNoDecision = errors.New("no deciding counter moved")
 
+// slotTable is the artifact's counter slots by slot number: what the
+// kernel and lab backends attribute a decision by.
+type slotTable []*artifact.CounterSlot
+
+func newSlotTable(t artifact.CounterTable) slotTable {
+	var st slotTable
+	for i := range t.Slots {
+		s := &t.Slots[i]
+		for len(st) <= s.Slot {
+			st = append(st, nil)
+		}
+		st[s.Slot] = s
+	}
+	return st
+}
+
 // decide reads the decision on frame from the counter slots that moved
-// while the program ran it: exactly one deciding slot (a pass or drop rule,
-// the default or the malformed slot), and any number of count rules.
-func decide(p *policy.Policy, frame []byte, moved []int) (Verdict, error) {
-	decision := -1
-	var counted []int
-	for _, s := range moved {
-		if s < len(p.Rules) && p.Rules[s].Action == policy.ActionCount {
+// while the program ran it, by slot number and the artifact's slot kinds:
+// exactly one deciding slot (a terminal rule, the default or the
+// malformed verdict), and any number of count rules.
+func (st slotTable) decide(frame []byte, moved []int) (Verdict, error) {
+	var decision *artifact.CounterSlot
+	var counted []*artifact.CounterSlot
+	for _, n := range moved {
+		if n < 0 || n >= len(st) || st[n] == nil {
+			return Verdict{}, fmt.Errorf("counter slot %d moved, the artifact names no such slot", n)
+		}
+		s := st[n]
+		if !s.Kind.Decides() {
 			counted = append(counted, s)
 			continue
 		}
-		if decision >= 0 {
-			return Verdict{}, fmt.Errorf("two deciding counters moved (slots %d and %d)", decision, s)
+		if decision != nil {
+			return Verdict{}, fmt.Errorf("two deciding counters moved (slots %d and %d)", decision.Slot, s.Slot)
 		}
 		decision = s
 	}
-	if decision < 0 {
+	if decision == nil {
 		return Verdict{}, errNoDecision
 	}
-	slices.Sort(counted)
-	return verdictFor(p, frame, decision, counted), nil
+	slices.SortFunc(counted, func(a, b *artifact.CounterSlot) int { return a.Slot - b.Slot })
+	v := Verdict{
+		Summary: summarize(frame), Len: len(frame),
+		Action: decision.Action, Verdict: decision.Action.String(),
+		Rule: decision.Name, To: decision.To, Slot: decision.Slot,
+	}
+	for _, c := range counted {
+		v.Counted = append(v.Counted, c.Name)
+		v.CountedSlots = append(v.CountedSlots, c.Slot)
+	}
+	return v, nil
 }
 
 func (k *kernelBackend) Close() error { return errors.Join(k.probe.close(), k.prog.Close()) }

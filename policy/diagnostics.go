@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/xdpc/xdpc/wire"
 )
 
 // Every diagnostic the checker emits is built here, so that the wording
@@ -206,7 +208,7 @@ func diagBadMAC(field, got string, rng hcl.Range) *hcl.Diagnostic {
 
 func diagBadTCPFlag(flag string, rng hcl.Range) *hcl.Diagnostic {
 	return errorAt(rng, "Unknown TCP flag",
-		"%q is not a TCP flag; use fin, syn, rst, psh, ack, urg, ece or cwr, each optionally preceded by !.%s", flag, didYouMean(flag, tcpFlagList()))
+		"%q is not a TCP flag; use fin, syn, rst, psh, ack, urg, ece or cwr, each optionally preceded by !.%s", flag, didYouMean(flag, wire.TCPFlagNames.List()))
 }
 
 func diagTCPFlagConflict(flag string, rng hcl.Range) *hcl.Diagnostic {

@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/xdpc/xdpc/wire"
+
 // Lints are warnings about policies that are valid but probably not what
 // the author meant. They run only on a policy without errors and stay
 // conservative: a lint fires only when it is certain.
@@ -63,7 +65,7 @@ func mayMatchARP(r *Rule) bool {
 			return false
 		}
 	}
-	return mayContain(r.Match(FieldEtherType), EtherTypeARP)
+	return mayContain(r.Match(FieldEtherType), wire.EtherTypeARP)
 }
 
 // ndTypes are the ICMPv6 types of neighbour discovery: router and neighbour
@@ -76,7 +78,7 @@ func mayMatchND(r *Rule) bool {
 	if r.Match(FieldSrcPort) != nil || r.Match(FieldDstPort) != nil || r.Match(FieldTCPFlags) != nil {
 		return false
 	}
-	if !mayContain(r.Match(FieldEtherType), EtherTypeIPv6) || !mayContain(r.Match(FieldProto), ProtoICMPv6) ||
+	if !mayContain(r.Match(FieldEtherType), wire.EtherTypeIPv6) || !mayContain(r.Match(FieldProto), wire.ProtoICMPv6) ||
 		!mayContain(r.Match(FieldICMPCode), 0) || !mayContain(r.Match(FieldTTL), 255) {
 		return false
 	}
@@ -102,10 +104,10 @@ func mayMatchND(r *Rule) bool {
 // ether_type, proto or prefix (literal or in a set) of IPv6.
 func mentionsIPv6(p *Policy) bool {
 	for _, r := range p.Rules {
-		if m := r.Match(FieldEtherType); m != nil && !m.Negate && mayContain(m, EtherTypeIPv6) {
+		if m := r.Match(FieldEtherType); m != nil && !m.Negate && mayContain(m, wire.EtherTypeIPv6) {
 			return true
 		}
-		if m := r.Match(FieldProto); m != nil && !m.Negate && mayContain(m, ProtoICMPv6) {
+		if m := r.Match(FieldProto); m != nil && !m.Negate && mayContain(m, wire.ProtoICMPv6) {
 			return true
 		}
 		for _, f := range []Field{FieldSrc, FieldDst} {

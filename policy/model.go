@@ -7,6 +7,9 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/xdpc/xdpc/artifact"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // Config is the checked model of one policy file: every reference resolved,
@@ -53,29 +56,19 @@ type Variable struct {
 	DeclRange  hcl.Range
 }
 
-// SetType is the element type of a named set.
-type SetType uint8
+// SetType is the element type of a named set, as the datapath contract
+// defines it (artifact.SetType).
+type SetType = artifact.SetType
 
+// Set types.
 const (
 	// SetCIDR holds IPv4 and IPv6 prefixes; compiled to one LPM trie per family.
-	SetCIDR SetType = iota + 1
+	SetCIDR = artifact.SetCIDR
 	// SetPort holds port numbers and ranges; compiled to a hash map.
-	SetPort
+	SetPort = artifact.SetPort
 	// SetMAC holds MAC addresses; compiled to a hash map.
-	SetMAC
+	SetMAC = artifact.SetMAC
 )
-
-func (t SetType) String() string {
-	switch t {
-	case SetCIDR:
-		return "cidr"
-	case SetPort:
-		return "port"
-	case SetMAC:
-		return "mac"
-	}
-	return fmt.Sprintf("SetType(%d)", uint8(t))
-}
 
 // Set is a named `set` block. Exactly one of Prefixes, Ports, MACs is used,
 // according to Type. Prefixes are masked (no host bits) and sorted;
@@ -156,6 +149,20 @@ func (a Action) String() string {
 
 // Terminal reports whether a matching rule with this action decides the verdict.
 func (a Action) Terminal() bool { return a != ActionCount }
+
+// XDP is the XDP action a program returns for a decision a: drop, pass or
+// redirect. Count decides nothing and has none.
+func (a Action) XDP() (artifact.Action, bool) {
+	switch a {
+	case ActionDrop:
+		return artifact.ActionDrop, true
+	case ActionPass:
+		return artifact.ActionPass, true
+	case ActionRedirect:
+		return artifact.ActionRedirect, true
+	}
+	return 0, false
+}
 
 // Policy is a `policy` block: ordered rules and the two fallback verdicts.
 type Policy struct {
@@ -325,24 +332,8 @@ func (r Range) String() string {
 	return fmt.Sprintf("%d-%d", r.Lo, r.Hi)
 }
 
-// MAC is an Ethernet address.
-type MAC [6]byte
-
-func (m MAC) String() string {
-	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
-}
-
-// TCP flag bits as they appear in byte 13 of the TCP header.
-const (
-	TCPFin uint8 = 0x01
-	TCPSyn uint8 = 0x02
-	TCPRst uint8 = 0x04
-	TCPPsh uint8 = 0x08
-	TCPAck uint8 = 0x10
-	TCPUrg uint8 = 0x20
-	TCPEce uint8 = 0x40
-	TCPCwr uint8 = 0x80
-)
+// MAC is an Ethernet address (artifact.MAC).
+type MAC = artifact.MAC
 
 // TCPFlags matches when flags&(Set|Clear) == Set. Set and Clear never overlap.
 type TCPFlags struct{ Set, Clear uint8 }
@@ -350,22 +341,17 @@ type TCPFlags struct{ Set, Clear uint8 }
 // Matches reports whether the TCP flags byte b satisfies f.
 func (f TCPFlags) Matches(b uint8) bool { return b&(f.Set|f.Clear) == f.Set }
 
-var tcpFlagNames = []struct {
-	bit  uint8
-	name string
-}{{TCPFin, "fin"}, {TCPSyn, "syn"}, {TCPRst, "rst"}, {TCPPsh, "psh"}, {TCPAck, "ack"}, {TCPUrg, "urg"}, {TCPEce, "ece"}, {TCPCwr, "cwr"}}
-
 // String renders f in the language's syntax, e.g. "syn,!ack".
 func (f TCPFlags) String() string {
 	var parts []string
-	for _, n := range tcpFlagNames {
-		if f.Set&n.bit != 0 {
-			parts = append(parts, n.name)
+	for _, n := range wire.TCPFlagNames.All() {
+		if f.Set&uint8(n.Number) != 0 {
+			parts = append(parts, n.Name)
 		}
 	}
-	for _, n := range tcpFlagNames {
-		if f.Clear&n.bit != 0 {
-			parts = append(parts, "!"+n.name)
+	for _, n := range wire.TCPFlagNames.All() {
+		if f.Clear&uint8(n.Number) != 0 {
+			parts = append(parts, "!"+n.Name)
 		}
 	}
 	return strings.Join(parts, ",")
@@ -402,24 +388,9 @@ type FragmentMask uint8
 // Has reports whether f is in the mask.
 func (m FragmentMask) Has(f Fragment) bool { return uint8(m)&uint8(f) != 0 }
 
-// Well-known ether types and IP protocol numbers used across packages.
-const (
-	EtherTypeIPv4  = 0x0800
-	EtherTypeARP   = 0x0806
-	EtherTypeVLAN  = 0x8100 // 802.1Q
-	EtherTypeQinQ  = 0x88a8 // 802.1ad
-	EtherTypeIPv6  = 0x86dd
-	ProtoICMP      = 1
-	ProtoTCP       = 6
-	ProtoUDP       = 17
-	ProtoGRE       = 47
-	ProtoESP       = 50
-	ProtoAH        = 51
-	ProtoICMPv6    = 58
-	ProtoSCTP      = 132
-	ProtoNoNext    = 59 // IPv6 "no next header"
-	MaxIPv6ExtHdrs = 8  // a chain with more extension headers is malformed
-)
+// MaxIPv6ExtHdrs is the most IPv6 extension headers a packet may carry
+// before its upper layer: a longer chain is malformed (docs/datapath.md).
+const MaxIPv6ExtHdrs = 8
 
 // Counter slots: every rule has the slot of its Index; the default verdict and
 // the malformed verdict follow the rules. The compiler's counter map and the

@@ -7,6 +7,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/xdpc/xdpc/wire"
 )
 
 var policySchema = &hcl.BodySchema{
@@ -330,15 +332,15 @@ func (l *loader) checkRule(rc *ruleCheck) {
 	}
 	proto := r.Match(FieldProto)
 	for _, f := range []Field{FieldSrcPort, FieldDstPort} {
-		if m := r.Match(f); m != nil && !protoWithin(proto, ProtoTCP, ProtoUDP) {
+		if m := r.Match(f); m != nil && !protoWithin(proto, wire.ProtoTCP, wire.ProtoUDP) {
 			l.add(diagNeedsProto(f.String(), "tcp or udp", m.Range))
 		}
 	}
-	if m := r.Match(FieldTCPFlags); m != nil && !protoWithin(proto, ProtoTCP) {
+	if m := r.Match(FieldTCPFlags); m != nil && !protoWithin(proto, wire.ProtoTCP) {
 		l.add(diagNeedsProto("tcp_flags", "tcp", m.Range))
 	}
 	for _, f := range []Field{FieldICMPType, FieldICMPCode} {
-		if m := r.Match(f); m != nil && !protoWithin(proto, ProtoICMP, ProtoICMPv6) {
+		if m := r.Match(f); m != nil && !protoWithin(proto, wire.ProtoICMP, wire.ProtoICMPv6) {
 			l.add(diagNeedsProto(f.String(), "icmp or icmpv6", m.Range))
 		}
 	}
@@ -382,16 +384,16 @@ func (l *loader) resolveICMPNames(rc *ruleCheck) {
 	r := rc.rule
 	m := r.Match(FieldICMPType)
 	p, exact := exactProto(r.Match(FieldProto))
-	var names map[string]uint32
+	var names wire.Names
 	protoName := "ICMP"
 	switch {
 	case rc.failed[FieldProto]:
 		return
-	case exact && p == ProtoICMP:
-		names = icmpv4Types
-	case exact && p == ProtoICMPv6:
-		names, protoName = icmpv6Types, "ICMPv6"
-	case protoWithin(r.Match(FieldProto), ProtoICMP, ProtoICMPv6):
+	case exact && p == wire.ProtoICMP:
+		names = wire.ICMPTypes
+	case exact && p == wire.ProtoICMPv6:
+		names, protoName = wire.ICMPv6Types, "ICMPv6"
+	case protoWithin(r.Match(FieldProto), wire.ProtoICMP, wire.ProtoICMPv6):
 		for _, it := range rc.icmpNames {
 			s, _ := it.str()
 			l.add(diagICMPNameNeedsProto(strings.TrimSpace(s), it.rng))
@@ -403,13 +405,13 @@ func (l *loader) resolveICMPNames(rc *ruleCheck) {
 	for _, it := range rc.icmpNames {
 		s, _ := it.str()
 		s = strings.ToLower(strings.TrimSpace(s))
-		v, ok := names[s]
+		v, ok := names.Number(s)
 		if !ok {
-			l.add(diagBadICMPName(s, protoName, sortedNames(names), it.rng))
+			l.add(diagBadICMPName(s, protoName, names.List(), it.rng))
 			continue
 		}
 		if m != nil {
-			m.Values = append(m.Values, Range{v, v})
+			m.Values = append(m.Values, Range{uint32(v), uint32(v)})
 		}
 	}
 	if m != nil {
@@ -433,7 +435,7 @@ func etherTypeFamilies(m *Match) families {
 		}
 		return false
 	}
-	return families{has(EtherTypeIPv4) != m.Negate, has(EtherTypeIPv6) != m.Negate}
+	return families{has(wire.EtherTypeIPv4) != m.Negate, has(wire.EtherTypeIPv6) != m.Negate}
 }
 
 func prefixFamilies(m *Match) families {

@@ -5,6 +5,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // maxSetElements bounds max_elements: the largest map a set compiles to.
@@ -22,8 +24,6 @@ var setSchema = &hcl.BodySchema{
 	},
 }
 
-var setTypes = map[string]SetType{"cidr": SetCIDR, "port": SetPort, "mac": SetMAC}
-
 // declareSets decodes the set blocks. A set with errors is still declared
 // so that references to it do not add spurious "Unknown set" errors.
 func (l *loader) declareSets(blocks []*hcl.Block) {
@@ -38,8 +38,12 @@ func (l *loader) declareSets(blocks []*hcl.Block) {
 		s := &Set{Name: name, DeclRange: b.DefRange}
 		l.cfg.Sets = append(l.cfg.Sets, s)
 		if a, ok := content.Attributes["type"]; ok {
-			if t, ok := l.evalKeyword(a.Expr, "set type", []string{"cidr", "port", "mac"}); ok {
-				s.Type = setTypes[t]
+			var names []string
+			for _, t := range artifact.SetTypes() {
+				names = append(names, t.String())
+			}
+			if t, ok := l.evalKeyword(a.Expr, "set type", names); ok {
+				s.Type, _ = artifact.SetTypeNamed(t)
 			}
 		}
 		count, ok := 0, true

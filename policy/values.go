@@ -2,8 +2,8 @@ package policy
 
 import (
 	"bytes"
+	"errors"
 	"math/big"
-	"net"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -12,6 +12,9 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/xdpc/xdpc/artifact"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // item is one scalar value (string or number) with the range it came from.
@@ -97,69 +100,23 @@ func (l *loader) checkScalar(what string, val cty.Value, rng hcl.Range) bool {
 type numSpec struct {
 	max    uint32
 	ranges bool
-	names  map[string]uint32
-}
-
-var etherTypeNames = map[string]uint32{"ipv4": EtherTypeIPv4, "ipv6": EtherTypeIPv6, "arp": EtherTypeARP}
-
-var protoNames = map[string]uint32{
-	"icmp": ProtoICMP, "tcp": ProtoTCP, "udp": ProtoUDP, "gre": ProtoGRE, "esp": ProtoESP,
-	"ah": ProtoAH, "icmpv6": ProtoICMPv6, "sctp": ProtoSCTP,
+	names  wire.Names
 }
 
 // maxLength is the largest IP packet length: IPv6's 40 + 65535.
 const maxLength = 40 + 65535
 
 var numSpecs = map[Field]numSpec{
-	FieldEtherType: {max: 0xffff, names: etherTypeNames},
+	FieldEtherType: {max: 0xffff, names: wire.EtherTypes},
 	FieldVLAN:      {max: 4095, ranges: true},
 	FieldInnerVLAN: {max: 4095, ranges: true},
-	FieldProto:     {max: 255, names: protoNames},
+	FieldProto:     {max: 255, names: wire.Protocols},
 	FieldSrcPort:   {max: 65535, ranges: true},
 	FieldDstPort:   {max: 65535, ranges: true},
 	FieldICMPType:  {max: 255},
 	FieldICMPCode:  {max: 255, ranges: true},
 	FieldTTL:       {max: 255, ranges: true},
 	FieldLength:    {max: maxLength, ranges: true},
-}
-
-var icmpv4Types = map[string]uint32{
-	"echo-reply": 0, "dest-unreachable": 3, "source-quench": 4, "redirect": 5, "echo-request": 8,
-	"router-advertisement": 9, "router-solicitation": 10, "time-exceeded": 11, "parameter-problem": 12,
-	"timestamp-request": 13, "timestamp-reply": 14,
-}
-
-var icmpv6Types = map[string]uint32{
-	"dest-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4,
-	"echo-request": 128, "echo-reply": 129, "router-solicitation": 133, "router-advertisement": 134,
-	"neighbor-solicitation": 135, "neighbor-advertisement": 136, "redirect": 137,
-}
-
-func sortedNames(m map[string]uint32) []string {
-	ns := make([]string, 0, len(m))
-	for n := range m {
-		ns = append(ns, n)
-	}
-	sort.Slice(ns, func(i, j int) bool {
-		if m[ns[i]] != m[ns[j]] {
-			return m[ns[i]] < m[ns[j]]
-		}
-		return ns[i] < ns[j]
-	})
-	return ns
-}
-
-// parseUintText parses a decimal or 0x-hexadecimal number.
-func parseUintText(s string) (uint64, bool) {
-	base := 10
-	if len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X") {
-		s, base = s[2:], 16
-	}
-	if s == "" || s[0] == '+' || s[0] == '-' || strings.Contains(s, "_") {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(s, base, 64)
-	return n, err == nil
 }
 
 // wholeNumber converts a cty number to a uint64 if it is whole and not negative.
@@ -179,7 +136,7 @@ func wholeNumber(v cty.Value) (uint64, bool) {
 // decimal or hex number in a string, or a "lo-hi" range where allowed.
 func (l *loader) parseNumItem(f Field, spec numSpec, it item) (Range, bool) {
 	field := f.String()
-	names := sortedNames(spec.names)
+	names := spec.names.List()
 	if it.val.Type() == cty.Number {
 		n, ok := wholeNumber(it.val)
 		if !ok {
@@ -194,39 +151,30 @@ func (l *loader) parseNumItem(f Field, spec numSpec, it item) (Range, bool) {
 	}
 	s, _ := it.str()
 	s = strings.TrimSpace(s)
-	if v, ok := spec.names[strings.ToLower(s)]; ok {
-		return Range{v, v}, true
+	if v, ok := spec.names.Number(strings.ToLower(s)); ok {
+		return Range{uint32(v), uint32(v)}, true
 	}
 	want := "a number from 0 to " + strconv.Itoa(int(spec.max))
 	if spec.ranges {
 		want += ` or a range "lo-hi"`
 	}
-	loText, hiText, isRange := strings.Cut(s, "-")
-	if !isRange {
-		hiText = loText
-	} else if !spec.ranges {
-		if _, ok := parseUintText(strings.TrimSpace(loText)); ok {
+	// The number text rules are the datapath contract's, so that an
+	// operator's `xdpc set add` reads a port exactly as a policy does.
+	lo, hi, err := artifact.ParseNumberRange(s, spec.max, spec.ranges)
+	if ne, ok := errors.AsType[*artifact.NumberError](err); ok {
+		switch ne.Problem {
+		case artifact.NumberNoRanges:
 			l.add(diagNoRanges(field, it.rng))
-			return Range{}, false
+		case artifact.NumberTooLarge:
+			l.add(diagOutOfRange(field, ne.Lo, spec.max, it.rng))
+		case artifact.NumberReversed:
+			l.add(diagReversedRange(field, ne.Lo, ne.Hi, it.rng))
+		default:
+			l.add(diagBadNumber(field, s, want, names, it.rng))
 		}
-	}
-	lo, okLo := parseUintText(strings.TrimSpace(loText))
-	hi, okHi := parseUintText(strings.TrimSpace(hiText))
-	if !okLo || !okHi || (isRange && !spec.ranges) {
-		l.add(diagBadNumber(field, s, want, names, it.rng))
 		return Range{}, false
 	}
-	for _, n := range []uint64{lo, hi} {
-		if n > uint64(spec.max) {
-			l.add(diagOutOfRange(field, n, spec.max, it.rng))
-			return Range{}, false
-		}
-	}
-	if lo > hi {
-		l.add(diagReversedRange(field, lo, hi, it.rng))
-		return Range{}, false
-	}
-	return Range{uint32(lo), uint32(hi)}, true
+	return Range{lo, hi}, true
 }
 
 // MergeRanges sorts rs and merges overlapping and adjacent ranges.
@@ -248,33 +196,25 @@ func MergeRanges(rs []Range) []Range {
 	return out
 }
 
-// parsePrefixItem parses an address (a full-length prefix) or a CIDR prefix.
-// IPv4-mapped IPv6 addresses stay IPv6, as written.
+// parsePrefixItem parses an address (a full-length prefix) or a CIDR prefix
+// by the datapath contract's rules (artifact.ParsePrefix): host bits are an
+// error, IPv4-mapped IPv6 addresses stay IPv6, as written.
 func (l *loader) parsePrefixItem(what string, it item) (netip.Prefix, bool) {
 	s, ok := it.str()
 	if !ok {
 		l.add(diagBadAddress(what, it.val.AsBigFloat().Text('g', -1), it.rng))
 		return netip.Prefix{}, false
 	}
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			l.add(diagBadAddress(what, s, it.rng))
-			return netip.Prefix{}, false
-		}
-		if m := p.Masked(); m != p {
-			l.add(diagHostBits(s, m.String(), it.rng))
-			return netip.Prefix{}, false
-		}
-		return p, true
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		l.add(diagBadAddress(what, s, it.rng))
+	p, err := artifact.ParsePrefix(s)
+	if hb, ok := errors.AsType[*artifact.HostBitsError](err); ok {
+		l.add(diagHostBits(strings.TrimSpace(s), hb.Masked().String(), it.rng))
 		return netip.Prefix{}, false
 	}
-	return netip.PrefixFrom(a, a.BitLen()), true
+	if err != nil {
+		l.add(diagBadAddress(what, strings.TrimSpace(s), it.rng))
+		return netip.Prefix{}, false
+	}
+	return p, true
 }
 
 // normPrefixes sorts prefixes (IPv4 first, then by address and length)
@@ -308,12 +248,12 @@ func (l *loader) parseMACItem(what string, it item) (MAC, bool) {
 		l.add(diagBadMAC(what, it.val.AsBigFloat().Text('g', -1), it.rng))
 		return MAC{}, false
 	}
-	hw, err := net.ParseMAC(strings.TrimSpace(s))
-	if err != nil || len(hw) != 6 {
+	m, err := artifact.ParseMAC(s)
+	if err != nil {
 		l.add(diagBadMAC(what, s, it.rng))
 		return MAC{}, false
 	}
-	return MAC(hw), true
+	return m, true
 }
 
 func normMACs(ms []MAC) []MAC {
@@ -326,14 +266,6 @@ func normMACs(ms []MAC) []MAC {
 		}
 	}
 	return out
-}
-
-func tcpFlagList() []string {
-	ns := make([]string, len(tcpFlagNames))
-	for i, n := range tcpFlagNames {
-		ns[i] = n.name
-	}
-	return ns
 }
 
 // parseTCPFlags parses "syn,!ack": named flags must be set, !flags clear.
@@ -350,13 +282,9 @@ func (l *loader) parseTCPFlags(it item) (TCPFlags, bool) {
 		part = strings.TrimSpace(part)
 		clear := strings.HasPrefix(part, "!")
 		name := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(part, "!")))
-		bit := uint8(0)
-		for _, n := range tcpFlagNames {
-			if n.name == name {
-				bit = n.bit
-			}
-		}
-		if bit == 0 {
+		n, known := wire.TCPFlagNames.Number(name)
+		bit := uint8(n)
+		if !known {
 			l.add(diagBadTCPFlag(name, it.rng))
 			ok = false
 			continue

@@ -10,7 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // ErrNoInterface is returned by Apply for a policy no interface block names.
@@ -20,7 +20,7 @@ var ErrNoInterface = errors.New("no interface block attaches the policy")
 type ApplyOptions struct {
 	Options
 	// Interfaces, when set, replaces the manifest's interface bindings.
-	Interfaces []compiler.InterfaceBinding
+	Interfaces []artifact.InterfaceBinding
 	// Confirm, when positive, records what the interfaces had before so
 	// that WaitConfirm restores it unless Confirm is called in time.
 	Confirm time.Duration
@@ -46,7 +46,7 @@ type ApplyReport struct {
 // is missing or refused; an attach that fails half way restores the
 // interfaces already changed.
 func Apply(elf []byte, opts ApplyOptions) (*ApplyReport, error) {
-	spec, m, err := ReadArtifact(elf)
+	spec, m, err := artifact.Read(elf)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func checkName(what, name string) error {
 
 // change is one interface's part of an apply, undone when a later one fails.
 type change struct {
-	binding compiler.InterfaceBinding
+	binding artifact.InterfaceBinding
 	ifindex int
 	old     *attached
 	// oldProg is the program old ran, restored by undo after an update.
@@ -136,7 +136,7 @@ func (c *change) close() {
 }
 
 // apply does the work of Apply under the lock.
-func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *compiler.Manifest, bindings []compiler.InterfaceBinding) (*ApplyReport, error) {
+func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest, bindings []artifact.InterfaceBinding) (*ApplyReport, error) {
 	rep := &ApplyReport{Policy: m.Policy, Hash: m.Hash}
 	if err := ensureBPFFS(l.pinRoot); err != nil {
 		return nil, err
@@ -218,14 +218,14 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *compiler.Manifest
 // leftBehind warns about interfaces that run an earlier version of the
 // policy but are not among bindings: they keep their program until
 // detached or named again.
-func leftBehind(l layout, policy string, bindings []compiler.InterfaceBinding) []string {
+func leftBehind(l layout, policy string, bindings []artifact.InterfaceBinding) []string {
 	recs, err := records(l)
 	if err != nil {
 		return nil
 	}
 	var notes []string
 	for _, r := range recs {
-		if r.Policy != policy || r.Netns != l.netns || slices.ContainsFunc(bindings, func(b compiler.InterfaceBinding) bool { return b.Name == r.Interface }) {
+		if r.Policy != policy || r.Netns != l.netns || slices.ContainsFunc(bindings, func(b artifact.InterfaceBinding) bool { return b.Name == r.Interface }) {
 			continue
 		}
 		notes = append(notes, fmt.Sprintf("warning: %s still runs the previous version of policy %s; name it in the policy or detach it", r.Interface, policy))
@@ -304,7 +304,7 @@ func (c *change) changeMode(l layout, prog *ebpf.Program) (string, error) {
 }
 
 // commit pins the interface's link and program and records the attachment.
-func (c *change) commit(l layout, prog *ebpf.Program, m *compiler.Manifest, elf []byte, now time.Time) (Attachment, error) {
+func (c *change) commit(l layout, prog *ebpf.Program, m *artifact.Manifest, elf []byte, now time.Time) (Attachment, error) {
 	name := c.binding.Name
 	if c.fresh != nil {
 		if err := pinReplace(c.fresh, l.linkPin(name)); err != nil {

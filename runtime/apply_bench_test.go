@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/runtime"
 )
 
@@ -14,7 +14,7 @@ import (
 func BenchmarkApply(b *testing.B) {
 	e := newEnv(b)
 	elf := compileBenchPolicy(b, 1000)
-	opts := runtime.ApplyOptions{Options: e.opts, Interfaces: []compiler.InterfaceBinding{{Name: "dut0", Mode: "native"}}}
+	opts := runtime.ApplyOptions{Options: e.opts, Interfaces: []artifact.InterfaceBinding{{Name: "dut0", Mode: "native"}}}
 	if _, err := runtime.Apply(elf, opts); err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
@@ -84,6 +85,61 @@ func TestApplyAttachesAndReplaces(t *testing.T) {
 	if diff := cmp.Diff(want, e.counts(t, "edge", want)); diff != "" {
 		t.Errorf("counters after v2 (-want +got):\n%s", diff)
 	}
+}
+
+// TestApplyKeepsCountersOfMovedRules re-applies the same policy with its
+// rules on other lines and read from another file: the rules count the
+// same things, so the pinned counter map is the one the first apply made
+// (not a copy) and the counts go on.
+func TestApplyKeepsCountersOfMovedRules(t *testing.T) {
+	e := newEnv(t)
+	src := policySrc("edge", "native", []string{"dut0"}, "", webRule+dnsRule)
+	e.apply(t, compileFile(t, "edge.hcl", src))
+	first := e.counterMapID(t, "edge")
+	s := e.sender(t)
+	web := udpFrame(t, srcMAC, "192.0.2.1", "192.0.2.2", 80)
+	s.sendN(t, web, 3)
+	want := map[string]uint64{"web": 3}
+	if diff := cmp.Diff(want, e.counts(t, "edge", want)); diff != "" {
+		t.Fatalf("counters (-want +got):\n%s", diff)
+	}
+
+	moved := "# moved down\n\n\n" + strings.ReplaceAll(src, "\n  rule", "\n\n  rule")
+	e.apply(t, compileFile(t, "/etc/xdpc/other.hcl", moved))
+	if got := e.counterMapID(t, "edge"); got != first {
+		t.Errorf("counter map %d after re-applying moved rules, want the kept map %d", got, first)
+	}
+	s.sendN(t, web, 2)
+	want = map[string]uint64{"web": 5}
+	if diff := cmp.Diff(want, e.counts(t, "edge", want)); diff != "" {
+		t.Errorf("counters after re-apply (-want +got):\n%s", diff)
+	}
+
+	// Renaming a rule is a change of what a slot counts: a new map.
+	renamed := strings.ReplaceAll(src, `rule "web"`, `rule "http"`)
+	e.apply(t, compileFile(t, "edge.hcl", renamed))
+	if got := e.counterMapID(t, "edge"); got == first {
+		t.Errorf("counter map %d kept after renaming a rule", got)
+	}
+}
+
+// counterMapID returns the id of the policy's pinned counter map.
+func (e *env) counterMapID(t *testing.T, policyName string) ebpf.MapID {
+	t.Helper()
+	m, err := ebpf.LoadPinnedMap(filepath.Join(e.opts.PinRoot, "maps", policyName, "counters"), nil)
+	if err != nil {
+		t.Fatalf("open pinned counters: %v", err)
+	}
+	defer m.Close()
+	info, err := m.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ok := info.ID()
+	if !ok {
+		t.Fatal("the kernel gives the counter map no id")
+	}
+	return id
 }
 
 // TestApplyModes checks auto's fallback to generic with a warning on an

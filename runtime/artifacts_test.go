@@ -6,12 +6,13 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // Verdicts (enum xdp_action).
@@ -57,7 +58,7 @@ const (
 // the IPv6 source and the IPv4 transport destination port at their offsets
 // in an untagged frame; the first hit passes and counts on its slot,
 // otherwise the frame is dropped on the default slot.
-func probeArtifact(nets, ports, macs []string) *compiler.Artifact {
+func probeArtifact(nets, ports, macs []string) *artifact.Artifact {
 	const (
 		rSlot = asm.R6
 		rData = asm.R7
@@ -120,39 +121,48 @@ func probeArtifact(nets, ports, macs []string) *compiler.Artifact {
 	insns = append(insns, asm.Mov.Imm(rSlot, slotDefault))
 	insns = append(insns, countAndReturn(rSlot, rLen)...)
 
-	return &compiler.Artifact{
+	return &artifact.Artifact{
 		Program:      "xdpc_probe",
 		Instructions: insns,
-		Maps: []compiler.Map{
+		Maps: []artifact.Map{
 			counterMap(slotCount),
-			{Name: "nets_v4", Type: compiler.MapLPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Flags: compiler.MapFlagNoPrealloc, Key: lpmKeyType("xdpc_lpm_v4", 4), Value: u8Type},
-			{Name: "nets_v6", Type: compiler.MapLPMTrie, KeySize: 20, ValueSize: 1, MaxEntries: 16, Flags: compiler.MapFlagNoPrealloc, Key: lpmKeyType("xdpc_lpm_v6", 16), Value: u8Type},
-			{Name: "ports", Type: compiler.MapHash, KeySize: 2, ValueSize: 1, MaxEntries: 256, Key: u16Type, Value: u8Type},
-			{Name: "macs", Type: compiler.MapHash, KeySize: 6, ValueSize: 1, MaxEntries: 16, Key: &btf.Array{Index: u32Type, Type: u8Type, Nelems: 6}, Value: u8Type},
+			{Name: "nets_v4", Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Flags: artifact.MapFlagNoPrealloc, Key: lpmKeyType("xdpc_lpm_v4", 4), Value: u8Type},
+			{Name: "nets_v6", Type: ebpf.LPMTrie, KeySize: 20, ValueSize: 1, MaxEntries: 16, Flags: artifact.MapFlagNoPrealloc, Key: lpmKeyType("xdpc_lpm_v6", 16), Value: u8Type},
+			{Name: "ports", Type: ebpf.Hash, KeySize: 2, ValueSize: 1, MaxEntries: 256, Key: u16Type, Value: u8Type},
+			{Name: "macs", Type: ebpf.Hash, KeySize: 6, ValueSize: 1, MaxEntries: 16, Key: &btf.Array{Index: u32Type, Type: u8Type, Nelems: 6}, Value: u8Type},
 		},
-		Manifest: compiler.Manifest{
-			Format:  compiler.ManifestFormat,
+		Manifest: artifact.Manifest{
+			Format:  artifact.ManifestFormat,
 			Policy:  "probe",
 			Program: "xdpc_probe",
-			Counters: compiler.CounterTable{Map: "counters", Slots: []compiler.CounterSlot{
-				{Slot: slotDefault, Name: "default", Kind: compiler.SlotDefault},
-				{Slot: slotMAC, Name: "mac", Kind: compiler.SlotRule},
-				{Slot: slotV4, Name: "v4", Kind: compiler.SlotRule},
-				{Slot: slotV6, Name: "v6", Kind: compiler.SlotRule},
-				{Slot: slotPort, Name: "port", Kind: compiler.SlotRule},
+			Counters: artifact.CounterTable{Map: "counters", Slots: []artifact.CounterSlot{
+				{Slot: slotDefault, Name: "default", Kind: artifact.SlotDefault},
+				{Slot: slotMAC, Name: "mac", Kind: artifact.SlotRule},
+				{Slot: slotV4, Name: "v4", Kind: artifact.SlotRule},
+				{Slot: slotV6, Name: "v6", Kind: artifact.SlotRule},
+				{Slot: slotPort, Name: "port", Kind: artifact.SlotRule},
 			}},
-			Sets: []compiler.SetMap{
-				{Set: "nets", Type: "cidr", MaxElements: 16, V4Map: "nets_v4", V6Map: "nets_v6", Elements: nets},
-				{Set: "ports", Type: "port", MaxElements: 256, Map: "ports", Elements: ports},
-				{Set: "macs", Type: "mac", MaxElements: 16, Map: "macs", Elements: macs},
+			Sets: []artifact.SetMap{
+				{Set: "nets", Type: artifact.SetCIDR, MaxElements: 16, V4Map: "nets_v4", V6Map: "nets_v6", Elements: elements(artifact.SetCIDR, nets)},
+				{Set: "ports", Type: artifact.SetPort, MaxElements: 256, Map: "ports", Elements: elements(artifact.SetPort, ports)},
+				{Set: "macs", Type: artifact.SetMAC, MaxElements: 16, Map: "macs", Elements: elements(artifact.SetMAC, macs)},
 			},
 		},
 	}
 }
 
+// elements parses the elements of a set of type t written in a test.
+func elements(t artifact.SetType, texts []string) artifact.Elements {
+	e, err := artifact.ParseElements(t, texts)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
 // counterMap is the counters map of a test artifact with n slots.
-func counterMap(n uint32) compiler.Map {
-	return compiler.Map{Name: "counters", Type: compiler.MapPerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: n, Key: u32Type, Value: counterType()}
+func counterMap(n uint32) artifact.Map {
+	return artifact.Map{Name: "counters", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: n, Key: u32Type, Value: counterType()}
 }
 
 // countAndReturn adds one packet of rLen bytes to counters[rSlot] and
@@ -179,22 +189,22 @@ func countAndReturn(rSlot, rLen asm.Register) asm.Instructions {
 }
 
 // passArtifact returns an artifact without maps whose program returns XDP_PASS.
-func passArtifact() *compiler.Artifact {
-	return &compiler.Artifact{
+func passArtifact() *artifact.Artifact {
+	return &artifact.Artifact{
 		Program:      "xdpc_pass",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()},
-		Manifest:     compiler.Manifest{Format: compiler.ManifestFormat, Policy: "pass", Program: "xdpc_pass"},
+		Manifest:     artifact.Manifest{Format: artifact.ManifestFormat, Policy: "pass", Program: "xdpc_pass"},
 	}
 }
 
 // rejectedSource is the source comment of the instruction rejectedArtifact
 // is refused at.
-const rejectedSource = `bad.hcl:7:5 rule "ssh": dst_port`
+const rejectedSource = `7:5 rule "ssh": dst_port`
 
 // rejectedArtifact returns an artifact the verifier refuses at instruction
 // 2: it returns an uninitialised register.
-func rejectedArtifact() *compiler.Artifact {
-	return &compiler.Artifact{
+func rejectedArtifact() *artifact.Artifact {
+	return &artifact.Artifact{
 		Program: "xdpc_bad",
 		Instructions: asm.Instructions{
 			asm.Mov.Imm(asm.R0, xdpPass).WithSource(asm.Comment("entry")),
@@ -202,11 +212,11 @@ func rejectedArtifact() *compiler.Artifact {
 			asm.Mov.Reg(asm.R0, asm.R5).WithSource(asm.Comment(rejectedSource)),
 			asm.Return().WithSource(asm.Comment("epilogue")),
 		},
-		Manifest: compiler.Manifest{Format: compiler.ManifestFormat, Policy: "bad", Program: "xdpc_bad"},
+		Manifest: artifact.Manifest{Format: artifact.ManifestFormat, Policy: "bad", Program: "xdpc_bad"},
 	}
 }
 
-func elfBytes(t testing.TB, a *compiler.Artifact) []byte {
+func elfBytes(t testing.TB, a *artifact.Artifact) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := a.WriteELF(&buf); err != nil {

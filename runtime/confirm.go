@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // ErrNothingPending is returned by Confirm when no apply awaits confirmation.
@@ -63,7 +63,7 @@ func (p *Pending) alive() bool {
 }
 
 // beginConfirm records the interfaces' current programs before an apply.
-func beginConfirm(l layout, bindings []compiler.InterfaceBinding, d time.Duration) (*Pending, error) {
+func beginConfirm(l layout, bindings []artifact.InterfaceBinding, d time.Duration) (*Pending, error) {
 	old, err := readPending(l)
 	if err != nil {
 		return nil, err
@@ -177,12 +177,12 @@ func rollback(l layout, p *Pending) (bool, error) {
 			errs = append(errs, fmt.Errorf("restore %s: %w", prev.Interface, err))
 			continue
 		}
-		spec, m, err := ReadArtifact(elf)
+		spec, m, err := artifact.Read(elf)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("restore %s: %w", prev.Interface, err))
 			continue
 		}
-		b := []compiler.InterfaceBinding{{Name: prev.Interface, Mode: prev.Mode}}
+		b := []artifact.InterfaceBinding{{Name: prev.Interface, Mode: prev.Mode}}
 		if _, err := apply(pl, elf, spec, m, b); err != nil {
 			errs = append(errs, fmt.Errorf("restore %s: %w", prev.Interface, err))
 		}

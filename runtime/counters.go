@@ -5,27 +5,13 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // Counter is one counter slot: the packets it counted and their bytes
-// (frame lengths).
-type Counter struct{ Packets, Bytes uint64 }
-
-// counterValueSize is the size of Counter in the counter map.
-const counterValueSize = 16
-
-// checkCounterMap verifies the layout of the counter map: a per-CPU array
-// of u32 slot to Counter.
-func checkCounterMap(spec *ebpf.MapSpec, name string) error {
-	if spec == nil {
-		return fmt.Errorf("manifest names counter map %q, the object has none", name)
-	}
-	if spec.Type != ebpf.PerCPUArray || spec.KeySize != 4 || spec.ValueSize != counterValueSize {
-		return fmt.Errorf("counter map %s: %s with %d-byte keys and %d-byte values, want %s with 4 and %d",
-			name, spec.Type, spec.KeySize, spec.ValueSize, ebpf.PerCPUArray, counterValueSize)
-	}
-	return nil
-}
+// (frame lengths), per CPU in the map and summed over CPUs here.
+type Counter = artifact.Counter
 
 // counterTable reads a loaded counter map, all slots in one syscall.
 type counterTable struct {

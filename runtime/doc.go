@@ -2,12 +2,14 @@
 // them to interfaces and operates them there; it also runs packets through
 // them for tests.
 //
-// An artifact is the ELF object written by compiler.Artifact.WriteELF:
-// ReadArtifact turns it back into a cilium/ebpf collection spec and its
-// manifest. A TestProgram is an artifact loaded but not attached, for
-// BPF_PROG_TEST_RUN: it fills the maps of the policy's sets from the
-// manifest, runs one frame at a time and reports the XDP action and the
-// counter slots the frame moved.
+// An artifact is the ELF object of package artifact, as the compiler
+// writes it; artifact.Read turns it back into a cilium/ebpf collection
+// spec and its manifest. The runtime depends on that contract only, never
+// on the compiler or the policy language: map layouts, counter slots and
+// set element keys are artifact's. A TestProgram is an artifact loaded but
+// not attached, for BPF_PROG_TEST_RUN: it fills the maps of the policy's
+// sets from the manifest, runs one frame at a time and reports the XDP
+// action and the counter slots the frame moved.
 //
 // Apply attaches an artifact to the interfaces its policy names through
 // pinned bpf_links, replacing a previous program atomically and keeping
@@ -21,5 +23,7 @@
 // compiler bug. An Apply that returns an error has left every interface
 // with the program it had before (the one exception, a failed mode change,
 // says so in its error). ErrNoInterface, ErrNotDynamic, ErrNothingPending,
-// ErrPending and ErrLocked mark errors callers may want to tell apart.
+// ErrPending, ErrLocked, ErrNoSuchSet, ErrSetFull and ErrBadElement (an
+// element the policy language would refuse) mark errors callers may want
+// to tell apart.
 package runtime

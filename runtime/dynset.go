@@ -1,21 +1,16 @@
 package runtime
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // ErrSetFull is returned when a dynamic set holds max_elements already.
@@ -37,8 +32,8 @@ type SetOptions struct {
 }
 
 // readKeptManifest returns the manifest the policy's kept maps follow.
-func readKeptManifest(l layout, policy string) (*compiler.Manifest, error) {
-	var m compiler.Manifest
+func readKeptManifest(l layout, policy string) (*artifact.Manifest, error) {
+	var m artifact.Manifest
 	if err := readJSON(l.keptManifest(policy), &m); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("policy %s is not applied", policy)
@@ -49,17 +44,17 @@ func readKeptManifest(l layout, policy string) (*compiler.Manifest, error) {
 }
 
 // openSet finds the set and opens its pinned maps by spec map name.
-func openSet(l layout, opts SetOptions) (compiler.SetMap, map[string]*ebpf.Map, error) {
-	var found []compiler.SetMap
+func openSet(l layout, opts SetOptions) (artifact.SetMap, map[string]*ebpf.Map, error) {
+	var found []artifact.SetMap
 	var owners []string
 	files, err := filepath.Glob(filepath.Join(l.stateDir, "maps", "*", "manifest.json"))
 	if err != nil {
-		return compiler.SetMap{}, nil, fmt.Errorf("list applied policies: %w", err)
+		return artifact.SetMap{}, nil, fmt.Errorf("list applied policies: %w", err)
 	}
 	for _, f := range files {
-		var m compiler.Manifest
+		var m artifact.Manifest
 		if err := readJSON(f, &m); err != nil {
-			return compiler.SetMap{}, nil, err
+			return artifact.SetMap{}, nil, err
 		}
 		if opts.Policy != "" && m.Policy != opts.Policy {
 			continue
@@ -73,11 +68,11 @@ func openSet(l layout, opts SetOptions) (compiler.SetMap, map[string]*ebpf.Map, 
 	}
 	switch {
 	case len(found) == 0 && opts.Policy != "":
-		return compiler.SetMap{}, nil, fmt.Errorf("set %s: %w in applied policy %s", opts.Set, ErrNoSuchSet, opts.Policy)
+		return artifact.SetMap{}, nil, fmt.Errorf("set %s: %w in applied policy %s", opts.Set, ErrNoSuchSet, opts.Policy)
 	case len(found) == 0:
-		return compiler.SetMap{}, nil, fmt.Errorf("set %s: %w in any applied policy", opts.Set, ErrNoSuchSet)
+		return artifact.SetMap{}, nil, fmt.Errorf("set %s: %w in any applied policy", opts.Set, ErrNoSuchSet)
 	case len(found) > 1:
-		return compiler.SetMap{}, nil, fmt.Errorf("set %s: policies %s have one; choose with --policy", opts.Set, strings.Join(owners, ", "))
+		return artifact.SetMap{}, nil, fmt.Errorf("set %s: policies %s have one; choose with --policy", opts.Set, strings.Join(owners, ", "))
 	}
 	set, policy := found[0], owners[0]
 	if !set.Dynamic {
@@ -103,11 +98,13 @@ func closeMaps(maps map[string]*ebpf.Map) {
 	}
 }
 
-// SetAdd adds elements (in the policy's syntax) to a dynamic set; the
-// program sees them at once.
+// SetAdd adds elements to a dynamic set; the program sees them at once.
+// Elements are read by the policy language's rules (artifact.ParseElements):
+// an address or CIDR without host bits (an IPv4-mapped IPv6 address stays
+// IPv6), a port or range, a MAC address.
 func SetAdd(opts SetOptions, elements []string) error {
 	return changeSet(opts, elements, func(m *ebpf.Map, key []byte) error {
-		return m.Put(key, setMember)
+		return m.Put(key, artifact.SetMember)
 	})
 }
 
@@ -134,8 +131,11 @@ func changeSet(opts SetOptions, elements []string, op func(*ebpf.Map, []byte) er
 		return err
 	}
 	defer closeMaps(maps)
-	set.Elements = elements
-	entries, err := setEntries(set)
+	els, err := artifact.ParseElements(set.Type, elements)
+	if err != nil {
+		return fmt.Errorf("set %s: %w", set.Set, err)
+	}
+	entries, err := set.Entries(els)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func changeSet(opts SetOptions, elements []string, op func(*ebpf.Map, []byte) er
 }
 
 // SetList returns the elements of a dynamic set, sorted: prefixes, ports
-// or MAC addresses.
+// or MAC addresses, one per map key (a port range lists its ports).
 func SetList(opts SetOptions) ([]string, error) {
 	l := opts.layout()
 	set, maps, err := openSet(l, opts)
@@ -159,50 +159,24 @@ func SetList(opts SetOptions) ([]string, error) {
 		return nil, err
 	}
 	defer closeMaps(maps)
-	var out []string
-	for _, m := range maps {
+	var els artifact.Elements
+	for _, ref := range set.Maps() {
+		m := maps[ref.Name]
+		if m == nil {
+			continue
+		}
 		key := make([]byte, m.KeySize())
 		val := make([]byte, m.ValueSize())
 		it := m.Iterate()
 		for it.Next(&key, &val) {
-			out = append(out, formatKey(set.Type, key))
+			if err := els.AddKey(ref.Kind, key); err != nil {
+				return nil, fmt.Errorf("list set %s: %w", set.Set, err)
+			}
 		}
 		if err := it.Err(); err != nil {
 			return nil, fmt.Errorf("list set %s: %w", set.Set, err)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return lessElement(set.Type, out[i], out[j]) })
-	return out, nil
-}
-
-// formatKey renders a set map key in the policy's syntax.
-func formatKey(typ string, key []byte) string {
-	switch typ {
-	case "cidr":
-		bits := int(binary.LittleEndian.Uint32(key))
-		addr, _ := netip.AddrFromSlice(key[4:])
-		return netip.PrefixFrom(addr, bits).String()
-	case "port":
-		return strconv.Itoa(int(binary.NativeEndian.Uint16(key)))
-	case "mac":
-		return net.HardwareAddr(key).String()
-	}
-	return fmt.Sprintf("%x", key)
-}
-
-func lessElement(typ, a, b string) bool {
-	switch typ {
-	case "port":
-		x, _ := strconv.Atoi(a)
-		y, _ := strconv.Atoi(b)
-		return x < y
-	case "cidr":
-		x, _ := netip.ParsePrefix(a)
-		y, _ := netip.ParsePrefix(b)
-		if c := x.Addr().Compare(y.Addr()); c != 0 {
-			return c < 0
-		}
-		return x.Bits() < y.Bits()
-	}
-	return a < b
+	els.Sort()
+	return els.Strings(), nil
 }

@@ -58,7 +58,13 @@ func policySrc(name, mode string, ifaces []string, extra, body string) string {
 // compileSrc compiles the only policy of src to an ELF artifact.
 func compileSrc(t testing.TB, src string) []byte {
 	t.Helper()
-	cfg, diags := policy.Load("test.hcl", []byte(src), policy.LoadOptions{})
+	return compileFile(t, "test.hcl", src)
+}
+
+// compileFile compiles the only policy of src, read as the file name.
+func compileFile(t testing.TB, name, src string) []byte {
+	t.Helper()
+	cfg, diags := policy.Load(name, []byte(src), policy.LoadOptions{})
 	if diags.HasErrors() {
 		t.Fatalf("load policy: %s\n%s", diags.Error(), src)
 	}

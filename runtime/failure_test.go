@@ -9,21 +9,21 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/runtime"
 )
 
 // unloadableMapArtifact returns an artifact for dut0 whose LPM trie lacks
 // BPF_F_NO_PREALLOC: the kernel refuses to create the map.
-func unloadableMapArtifact() *compiler.Artifact {
-	return &compiler.Artifact{
+func unloadableMapArtifact() *artifact.Artifact {
+	return &artifact.Artifact{
 		Program:      "xdpc_pass",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()},
-		Maps: []compiler.Map{
-			{Name: "nets_v4", Type: compiler.MapLPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Key: lpmKeyType("xdpc_lpm_v4", 4), Value: u8Type},
+		Maps: []artifact.Map{
+			{Name: "nets_v4", Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Key: lpmKeyType("xdpc_lpm_v4", 4), Value: u8Type},
 		},
-		Manifest: compiler.Manifest{Format: compiler.ManifestFormat, Policy: "nomap", Program: "xdpc_pass",
-			Interfaces: []compiler.InterfaceBinding{{Name: "dut0", Mode: "native"}}},
+		Manifest: artifact.Manifest{Format: artifact.ManifestFormat, Policy: "nomap", Program: "xdpc_pass",
+			Interfaces: []artifact.InterfaceBinding{{Name: "dut0", Mode: "native"}}},
 	}
 }
 
@@ -41,7 +41,7 @@ func TestApplyFailureKeepsOld(t *testing.T) {
 			name: "verifier rejects the program",
 			prepare: func(t *testing.T, e *env) []byte {
 				a := rejectedArtifact()
-				a.Manifest.Interfaces = []compiler.InterfaceBinding{{Name: "dut0", Mode: "native"}}
+				a.Manifest.Interfaces = []artifact.InterfaceBinding{{Name: "dut0", Mode: "native"}}
 				return elfBytes(t, a)
 			},
 			wantErr: `load policy "bad"`,

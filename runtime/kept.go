@@ -5,19 +5,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/cilium/ebpf"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // keptMaps decides, for one apply, which maps of the new program are the
 // pinned maps of the previous apply of the same policy and which are new:
 //
-//   - the counter map is reused when its layout and its slots (rule names in
-//     slot order) are unchanged; otherwise a new one is created and the old
-//     per-CPU values are copied by rule name before the program goes live;
+//   - the counter map is reused when its layout and its slots (what each
+//     counts: rule name and kind, artifact.SlotID) are unchanged, wherever
+//     the rules are written; otherwise a new one is created and the old
+//     per-CPU values are copied by SlotID before the program goes live;
 //   - a dynamic set's maps are reused when their layout is unchanged, and
 //     elements newly declared in the policy are added; when the layout
 //     changed they are recreated, the old elements copied when the key
@@ -32,13 +32,13 @@ type keptMaps struct {
 	pins map[string]string
 	// oldCounters and oldSlots are the previous counters to carry by name.
 	oldCounters *ebpf.Map
-	oldSlots    []compiler.CounterSlot
+	oldSlots    []artifact.CounterSlot
 	// carried is what was copied: new slot -> old slot and its values.
 	carried map[uint32]carriedCounter
 	// fill are the sets whose declared elements go into new maps; extend
 	// the elements newly declared for reused maps, added only once the new
 	// program runs so that a failed apply leaves the sets as they were.
-	fill, extend []compiler.SetMap
+	fill, extend []artifact.SetMap
 	// copies are old maps whose entries go into recreated set maps.
 	copies map[string]*ebpf.Map
 	notes  []string
@@ -54,7 +54,7 @@ func (l layout) setPin(policy, set, suffix string) string {
 }
 
 // setPins returns spec map name -> pin path for a dynamic set.
-func (l layout) setPins(policy string, set compiler.SetMap) map[string]string {
+func (l layout) setPins(policy string, set artifact.SetMap) map[string]string {
 	pins := map[string]string{}
 	if set.V4Map != "" {
 		pins[set.V4Map] = l.setPin(policy, set.Set, "_v4")
@@ -69,14 +69,14 @@ func (l layout) setPins(policy string, set compiler.SetMap) map[string]string {
 }
 
 // planKeptMaps opens the policy's pinned maps and plans the apply.
-func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *compiler.Manifest) (*keptMaps, error) {
+func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *artifact.Manifest) (*keptMaps, error) {
 	k := &keptMaps{
 		l: l, policy: m.Policy,
 		replacements: map[string]*ebpf.Map{},
 		pins:         map[string]string{},
 		copies:       map[string]*ebpf.Map{},
 	}
-	var old compiler.Manifest
+	var old artifact.Manifest
 	hasOld := readJSON(l.keptManifest(m.Policy), &old) == nil
 
 	if name := m.Counters.Map; name != "" {
@@ -89,24 +89,24 @@ func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *compiler.Manifest) (*k
 		switch {
 		case pm == nil:
 			k.pins[name] = path
-		case hasOld && compatible(pm, spec.Maps[name]) == nil && slices.Equal(old.Counters.Slots, m.Counters.Slots):
+		case hasOld && compatible(pm, spec.Maps[name]) == nil && old.Counters.SameSlots(m.Counters):
 			k.replacements[name] = pm
 		default:
 			k.pins[name] = path
-			if hasOld && pm.Type() == ebpf.PerCPUArray && pm.ValueSize() == counterValueSize {
+			if hasOld && artifact.MapCounters.Fits(pm.Type(), pm.KeySize(), pm.ValueSize()) == nil {
 				k.oldCounters, k.oldSlots = pm, old.Counters.Slots
 			}
 		}
 	}
 
-	oldSets := map[string]compiler.SetMap{}
+	oldSets := map[string]artifact.SetMap{}
 	if hasOld {
 		for _, s := range old.Sets {
 			oldSets[s.Set] = s
 		}
 	}
 	for _, set := range m.Sets {
-		if !set.Dynamic {
+		if !keptAcrossApply(set) {
 			k.fill = append(k.fill, set)
 			continue
 		}
@@ -118,8 +118,25 @@ func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *compiler.Manifest) (*k
 	return k, nil
 }
 
+// keptAcrossApply reports whether the set's maps outlive an apply, as
+// their kinds say (artifact.Keep): set maps are kept when the set is
+// dynamic.
+func keptAcrossApply(set artifact.SetMap) bool {
+	for _, r := range set.Maps() {
+		switch r.Kind.Layout().Keep {
+		case artifact.KeepAlways:
+			return true
+		case artifact.KeepDynamic:
+			if set.Dynamic {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // planDynamicSet reuses, recreates or creates the maps of a dynamic set.
-func (k *keptMaps) planDynamicSet(spec *ebpf.CollectionSpec, set compiler.SetMap, oldSets map[string]compiler.SetMap) error {
+func (k *keptMaps) planDynamicSet(spec *ebpf.CollectionSpec, set artifact.SetMap, oldSets map[string]artifact.SetMap) error {
 	prev, hadSet := oldSets[set.Set]
 	fresh := false
 	for name, path := range k.l.setPins(k.policy, set) {
@@ -146,13 +163,8 @@ func (k *keptMaps) planDynamicSet(spec *ebpf.CollectionSpec, set compiler.SetMap
 	}
 	// Kept contents: add only what the policy newly declares.
 	added := set
-	added.Elements = nil
-	for _, e := range set.Elements {
-		if !slices.Contains(prev.Elements, e) {
-			added.Elements = append(added.Elements, e)
-		}
-	}
-	if len(added.Elements) > 0 {
+	added.Elements = set.Elements.Without(prev.Elements)
+	if added.Elements.Len() > 0 {
 		k.extend = append(k.extend, added)
 	}
 	return nil
@@ -190,7 +202,7 @@ func compatible(m *ebpf.Map, spec *ebpf.MapSpec) error {
 
 // populate fills the new collection's maps: declared set elements, copied
 // set elements and counters carried by rule name.
-func (k *keptMaps) populate(coll *ebpf.Collection, m *compiler.Manifest) error {
+func (k *keptMaps) populate(coll *ebpf.Collection, m *artifact.Manifest) error {
 	if err := fillSets(coll.Maps, k.fill); err != nil {
 		return err
 	}
@@ -213,7 +225,7 @@ func (k *keptMaps) populate(coll *ebpf.Collection, m *compiler.Manifest) error {
 // populate and the replace. A frame the new program counts on the same
 // slot and CPU during the read-modify-write of that slot can still be
 // lost; the window is a few microseconds.
-func (k *keptMaps) catchUp(coll *ebpf.Collection, m *compiler.Manifest) error {
+func (k *keptMaps) catchUp(coll *ebpf.Collection, m *artifact.Manifest) error {
 	if len(k.carried) == 0 {
 		return nil
 	}
@@ -302,19 +314,18 @@ type carriedCounter struct {
 // carryCounters copies the per-CPU counters of every rule that still
 // exists (same name and kind) from the old map to the new one and returns
 // what it copied, by new slot.
-func carryCounters(old *ebpf.Map, oldSlots []compiler.CounterSlot, m *ebpf.Map, slots []compiler.CounterSlot) (map[uint32]carriedCounter, error) {
+func carryCounters(old *ebpf.Map, oldSlots []artifact.CounterSlot, m *ebpf.Map, slots []artifact.CounterSlot) (map[uint32]carriedCounter, error) {
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
 		return nil, fmt.Errorf("count possible cpus: %w", err)
 	}
 	carried := map[uint32]carriedCounter{}
-	type id struct{ name, kind string }
-	from := map[id]int{}
+	from := map[artifact.SlotID]int{}
 	for _, s := range oldSlots {
-		from[id{s.Name, s.Kind}] = s.Slot
+		from[s.ID()] = s.Slot
 	}
 	for _, s := range slots {
-		o, ok := from[id{s.Name, s.Kind}]
+		o, ok := from[s.ID()]
 		if !ok || uint32(o) >= old.MaxEntries() {
 			continue
 		}

@@ -2,12 +2,16 @@ package runtime_test
 
 import (
 	"errors"
+	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/runtime"
 )
 
@@ -139,5 +143,53 @@ func TestDynamicSetFull(t *testing.T) {
 	err := runtime.SetAdd(so, []string{"192.0.2.2"})
 	if !errors.Is(err, runtime.ErrSetFull) || !strings.Contains(err.Error(), "max_elements 2") {
 		t.Errorf("add a third element to a set of 2: error %v, want ErrSetFull naming max_elements 2", err)
+	}
+}
+
+// TestDynamicSetIPv4Mapped adds an IPv4-mapped IPv6 address to a dynamic
+// cidr set at run time: it goes into the set's IPv6 trie, so IPv6 frames
+// from ::ffff:192.0.2.1 match and IPv4 frames from 192.0.2.1 do not. A
+// prefix with host bits set is refused, as the language refuses it.
+func TestDynamicSetIPv4Mapped(t *testing.T) {
+	e := newEnv(t)
+	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(16), allowRule)))
+	so := runtime.SetOptions{Options: e.opts, Set: "allow"}
+	if err := runtime.SetAdd(so, []string{"::ffff:192.0.2.1"}); err != nil {
+		t.Fatalf("add ::ffff:192.0.2.1: %v", err)
+	}
+	mapped := netip.MustParsePrefix("::ffff:192.0.2.1/128")
+	for suffix, want := range map[string]bool{"_v6": true, "_v4": false} {
+		m, err := ebpf.LoadPinnedMap(filepath.Join(e.opts.PinRoot, "maps", "edge", "set_allow"+suffix), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v uint8
+		key := artifact.LPMKey(mapped)
+		if suffix == "_v4" {
+			key = artifact.LPMKey(netip.MustParsePrefix("192.0.2.1/32"))
+		}
+		if got := m.Lookup(key, &v) == nil; got != want {
+			t.Errorf("set_allow%s holds the address: %v, want %v", suffix, got, want)
+		}
+		m.Close()
+	}
+	s := e.sender(t)
+	s.sendN(t, udpFrame(t, srcMAC, "::ffff:192.0.2.1", "2001:db8::2", 9), 2)
+	s.sendN(t, udpFrame(t, srcMAC, "192.0.2.1", "192.0.2.2", 9), 1)
+	want := map[string]uint64{"allowed": 2, "default": 1}
+	if diff := cmp.Diff(want, e.counts(t, "edge", want)); diff != "" {
+		t.Errorf("counters (-want +got):\n%s", diff)
+	}
+	got, err := runtime.SetList(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"10.9.0.0/16", "::ffff:192.0.2.1/128"}, got); diff != "" {
+		t.Errorf("set list (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"10.9.1.2/16", "8080", "02:00:00:00:00:01"} {
+		if err := runtime.SetAdd(so, []string{bad}); !errors.Is(err, runtime.ErrBadElement) {
+			t.Errorf("add %q to a cidr set: error %v, want ErrBadElement", bad, err)
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"sort"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // Status returns every attachment xdpc recorded, in every namespace,
@@ -41,8 +43,9 @@ func Status(opts Options) ([]Attachment, error) {
 
 // RuleStats is one counter slot of an applied policy.
 type RuleStats struct {
-	Rule    string `json:"rule"`
-	Kind    string `json:"kind"`
+	Rule string            `json:"rule"`
+	Kind artifact.SlotKind `json:"kind"`
+	// Pos is where the rule is written, "LINE:COL": artifacts name no file.
 	Pos     string `json:"pos,omitempty"`
 	Packets uint64 `json:"packets"`
 	Bytes   uint64 `json:"bytes"`
@@ -132,7 +135,7 @@ func readPolicyCounters(l layout, ps *PolicyStats) error {
 			return fmt.Errorf("policy %s: counter slot %d of %s out of range", ps.Policy, s.Slot, s.Name)
 		}
 		v := values[s.Slot]
-		ps.Rules = append(ps.Rules, RuleStats{Rule: s.Name, Kind: s.Kind, Pos: s.Pos, Packets: v.Packets, Bytes: v.Bytes})
+		ps.Rules = append(ps.Rules, RuleStats{Rule: s.Name, Kind: s.Kind, Pos: s.Pos.String(), Packets: v.Packets, Bytes: v.Bytes})
 	}
 	return nil
 }

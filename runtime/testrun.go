@@ -6,7 +6,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // MinTestFrame is the shortest frame BPF_PROG_TEST_RUN accepts for XDP: an
@@ -21,15 +21,14 @@ var errShortFrame = errors.New("kernel test run needs a frame of at least 14 byt
 type TestProgram struct {
 	coll     *ebpf.Collection
 	prog     *ebpf.Program
-	manifest *compiler.Manifest
+	manifest *artifact.Manifest
 	counters *counterTable // nil when the artifact has no counters
 }
 
 // Outcome is what one frame did.
 type Outcome struct {
-	// Action is the XDP action the program returned (XDP_DROP = 1,
-	// XDP_PASS = 2, XDP_TX = 3, XDP_REDIRECT = 4).
-	Action uint32
+	// Action is the XDP action the program returned.
+	Action artifact.Action
 	// Moved lists the counter slots whose packet count changed, ascending.
 	Moved []int
 }
@@ -39,7 +38,7 @@ type Outcome struct {
 // rejection is returned as a wrapped *VerifierRejection naming the policy
 // line it stopped at; errors.As finds the *ebpf.VerifierError behind it too.
 func NewTestProgram(elf []byte) (*TestProgram, error) {
-	spec, manifest, err := ReadArtifact(elf)
+	spec, manifest, err := artifact.Read(elf)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +93,7 @@ func (t *TestProgram) Run(frame []byte) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	return Outcome{Action: action, Moved: MovedSlots(before, after)}, nil
+	return Outcome{Action: artifact.Action(action), Moved: MovedSlots(before, after)}, nil
 }
 
 // Counters returns every counter slot, summed over CPUs; nil when the
@@ -104,7 +103,7 @@ func (t *TestProgram) Counters() ([]Counter, error) {
 }
 
 // Manifest returns the artifact's manifest.
-func (t *TestProgram) Manifest() *compiler.Manifest { return t.manifest }
+func (t *TestProgram) Manifest() *artifact.Manifest { return t.manifest }
 
 // Program returns the loaded program, for benchmarks and other test runs.
 func (t *TestProgram) Program() *ebpf.Program { return t.prog }

@@ -2,13 +2,14 @@ package runtime_test
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/runtime"
 )
 
@@ -24,61 +25,6 @@ func newProbe(t *testing.T, nets, ports, macs []string) *runtime.TestProgram {
 	}
 	t.Cleanup(func() { prog.Close() })
 	return prog
-}
-
-func TestReadArtifact(t *testing.T) {
-	a := probeArtifact([]string{"10.0.0.0/8"}, []string{"80"}, nil)
-	spec, manifest, err := runtime.ReadArtifact(elfBytes(t, a))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(&a.Manifest, manifest); diff != "" {
-		t.Errorf("manifest (-want +got):\n%s", diff)
-	}
-	var gotMaps []string
-	for name := range spec.Maps {
-		gotMaps = append(gotMaps, name)
-	}
-	wantMaps := []string{"counters", "macs", "nets_v4", "nets_v6", "ports"}
-	if diff := cmp.Diff(wantMaps, gotMaps, cmpSorted); diff != "" {
-		t.Errorf("maps (-want +got):\n%s", diff)
-	}
-	if spec.Programs[a.Program] == nil {
-		t.Errorf("no program %s", a.Program)
-	}
-}
-
-var cmpSorted = cmp.Transformer("sort", func(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
-})
-
-func TestReadArtifactRejects(t *testing.T) {
-	tests := map[string]func(a *compiler.Artifact){
-		"missing set map":    func(a *compiler.Artifact) { a.Manifest.Sets[0].V6Map = "nets_v7" },
-		"missing counters":   func(a *compiler.Artifact) { a.Manifest.Counters.Map = "tally" },
-		"counters not array": func(a *compiler.Artifact) { a.Manifest.Counters.Map = "nets_v4" },
-		"missing program":    func(a *compiler.Artifact) { a.Manifest.Program = "xdpc_other" },
-	}
-	for name, breakIt := range tests {
-		t.Run(name, func(t *testing.T) {
-			a := probeArtifact(nil, nil, nil)
-			breakIt(a)
-			if _, _, err := runtime.ReadArtifact(elfBytes(t, a)); err == nil {
-				t.Fatal("ReadArtifact succeeded, want an error")
-			}
-		})
-	}
-	if _, _, err := runtime.ReadArtifact([]byte("not an object")); err == nil {
-		t.Error("ReadArtifact of garbage succeeded, want an error")
-	}
 }
 
 // TestRunFillsSets checks that every set element the manifest declares
@@ -200,13 +146,27 @@ func TestNewTestProgramVerifierError(t *testing.T) {
 	}
 }
 
+// TestNewTestProgramBadElement checks that a manifest whose set elements
+// the language would refuse does not load.
 func TestNewTestProgramBadElement(t *testing.T) {
-	tests := map[string]*compiler.Artifact{
-		"cidr": probeArtifact([]string{"10.0.0.0/33"}, nil, nil),
-		"port": probeArtifact(nil, []string{"80-70"}, nil),
-		"mac":  probeArtifact(nil, nil, []string{"aa:bb"}),
+	tests := map[string]func(*artifact.Artifact){
+		"host bits": func(a *artifact.Artifact) {
+			a.Manifest.Sets[0].Elements.Prefixes = []netip.Prefix{netip.MustParsePrefix("10.1.2.3/8")}
+		},
+		"reversed range": func(a *artifact.Artifact) {
+			a.Manifest.Sets[1].Elements.Ports = []artifact.PortRange{{Lo: 80, Hi: 70}}
+		},
+		"mac in a port set": func(a *artifact.Artifact) {
+			a.Manifest.Sets[1].Elements.MACs = []artifact.MAC{{2, 0, 0, 0, 0, 1}}
+		},
+		"v6 without its map": func(a *artifact.Artifact) {
+			a.Manifest.Sets[0].V6Map = ""
+			a.Manifest.Sets[0].Elements.Prefixes = []netip.Prefix{netip.MustParsePrefix("::ffff:192.0.2.1/128")}
+		},
 	}
-	for name, a := range tests {
+	for name, breakIt := range tests {
+		a := probeArtifact([]string{"10.0.0.0/8"}, []string{"80"}, nil)
+		breakIt(a)
 		t.Run(name, func(t *testing.T) {
 			if _, err := runtime.NewTestProgram(elfBytes(t, a)); err == nil {
 				t.Fatal("NewTestProgram succeeded, want an error")

@@ -24,8 +24,10 @@ type VerifierRejection struct {
 	// Insn is the raw instruction offset the verifier stopped at, -1 when
 	// the log names none.
 	Insn int
-	// Source is that instruction's source comment: "policy.hcl:12:3 rule
-	// \"ssh\": dst_port", or a parser step such as "parse: ipv4 header".
+	// Source is that instruction's source comment: "12:3 rule \"ssh\":
+	// dst_port" (line and column; a caller that knows the policy file can
+	// name it with artifact.SourceInFile), or a parser step such as
+	// "parse: ipv4 header".
 	Source string
 	// Tail is the end of the verifier log.
 	Tail []string

@@ -37,14 +37,14 @@ detached when there were none. A hang-up does not stop the wait.
 Exit code 1 then says the change was rolled back.`,
 		Args: exactArgs(1, "one policy file or artifact"),
 		RunE: func(c *cobra.Command, args []string) error {
-			elf, err := readPolicyOrArtifact(c, args[0], &pf)
+			elf, source, err := readPolicyOrArtifact(c, args[0], &pf)
 			if err != nil {
 				return err
 			}
 			start := time.Now()
 			rep, err := runtime.Apply(elf, runtime.ApplyOptions{Options: rf.options(), Confirm: confirm})
 			if err != nil {
-				return applyError(c, err)
+				return applyError(c, err, source)
 			}
 			for _, n := range rep.Notes {
 				fmt.Fprintln(c.ErrOrStderr(), "xdpc:", n)
@@ -92,32 +92,34 @@ func waitConfirm(c *cobra.Command, opts runtime.Options, p *runtime.Pending, d t
 }
 
 // readPolicyOrArtifact returns the artifact at path, or compiles the
-// policy there.
-func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) ([]byte, error) {
+// policy there; source is the policy file when it compiled one.
+func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) (elf []byte, source string, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, policyError(err)
+		return nil, "", policyError(err)
 	}
 	if bytes.HasPrefix(data, []byte("\x7fELF")) {
-		return data, nil
+		return data, "", nil
 	}
 	cfg, p, err := loadPolicy(c, path, pf)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	art, err := compiler.Compile(cfg, p, compiler.Options{})
 	if err != nil {
-		return nil, policyError(err)
+		return nil, "", policyError(err)
 	}
-	var elf bytes.Buffer
-	if err := art.WriteELF(&elf); err != nil {
-		return nil, &exitError{exitSystem, err}
+	var buf bytes.Buffer
+	if err := art.WriteELF(&buf); err != nil {
+		return nil, "", &exitError{exitSystem, err}
 	}
-	return elf.Bytes(), nil
+	return buf.Bytes(), path, nil
 }
 
-// applyError reports a failed apply; a verifier rejection gets its log.
-func applyError(c *cobra.Command, err error) error {
+// applyError reports a failed apply; a verifier rejection gets its log,
+// naming the policy file (source, when the command compiled one).
+func applyError(c *cobra.Command, err error, source string) error {
+	err = nameSourceFile(err, source)
 	if rej, ok := errors.AsType[*runtime.VerifierRejection](err); ok {
 		fmt.Fprint(c.ErrOrStderr(), rej.Report())
 	}

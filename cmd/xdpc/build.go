@@ -37,7 +37,7 @@ instruction.`,
 				return policyError(err)
 			}
 			if showAsm {
-				fmt.Fprint(c.OutOrStdout(), art.Disassemble())
+				fmt.Fprint(c.OutOrStdout(), art.DisassembleIn(args[0]))
 			}
 			var elf bytes.Buffer
 			if err := art.WriteELF(&elf); err != nil {

@@ -68,7 +68,7 @@ func runDemo(stdout, stderr io.Writer, backend string) error {
 	}
 	b, err := lab.NewBackend(backend, cfg, p)
 	if err != nil {
-		return backendError(stderr, err)
+		return backendError(stderr, err, cfg.Filename)
 	}
 	closed := false
 	defer func() {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/lab"
 	"github.com/xdpc/xdpc/runtime"
 )
@@ -67,7 +69,7 @@ and to the server's network, 10.200.2.0/24.`,
 				b, err = lab.NewBackend(backend, cfg, p)
 			}
 			if err != nil {
-				return backendError(c.ErrOrStderr(), err)
+				return backendError(c.ErrOrStderr(), err, cfg.Filename)
 			}
 			defer b.Close()
 			verdicts := lab.Replay(b, frames)
@@ -93,6 +95,28 @@ and to the server's network, 10.200.2.0/24.`,
 	return c
 }
 
+// nameSourceFile names the policy file in the source of a verifier
+// rejection in err, and in err's message: the artifact knows lines and
+// columns, not the file they are in.
+func nameSourceFile(err error, file string) error {
+	rej, ok := errors.AsType[*runtime.VerifierRejection](err)
+	if !ok || file == "" {
+		return err
+	}
+	before := rej.Error()
+	rej.Source = artifact.SourceInFile(file, rej.Source)
+	return &renamedError{msg: strings.Replace(err.Error(), before, rej.Error(), 1), err: err}
+}
+
+// renamedError is err with another message.
+type renamedError struct {
+	msg string
+	err error
+}
+
+func (e *renamedError) Error() string { return e.msg }
+func (e *renamedError) Unwrap() error { return e.err }
+
 func printVerdict(w io.Writer, v lab.Verdict, jsonOut bool) error {
 	if jsonOut {
 		// Summaries hold '>': keep them readable rather than HTML-safe.
@@ -104,17 +128,17 @@ func printVerdict(w io.Writer, v lab.Verdict, jsonOut bool) error {
 	return err
 }
 
-// backendError reports a failure to set up a backend. A verifier rejection
-// of generated code is a compiler bug: print the log's tail so it can be
-// reported with the rule it names.
-func backendError(w io.Writer, err error) error {
+// backendError reports a failure to set up a backend for the policy in
+// file. A verifier rejection of generated code is a compiler bug: print
+// the log's tail so it can be reported with the rule it names.
+func backendError(w io.Writer, err error, file string) error {
 	if _, ok := errors.AsType[lab.UnknownBackendError](err); ok {
 		return usageError(err)
 	}
 	if _, ok := errors.AsType[lab.CompileError](err); ok {
 		return policyError(err)
 	}
-	if rej, ok := errors.AsType[*runtime.VerifierRejection](err); ok {
+	if rej, ok := errors.AsType[*runtime.VerifierRejection](nameSourceFile(err, file)); ok {
 		fmt.Fprint(w, rej.Report())
 		return &exitError{exitSystem, fmt.Errorf("the kernel rejected the compiled program at %s; this is a bug in xdpc, please report it with the log above", rej.Source)}
 	}

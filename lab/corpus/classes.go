@@ -5,6 +5,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/xdpc/xdpc/wire"
 )
 
 // classGens is every class, grouped by the PITFALLS.md "Parsing" line it
@@ -13,29 +15,29 @@ import (
 var classGens = []classGen{
 	// Well-formed stacks.
 	{"ipv4", ExpectWellFormed, 60, func(r *rand.Rand) []byte { return build(randomV4(r)).b }},
-	{"ipv4-tcp", ExpectWellFormed, 40, protoFrame(randomV4, protoTCP)},
-	{"ipv4-udp", ExpectWellFormed, 30, protoFrame(randomV4, protoUDP)},
-	{"ipv4-icmp", ExpectWellFormed, 20, protoFrame(randomV4, protoICMP)},
+	{"ipv4-tcp", ExpectWellFormed, 40, protoFrame(randomV4, wire.ProtoTCP)},
+	{"ipv4-udp", ExpectWellFormed, 30, protoFrame(randomV4, wire.ProtoUDP)},
+	{"ipv4-icmp", ExpectWellFormed, 20, protoFrame(randomV4, wire.ProtoICMP)},
 	{"ipv4-icmp-error", ExpectWellFormed, 5, icmpError(4)},
-	{"ipv4-ah", ExpectWellFormed, 3, protoFrame(randomV4, protoAH)},
+	{"ipv4-ah", ExpectWellFormed, 3, protoFrame(randomV4, wire.ProtoAH)},
 	{"ipv6", ExpectWellFormed, 60, func(r *rand.Rand) []byte { return build(randomV6(r)).b }},
-	{"ipv6-tcp", ExpectWellFormed, 40, protoFrame(randomV6, protoTCP)},
-	{"ipv6-udp", ExpectWellFormed, 30, protoFrame(randomV6, protoUDP)},
-	{"ipv6-icmpv6", ExpectWellFormed, 20, protoFrame(randomV6, protoICMPv6)},
+	{"ipv6-tcp", ExpectWellFormed, 40, protoFrame(randomV6, wire.ProtoTCP)},
+	{"ipv6-udp", ExpectWellFormed, 30, protoFrame(randomV6, wire.ProtoUDP)},
+	{"ipv6-icmpv6", ExpectWellFormed, 20, protoFrame(randomV6, wire.ProtoICMPv6)},
 	{"ipv6-icmpv6-error", ExpectWellFormed, 5, icmpError(6)},
-	{"ipv6-esp", ExpectWellFormed, 3, protoFrame(randomV6, protoESP)},
+	{"ipv6-esp", ExpectWellFormed, 3, protoFrame(randomV6, wire.ProtoESP)},
 
 	// IPv4 options: L4 offset from IHL.
 	{"ipv4-options", ExpectWellFormed, 20, ipv4Options},
 
 	// IPv6 extension chains.
-	{"ipv6-ext-hop-by-hop", ExpectWellFormed, 8, ipv6Ext(protoHopByHop)},
-	{"ipv6-ext-routing", ExpectWellFormed, 8, ipv6Ext(protoRouting)},
-	{"ipv6-ext-dest-opts", ExpectWellFormed, 8, ipv6Ext(protoDestOpts)},
+	{"ipv6-ext-hop-by-hop", ExpectWellFormed, 8, ipv6Ext(wire.IPv6ExtHopByHop)},
+	{"ipv6-ext-routing", ExpectWellFormed, 8, ipv6Ext(wire.IPv6ExtRouting)},
+	{"ipv6-ext-dest-opts", ExpectWellFormed, 8, ipv6Ext(wire.IPv6ExtDestOpts)},
 	{"ipv6-ext-chain", ExpectWellFormed, 15, ipv6ExtChain(2, 7)},
 	{"ipv6-ext-8", ExpectWellFormed, 5, ipv6ExtChain(8, 8)},
-	{"ipv6-ext-icmpv6", ExpectWellFormed, 10, ipv6ExtThen(protoICMPv6)},
-	{"ipv6-ext-ah", ExpectWellFormed, 5, ipv6ExtThen(protoAH)},
+	{"ipv6-ext-icmpv6", ExpectWellFormed, 10, ipv6ExtThen(wire.ProtoICMPv6)},
+	{"ipv6-ext-ah", ExpectWellFormed, 5, ipv6ExtThen(wire.ProtoAH)},
 	{"ipv6-no-next-header", ExpectWellFormed, 5, ipv6NoNext},
 	{"ipv6-ext-9+", ExpectMalformed, 5, ipv6ExtChain(9, 12)},
 	{"ipv6-ext-len-past-end", ExpectMalformed, 8, ipv6ExtLenPastEnd},
@@ -73,10 +75,10 @@ var classGens = []classGen{
 	{"cut-ipv4-options", ExpectMalformed, 5, cutIPv4Options},
 	{"cut-ipv6", ExpectMalformed, 8, cutIPHeader(6)},
 	{"cut-l4-frame", ExpectMalformed, 8, cutL4Frame},
-	{"short-tcp", ExpectMalformed, 8, shortL4(protoTCP)},
-	{"short-udp", ExpectMalformed, 8, shortL4(protoUDP)},
-	{"short-icmp", ExpectMalformed, 5, shortL4(protoICMP)},
-	{"short-icmpv6", ExpectMalformed, 5, shortL4(protoICMPv6)},
+	{"short-tcp", ExpectMalformed, 8, shortL4(wire.ProtoTCP)},
+	{"short-udp", ExpectMalformed, 8, shortL4(wire.ProtoUDP)},
+	{"short-icmp", ExpectMalformed, 5, shortL4(wire.ProtoICMP)},
+	{"short-icmpv6", ExpectMalformed, 5, shortL4(wire.ProtoICMPv6)},
 	{"tcp-data-offset-lt-5", ExpectMalformed, 8, tcpDataOffsetLT5},
 	{"tcp-data-offset-past-end", ExpectMalformed, 8, tcpDataOffsetPastEnd},
 
@@ -114,13 +116,13 @@ func icmpError(family int) func(*rand.Rand) []byte {
 	return func(r *rand.Rand) []byte {
 		var s, inner frameSpec
 		if family == 4 {
-			s = withProto(r, randomV4(r), protoICMP)
+			s = withProto(r, randomV4(r), wire.ProtoICMP)
 			s.l4.icmpType = pick(r, []uint8{3, 11, 12})
-			inner = withProto(r, randomV4(r), pick(r, []uint8{protoTCP, protoUDP}))
+			inner = withProto(r, randomV4(r), pick(r, []uint8{wire.ProtoTCP, wire.ProtoUDP}))
 		} else {
-			s = withProto(r, randomV6(r), protoICMPv6)
+			s = withProto(r, randomV6(r), wire.ProtoICMPv6)
 			s.l4.icmpType = pick(r, []uint8{1, 2, 3, 4})
-			inner = withProto(r, randomV6(r), pick(r, []uint8{protoTCP, protoUDP}))
+			inner = withProto(r, randomV6(r), pick(r, []uint8{wire.ProtoTCP, wire.ProtoUDP}))
 		}
 		inner.tags, inner.pad = nil, false
 		in := build(inner)
@@ -133,7 +135,7 @@ func ipv4Options(r *rand.Rand) []byte {
 	s := randomV4(r)
 	s.v4Opts = randomV4Options(r)
 	if chance(r, 0.7) {
-		s = withProto(r, s, pick(r, []uint8{protoTCP, protoUDP, protoICMP}))
+		s = withProto(r, s, pick(r, []uint8{wire.ProtoTCP, wire.ProtoUDP, wire.ProtoICMP}))
 	}
 	return build(s).b
 }
@@ -153,7 +155,7 @@ func ipv6ExtChain(lo, hi int) func(*rand.Rand) []byte {
 		s := randomV6(r)
 		s.exts = randomExts(r, lo+r.Intn(hi-lo+1))
 		if chance(r, 0.3) {
-			s.exts[r.Intn(len(s.exts))] = extHeader{kind: protoFragment, more: chance(r, 0.5)}
+			s.exts[r.Intn(len(s.exts))] = extHeader{kind: wire.IPv6ExtFragment, more: chance(r, 0.5)}
 		}
 		return build(s).b
 	}
@@ -169,7 +171,7 @@ func ipv6ExtThen(proto uint8) func(*rand.Rand) []byte {
 }
 
 func ipv6NoNext(r *rand.Rand) []byte {
-	s := withProto(r, randomV6(r), protoNoNext)
+	s := withProto(r, randomV6(r), wire.ProtoNoNext)
 	if chance(r, 0.5) {
 		s.exts = randomExts(r, 1+r.Intn(3))
 	}
@@ -219,7 +221,7 @@ func ipv6ExtShort(r *rand.Rand) []byte {
 // fragment header.
 func ipv6FragHeaderShort(r *rand.Rand) []byte {
 	s := randomV6(r)
-	s.exts = append(randomExts(r, r.Intn(2)), extHeader{kind: protoFragment, more: true})
+	s.exts = append(randomExts(r, r.Intn(2)), extHeader{kind: wire.IPv6ExtFragment, more: true})
 	s.pad = false
 	f := build(s)
 	end := f.lay.exts[len(f.lay.exts)-1] + r.Intn(8)
@@ -243,7 +245,7 @@ func ipv6ExtCut(r *rand.Rand) []byte {
 // a TCP header rewriting the one of the first fragment.
 func ipv4Frag(later bool, overlap uint16) func(*rand.Rand) []byte {
 	return func(r *rand.Rand) []byte {
-		s := withProto(r, randomV4(r), pick(r, []uint8{protoTCP, protoTCP, protoUDP, protoICMP, protoGRE}))
+		s := withProto(r, randomV4(r), pick(r, []uint8{wire.ProtoTCP, wire.ProtoTCP, wire.ProtoUDP, wire.ProtoICMP, wire.ProtoGRE}))
 		s.v4Flags = layers.IPv4MoreFragments
 		if !later {
 			return build(s).b
@@ -267,8 +269,8 @@ func fakeL4(r *rand.Rand, proto uint8) []byte {
 		return randomPayload(r, 30)
 	}
 	s := withProto(r, randomV4(r), proto)
-	if proto != protoTCP && proto != protoUDP && proto != protoICMP {
-		s = withProto(r, s, protoTCP)
+	if proto != wire.ProtoTCP && proto != wire.ProtoUDP && proto != wire.ProtoICMP {
+		s = withProto(r, s, wire.ProtoTCP)
 	}
 	s.tags = nil
 	f := build(s)
@@ -278,7 +280,7 @@ func fakeL4(r *rand.Rand, proto uint8) []byte {
 // ipv4FragTiny is the RFC 1858 tiny fragment: a first fragment carrying only
 // 8 bytes of TCP header, so the flags are in the next fragment.
 func ipv4FragTiny(r *rand.Rand) []byte {
-	s := withProto(r, randomV4(r), protoTCP)
+	s := withProto(r, randomV4(r), wire.ProtoTCP)
 	s.v4Flags = layers.IPv4MoreFragments
 	s.payload = nil
 	f := build(s)
@@ -295,11 +297,11 @@ func fragFirstL4Short(family int) func(*rand.Rand) []byte {
 	return func(r *rand.Rand) []byte {
 		var s frameSpec
 		if family == 4 {
-			s = withProto(r, randomV4(r), pick(r, []uint8{protoTCP, protoUDP, protoICMP}))
+			s = withProto(r, randomV4(r), pick(r, []uint8{wire.ProtoTCP, wire.ProtoUDP, wire.ProtoICMP}))
 			s.v4Flags = layers.IPv4MoreFragments
 		} else {
-			s = withProto(r, randomV6(r), pick(r, []uint8{protoTCP, protoUDP, protoICMPv6}))
-			s.exts = append(randomExts(r, r.Intn(2)), extHeader{kind: protoFragment, more: true})
+			s = withProto(r, randomV6(r), pick(r, []uint8{wire.ProtoTCP, wire.ProtoUDP, wire.ProtoICMPv6}))
+			s.exts = append(randomExts(r, r.Intn(2)), extHeader{kind: wire.IPv6ExtFragment, more: true})
 		}
 		return shortenL4(r, build(s))
 	}
@@ -310,8 +312,8 @@ func fragFirstL4Short(family int) func(*rand.Rand) []byte {
 // fragment header.
 func ipv6Frag(off int, more, extAfter bool) func(*rand.Rand) []byte {
 	return func(r *rand.Rand) []byte {
-		s := withProto(r, randomV6(r), pick(r, []uint8{protoTCP, protoTCP, protoUDP, protoICMPv6, protoGRE}))
-		fh := extHeader{kind: protoFragment, more: more}
+		s := withProto(r, randomV6(r), pick(r, []uint8{wire.ProtoTCP, wire.ProtoTCP, wire.ProtoUDP, wire.ProtoICMPv6, wire.ProtoGRE}))
+		fh := extHeader{kind: wire.IPv6ExtFragment, more: more}
 		switch {
 		case off < 0:
 			fh.fragOff = 1 + uint16(r.Intn(8000))
@@ -320,7 +322,7 @@ func ipv6Frag(off int, more, extAfter bool) func(*rand.Rand) []byte {
 		}
 		s.exts = append(randomExts(r, r.Intn(2)), fh)
 		if extAfter {
-			s.exts = append(s.exts, extHeader{kind: protoDestOpts, size: 8})
+			s.exts = append(s.exts, extHeader{kind: wire.IPv6ExtDestOpts, size: 8})
 		}
 		if fh.fragOff != 0 {
 			s.l4.raw = fakeL4(r, s.proto)
@@ -476,7 +478,7 @@ func cutIPv4Options(r *rand.Rand) []byte {
 // l4Frame builds a well-formed IP frame with a parsed upper layer.
 func l4Frame(r *rand.Rand, proto uint8) frame {
 	var s frameSpec
-	if proto == protoICMPv6 || (proto != protoICMP && chance(r, 0.5)) {
+	if proto == wire.ProtoICMPv6 || (proto != wire.ProtoICMP && chance(r, 0.5)) {
 		s = randomIP6Maybe(r)
 	} else {
 		s = randomIPv4Maybe(r)
@@ -488,7 +490,7 @@ func l4Frame(r *rand.Rand, proto uint8) frame {
 // cutL4Frame cuts the frame inside the upper-layer header, leaving the IP
 // length as it was: the IP length now runs past the frame.
 func cutL4Frame(r *rand.Rand) []byte {
-	p := pick(r, []uint8{protoTCP, protoUDP, protoICMP, protoICMPv6})
+	p := pick(r, []uint8{wire.ProtoTCP, wire.ProtoUDP, wire.ProtoICMP, wire.ProtoICMPv6})
 	f := l4Frame(r, p)
 	f.cut(f.lay.l4 + r.Intn(f.lay.l4Min))
 	return f.b
@@ -518,7 +520,7 @@ func maybePad(r *rand.Rand, f *frame) {
 }
 
 func tcpDataOffsetLT5(r *rand.Rand) []byte {
-	f := l4Frame(r, protoTCP)
+	f := l4Frame(r, wire.ProtoTCP)
 	o := f.lay.l4 + 12
 	f.b[o] = uint8(r.Intn(5))<<4 | f.b[o]&0x0f
 	return f.b
@@ -531,7 +533,7 @@ func tcpDataOffsetPastEnd(r *rand.Rand) []byte {
 	if chance(r, 0.5) {
 		s = randomIP6Maybe(r)
 	}
-	s = withProto(r, s, protoTCP)
+	s = withProto(r, s, wire.ProtoTCP)
 	s.l4.tcpOptions = nil
 	s.payload = randomPayload(r, 12)
 	f := build(s)
@@ -556,9 +558,9 @@ func vlanStack(n int, prio0 bool) func(*rand.Rand) []byte {
 		}
 		s.tags = nil
 		for i := 0; i < n; i++ {
-			tpid := uint16(0x8100)
+			tpid := uint16(wire.EtherTypeVLAN)
 			if i == 0 && n > 1 && chance(r, 0.7) {
-				tpid = 0x88a8
+				tpid = wire.EtherTypeQinQ
 			}
 			s.tags = append(s.tags, vlanTag{tpid: tpid, vid: poolVLAN(r), prio: uint8(r.Intn(8))})
 		}
@@ -583,7 +585,7 @@ func ethPadded(filler byte) func(*rand.Rand) []byte {
 				return f.b
 			}
 		}
-		s := withProto(r, randomV4(r), protoUDP)
+		s := withProto(r, randomV4(r), wire.ProtoUDP)
 		s.tags, s.payload, s.pad = nil, nil, false
 		f := build(s)
 		f.padTo(60, filler)
@@ -612,9 +614,9 @@ func nonIP(kind int) func(*rand.Rand) []byte {
 
 func vlanARP(r *rand.Rand) []byte {
 	s := baseSpec(r)
-	s.etherType = 0x0806
+	s.etherType = wire.EtherTypeARP
 	s.arp = randomARP(r, s.srcMAC)
-	s.tags = []vlanTag{{tpid: 0x8100, vid: poolVLAN(r)}}
+	s.tags = []vlanTag{{tpid: wire.EtherTypeVLAN, vid: poolVLAN(r)}}
 	return build(s).b
 }
 
@@ -627,7 +629,7 @@ func anyFrame(r *rand.Rand) frame {
 		s := randomV6(r)
 		s.exts = randomExts(r, 1+r.Intn(3))
 		if chance(r, 0.3) {
-			s.exts = append(s.exts, extHeader{kind: protoFragment, more: true, fragOff: uint16(r.Intn(2))})
+			s.exts = append(s.exts, extHeader{kind: wire.IPv6ExtFragment, more: true, fragOff: uint16(r.Intn(2))})
 			if s.exts[len(s.exts)-1].fragOff != 0 {
 				s.l4.raw = fakeL4(r, s.proto)
 			}

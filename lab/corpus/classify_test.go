@@ -8,8 +8,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/policy/eval"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // The reasons docs/datapath.md gives for a malformed frame, as the reference
@@ -73,17 +75,17 @@ var malformedReasons = map[Class][]string{
 // wellFormedChecks says, for well-formed classes, what the parsed packet
 // must show beyond parsing at all; "" means it does.
 var wellFormedChecks = map[Class]func(p *eval.Packet) string{
-	"ipv4-tcp":            want(4, policy.ProtoTCP, policy.FragNone),
-	"ipv4-udp":            want(4, policy.ProtoUDP, policy.FragNone),
-	"ipv4-icmp":           want(4, policy.ProtoICMP, policy.FragNone),
-	"ipv4-ah":             want(4, policy.ProtoAH, policy.FragNone),
-	"ipv6-tcp":            want(6, policy.ProtoTCP, policy.FragNone),
-	"ipv6-udp":            want(6, policy.ProtoUDP, policy.FragNone),
-	"ipv6-icmpv6":         want(6, policy.ProtoICMPv6, policy.FragNone),
-	"ipv6-esp":            want(6, policy.ProtoESP, policy.FragNone),
-	"ipv6-ext-icmpv6":     want(6, policy.ProtoICMPv6, policy.FragNone),
-	"ipv6-ext-ah":         want(6, policy.ProtoAH, policy.FragNone),
-	"ipv6-no-next-header": want(6, policy.ProtoNoNext, policy.FragNone),
+	"ipv4-tcp":            want(4, wire.ProtoTCP, policy.FragNone),
+	"ipv4-udp":            want(4, wire.ProtoUDP, policy.FragNone),
+	"ipv4-icmp":           want(4, wire.ProtoICMP, policy.FragNone),
+	"ipv4-ah":             want(4, wire.ProtoAH, policy.FragNone),
+	"ipv6-tcp":            want(6, wire.ProtoTCP, policy.FragNone),
+	"ipv6-udp":            want(6, wire.ProtoUDP, policy.FragNone),
+	"ipv6-icmpv6":         want(6, wire.ProtoICMPv6, policy.FragNone),
+	"ipv6-esp":            want(6, wire.ProtoESP, policy.FragNone),
+	"ipv6-ext-icmpv6":     want(6, wire.ProtoICMPv6, policy.FragNone),
+	"ipv6-ext-ah":         want(6, wire.ProtoAH, policy.FragNone),
+	"ipv6-no-next-header": want(6, wire.ProtoNoNext, policy.FragNone),
 	"ipv4-frag-first":     want(4, -1, policy.FragFirst),
 	"ipv4-frag-later":     want(4, -1, policy.FragLater),
 	"ipv4-frag-overlap":   want(4, -1, policy.FragLater),
@@ -100,13 +102,13 @@ var wellFormedChecks = map[Class]func(p *eval.Packet) string{
 		return check(p.Tags >= 1 && p.VLAN[0] == 0, "want an outer tag with id 0")
 	},
 	"vlan-triple": func(p *eval.Packet) string {
-		return check(p.Tags == 2 && p.EtherType == policy.EtherTypeVLAN && p.Family == 0, "want 2 tags parsed and ether type 0x8100")
+		return check(p.Tags == 2 && p.EtherType == wire.EtherTypeVLAN && p.Family == 0, "want 2 tags parsed and ether type 0x8100")
 	},
 	"arp": func(p *eval.Packet) string {
-		return check(p.EtherType == policy.EtherTypeARP && p.Family == 0, "want ARP")
+		return check(p.EtherType == wire.EtherTypeARP && p.Family == 0, "want ARP")
 	},
 	"vlan-arp": func(p *eval.Packet) string {
-		return check(p.EtherType == policy.EtherTypeARP && p.Tags == 1, "want tagged ARP")
+		return check(p.EtherType == wire.EtherTypeARP && p.Tags == 1, "want tagged ARP")
 	},
 	"lldp": func(p *eval.Packet) string { return check(p.EtherType == 0x88cc && p.Family == 0, "want LLDP") },
 	"eth-padded-zero": func(p *eval.Packet) string {

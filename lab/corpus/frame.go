@@ -7,23 +7,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-)
 
-// IP protocol and IPv6 extension header numbers the generator builds.
-const (
-	protoHopByHop = 0
-	protoICMP     = 1
-	protoTCP      = 6
-	protoUDP      = 17
-	protoRouting  = 43
-	protoFragment = 44
-	protoGRE      = 47
-	protoESP      = 50
-	protoAH       = 51
-	protoICMPv6   = 58
-	protoNoNext   = 59
-	protoDestOpts = 60
-	protoSCTP     = 132
+	"github.com/xdpc/xdpc/wire"
 )
 
 // vlanTag is one 802.1Q or 802.1ad tag.
@@ -122,7 +107,7 @@ func build(s frameSpec) frame {
 
 	var network gopacket.NetworkLayer
 	switch s.etherType {
-	case 0x0800:
+	case wire.EtherTypeIPv4:
 		ip := &layers.IPv4{
 			Version: 4, TTL: s.ttl, Protocol: layers.IPProtocol(s.proto),
 			SrcIP: s.src.AsSlice(), DstIP: s.dst.AsSlice(),
@@ -134,7 +119,7 @@ func build(s frameSpec) frame {
 		lay.l3, lay.family = off, 4
 		lay.hl = 20 + ipv4OptionsSize(s.v4Opts)
 		off += lay.hl
-	case 0x86dd:
+	case wire.EtherTypeIPv6:
 		nh := s.proto
 		if len(s.exts) > 0 {
 			nh = s.exts[0].kind
@@ -167,7 +152,7 @@ func build(s frameSpec) frame {
 	if network != nil {
 		later := s.fragOff != 0
 		for _, e := range s.exts {
-			if e.kind == protoFragment && e.fragOff != 0 {
+			if e.kind == wire.IPv6ExtFragment && e.fragOff != 0 {
 				later = true
 			}
 		}
@@ -211,27 +196,27 @@ func upperLayer(s frameSpec, network gopacket.NetworkLayer, lay *layout) []gopac
 		return append(ls, gopacket.Payload(append(append([]byte(nil), s.l4.raw...), s.payload...)))
 	}
 	switch {
-	case s.proto == protoTCP:
+	case s.proto == wire.ProtoTCP:
 		t := &layers.TCP{
 			SrcPort: layers.TCPPort(s.l4.srcPort), DstPort: layers.TCPPort(s.l4.dstPort),
 			Seq: 1000, Ack: 2000, Window: 512, Options: s.l4.tcpOptions,
-			FIN: s.l4.tcpFlags&0x01 != 0, SYN: s.l4.tcpFlags&0x02 != 0,
-			RST: s.l4.tcpFlags&0x04 != 0, PSH: s.l4.tcpFlags&0x08 != 0,
-			ACK: s.l4.tcpFlags&0x10 != 0, URG: s.l4.tcpFlags&0x20 != 0,
-			ECE: s.l4.tcpFlags&0x40 != 0, CWR: s.l4.tcpFlags&0x80 != 0,
+			FIN: s.l4.tcpFlags&wire.TCPFin != 0, SYN: s.l4.tcpFlags&wire.TCPSyn != 0,
+			RST: s.l4.tcpFlags&wire.TCPRst != 0, PSH: s.l4.tcpFlags&wire.TCPPsh != 0,
+			ACK: s.l4.tcpFlags&wire.TCPAck != 0, URG: s.l4.tcpFlags&wire.TCPUrg != 0,
+			ECE: s.l4.tcpFlags&wire.TCPEce != 0, CWR: s.l4.tcpFlags&wire.TCPCwr != 0,
 		}
 		mustSetNetwork(t.SetNetworkLayerForChecksum(network))
 		ls = append(ls, t)
 		lay.l4Min = 20
-	case s.proto == protoUDP:
+	case s.proto == wire.ProtoUDP:
 		u := &layers.UDP{SrcPort: layers.UDPPort(s.l4.srcPort), DstPort: layers.UDPPort(s.l4.dstPort)}
 		mustSetNetwork(u.SetNetworkLayerForChecksum(network))
 		ls = append(ls, u)
 		lay.l4Min = 8
-	case s.proto == protoICMP && lay.family == 4:
+	case s.proto == wire.ProtoICMP && lay.family == 4:
 		ls = append(ls, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(s.l4.icmpType, s.l4.icmpCode), Id: 7, Seq: 1})
 		lay.l4Min = 8
-	case s.proto == protoICMPv6 && lay.family == 6:
+	case s.proto == wire.ProtoICMPv6 && lay.family == 6:
 		i := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(s.l4.icmpType, s.l4.icmpCode)}
 		mustSetNetwork(i.SetNetworkLayerForChecksum(network))
 		ls = append(ls, i, gopacket.Payload{0, 7, 0, 1})
@@ -264,7 +249,7 @@ func ipv4OptionsSize(opts []layers.IPv4Option) int {
 
 // bytes renders the extension header with next header nh.
 func (e extHeader) bytes(nh uint8) []byte {
-	if e.kind == protoFragment {
+	if e.kind == wire.IPv6ExtFragment {
 		b := make([]byte, 8)
 		b[0] = nh
 		fo := e.fragOff << 3
@@ -279,7 +264,7 @@ func (e extHeader) bytes(nh uint8) []byte {
 	b[0] = nh
 	b[1] = uint8(e.size/8 - 1)
 	switch e.kind {
-	case protoRouting:
+	case wire.IPv6ExtRouting:
 		b[2] = 4 // segment routing header type; segments left 0
 	default:
 		b[2], b[3] = 1, uint8(e.size-4) // one PadN option filling the header

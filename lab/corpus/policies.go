@@ -5,6 +5,8 @@ import (
 	"math/rand"
 	"strconv"
 	"strings"
+
+	"github.com/xdpc/xdpc/wire"
 )
 
 // GeneratedPolicy is one generated policy file holding one policy.
@@ -360,7 +362,8 @@ func (g *policyGen) icmpProto(f fams) string {
 // icmpTypeValue uses names only under an exact icmp or icmpv6 proto.
 func (g *policyGen) icmpTypeValue(proto string) string {
 	r := g.r
-	names := map[string]map[uint8]string{`"icmp"`: icmpTypeNames, `1`: icmpTypeNames, `"icmpv6"`: icmpv6TypeNames, `58`: icmpv6TypeNames}[proto]
+	// Names only under an exact proto: the language names types per family.
+	names := map[string]wire.Names{`"icmp"`: wire.ICMPTypes, `1`: wire.ICMPTypes, `"icmpv6"`: wire.ICMPv6Types, `58`: wire.ICMPv6Types}[proto]
 	types := poolICMPTypes
 	if proto == `"icmpv6"` || proto == `58` {
 		types = poolICMPv6Types
@@ -368,7 +371,7 @@ func (g *policyGen) icmpTypeValue(proto string) string {
 		types = append(append([]uint8(nil), poolICMPTypes...), poolICMPv6Types...)
 	}
 	t := pick(r, types)
-	if name, ok := names[t]; ok && chance(r, 0.5) {
+	if name, ok := names.Name(uint16(t)); ok && chance(r, 0.5) {
 		if chance(r, 0.2) {
 			return strconv.Quote("!" + name)
 		}

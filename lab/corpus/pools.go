@@ -65,13 +65,6 @@ var poolICMPv6Types = []uint8{1, 2, 3, 128, 129, 133, 134, 135, 136, 143}
 
 var poolICMPCodes = []uint8{0, 1, 3, 4}
 
-// icmpTypeNames maps ICMP type numbers to language names, for rules that
-// spell the type by name.
-var icmpTypeNames = map[uint8]string{0: "echo-reply", 3: "dest-unreachable", 8: "echo-request", 11: "time-exceeded"}
-
-// icmpv6TypeNames maps ICMPv6 type numbers to language names.
-var icmpv6TypeNames = map[uint8]string{1: "dest-unreachable", 128: "echo-request", 129: "echo-reply", 135: "neighbor-solicitation", 136: "neighbor-advertisement"}
-
 // pick returns a random element of xs.
 func pick[T any](r *rand.Rand, xs []T) T { return xs[r.Intn(len(xs))] }
 

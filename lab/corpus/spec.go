@@ -4,6 +4,8 @@ import (
 	"math/rand"
 
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/xdpc/xdpc/wire"
 )
 
 // Random well-formed frame specs drawn from the pools.
@@ -14,13 +16,13 @@ func randomTags(r *rand.Rand) []vlanTag {
 	case x < 6:
 		return nil
 	case x < 9:
-		return []vlanTag{{tpid: 0x8100, vid: poolVLAN(r), prio: uint8(r.Intn(8))}}
+		return []vlanTag{{tpid: wire.EtherTypeVLAN, vid: poolVLAN(r), prio: uint8(r.Intn(8))}}
 	default:
-		outer := uint16(0x88a8)
+		outer := uint16(wire.EtherTypeQinQ)
 		if chance(r, 0.3) {
-			outer = 0x8100
+			outer = wire.EtherTypeVLAN
 		}
-		return []vlanTag{{tpid: outer, vid: poolVLAN(r)}, {tpid: 0x8100, vid: poolVLAN(r)}}
+		return []vlanTag{{tpid: outer, vid: poolVLAN(r)}, {tpid: wire.EtherTypeVLAN, vid: poolVLAN(r)}}
 	}
 }
 
@@ -46,7 +48,7 @@ var tcpFlagCombos = []uint8{0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14, 0x01, 0x00
 func randomL4(r *rand.Rand, proto uint8, family int) l4Header {
 	h := l4Header{srcPort: poolPort(r), dstPort: poolPort(r)}
 	switch proto {
-	case protoTCP:
+	case wire.ProtoTCP:
 		h.tcpFlags = pick(r, tcpFlagCombos)
 		if chance(r, 0.05) {
 			h.tcpFlags = uint8(r.Intn(256))
@@ -54,7 +56,7 @@ func randomL4(r *rand.Rand, proto uint8, family int) l4Header {
 		if chance(r, 0.3) {
 			h.tcpOptions = randomTCPOptions(r)
 		}
-	case protoICMP, protoICMPv6:
+	case wire.ProtoICMP, wire.ProtoICMPv6:
 		if family == 6 {
 			h.icmpType = pick(r, poolICMPv6Types)
 		} else {
@@ -65,7 +67,7 @@ func randomL4(r *rand.Rand, proto uint8, family int) l4Header {
 			h.icmpType, h.icmpCode = uint8(r.Intn(256)), uint8(r.Intn(256))
 		}
 	default:
-		if proto != protoUDP {
+		if proto != wire.ProtoUDP {
 			h.raw = rawUpper(r, proto)
 		}
 	}
@@ -75,12 +77,12 @@ func randomL4(r *rand.Rand, proto uint8, family int) l4Header {
 // rawUpper returns header bytes for protocols the datapath does not parse.
 func rawUpper(r *rand.Rand, proto uint8) []byte {
 	switch proto {
-	case protoAH: // next header TCP, length 4 (24 bytes), SPI, seq, ICV
+	case wire.ProtoAH: // next header TCP, length 4 (24 bytes), SPI, seq, ICV
 		b := make([]byte, 24)
-		b[0], b[1] = protoTCP, 4
+		b[0], b[1] = wire.ProtoTCP, 4
 		r.Read(b[4:])
 		return b
-	case protoNoNext:
+	case wire.ProtoNoNext:
 		return []byte{}
 	}
 	b := make([]byte, 8+r.Intn(16))
@@ -103,14 +105,14 @@ func randomTCPOptions(r *rand.Rand) []layers.TCPOption {
 // v4Protos and v6Protos are the upper-layer protocols of random IP packets,
 // weighted by repetition.
 var (
-	v4Protos = []uint8{protoTCP, protoTCP, protoTCP, protoUDP, protoUDP, protoICMP, protoICMP, protoGRE, protoESP, protoAH, protoSCTP, protoICMPv6, 255}
-	v6Protos = []uint8{protoTCP, protoTCP, protoTCP, protoUDP, protoUDP, protoICMPv6, protoICMPv6, protoGRE, protoESP, protoAH, protoSCTP, protoICMP, protoNoNext, 253}
+	v4Protos = []uint8{wire.ProtoTCP, wire.ProtoTCP, wire.ProtoTCP, wire.ProtoUDP, wire.ProtoUDP, wire.ProtoICMP, wire.ProtoICMP, wire.ProtoGRE, wire.ProtoESP, wire.ProtoAH, wire.ProtoSCTP, wire.ProtoICMPv6, 255}
+	v6Protos = []uint8{wire.ProtoTCP, wire.ProtoTCP, wire.ProtoTCP, wire.ProtoUDP, wire.ProtoUDP, wire.ProtoICMPv6, wire.ProtoICMPv6, wire.ProtoGRE, wire.ProtoESP, wire.ProtoAH, wire.ProtoSCTP, wire.ProtoICMP, wire.ProtoNoNext, 253}
 )
 
 // randomV4 returns a well-formed IPv4 spec.
 func randomV4(r *rand.Rand) frameSpec {
 	s := baseSpec(r)
-	s.etherType = 0x0800
+	s.etherType = wire.EtherTypeIPv4
 	s.src, s.dst = poolV4(r), poolV4(r)
 	s.proto = pick(r, v4Protos)
 	if chance(r, 0.03) {
@@ -128,7 +130,7 @@ func randomV4(r *rand.Rand) frameSpec {
 // randomV6 returns a well-formed IPv6 spec without extension headers.
 func randomV6(r *rand.Rand) frameSpec {
 	s := baseSpec(r)
-	s.etherType = 0x86dd
+	s.etherType = wire.EtherTypeIPv6
 	s.src, s.dst = poolV6(r), poolV6(r)
 	s.proto = pick(r, v6Protos)
 	if chance(r, 0.03) {
@@ -161,7 +163,7 @@ func randomIP(r *rand.Rand) frameSpec {
 func withProto(r *rand.Rand, s frameSpec, proto uint8) frameSpec {
 	s.proto = proto
 	family := 4
-	if s.etherType == 0x86dd {
+	if s.etherType == wire.EtherTypeIPv6 {
 		family = 6
 	}
 	s.l4 = randomL4(r, proto, family)
@@ -208,7 +210,7 @@ func randomV4Options(r *rand.Rand) []layers.IPv4Option {
 }
 
 // extKinds are the extension headers the datapath walks (fragment apart).
-var extKinds = []uint8{protoHopByHop, protoRouting, protoDestOpts}
+var extKinds = []uint8{wire.IPv6ExtHopByHop, wire.IPv6ExtRouting, wire.IPv6ExtDestOpts}
 
 // randomExts returns n non-fragment extension headers of 8..32 bytes.
 func randomExts(r *rand.Rand, n int) []extHeader {
@@ -224,7 +226,7 @@ func randomNonIP(r *rand.Rand) frameSpec {
 	s := baseSpec(r)
 	switch r.Intn(3) {
 	case 0:
-		s.etherType = 0x0806
+		s.etherType = wire.EtherTypeARP
 		s.arp = randomARP(r, s.srcMAC)
 	case 1:
 		s.etherType = 0x88cc

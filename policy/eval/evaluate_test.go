@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // Policies are built here as checked models, the way the decoder hands them
@@ -78,14 +79,14 @@ var (
 	tcp4SSH     = ether(0x0800, v4{src: "10.1.2.3", dst: "10.0.0.2", proto: 6}.build(tcp(40000, 22, syn, 0)))
 	tcp4Web     = ether(0x0800, v4{src: "192.0.2.9", proto: 6}.build(tcp(40000, 8050, synAck, 0)))
 	udp4DNS     = ether(0x0800, v4{ttl: 3, proto: 17}.build(udp(5353, 53), zeros(100)))
-	tcp6Web     = ether(0x86dd, v6{src: "2001:db8:bad::1", nh: 6}.build(tcp(40000, 443, policy.TCPAck|policy.TCPPsh, 0)))
+	tcp6Web     = ether(0x86dd, v6{src: "2001:db8:bad::1", nh: 6}.build(tcp(40000, 443, wire.TCPAck|wire.TCPPsh, 0)))
 	udp6        = ether(0x86dd, v6{src: "2001:db8:1::1", nh: 17}.build(udp(1, 53)))
 	icmp4Echo   = ether(0x0800, v4{proto: 1}.build(icmp(8, 0)))
 	icmp6NS     = ether(0x86dd, v6{nh: 58}.build(icmp(135, 0)))
 	later4      = ether(0x0800, v4{fo: offset1k, proto: 6}.build(tcp(40000, 22, syn, 0)))
 	first4      = ether(0x0800, v4{fo: mf, proto: 6}.build(tcp(40000, 22, syn, 0)))
 	later6      = ether(0x86dd, v6{nh: 44}.build(frag6(17, 100, false), udp(1, 53)))
-	arpFrame    = pad(ether(policy.EtherTypeARP, zeros(28)), 60)
+	arpFrame    = pad(ether(wire.EtherTypeARP, zeros(28)), 60)
 	vlanFrame   = ether(0x8100, tag(0, 10, 0x0800), v4{proto: 17}.build(udp(1, 53)))
 	qinqFrame   = ether(0x88a8, tag(0, 100, 0x8100), tag(0, 200, 0x0800), v4{proto: 17}.build(udp(1, 53)))
 	badFrame    = ether(0x0800, v4{tot: 19, proto: 6}.build(tcp(1, 2, syn, 0)))
@@ -106,10 +107,10 @@ func TestMatch(t *testing.T) {
 		want  string
 	}{
 		{"no matches matches all", nil, arpFrame, r},
-		{"ether_type arp", []policy.Match{is(policy.FieldEtherType, policy.EtherTypeARP)}, arpFrame, r},
-		{"ether_type arp on ipv4", []policy.Match{is(policy.FieldEtherType, policy.EtherTypeARP)}, tcp4SSH, def},
-		{"ether_type inside vlan", []policy.Match{is(policy.FieldEtherType, policy.EtherTypeIPv4)}, vlanFrame, r},
-		{"not ether_type ipv4 on arp", []policy.Match{not(is(policy.FieldEtherType, policy.EtherTypeIPv4))}, arpFrame, r},
+		{"ether_type arp", []policy.Match{is(policy.FieldEtherType, wire.EtherTypeARP)}, arpFrame, r},
+		{"ether_type arp on ipv4", []policy.Match{is(policy.FieldEtherType, wire.EtherTypeARP)}, tcp4SSH, def},
+		{"ether_type inside vlan", []policy.Match{is(policy.FieldEtherType, wire.EtherTypeIPv4)}, vlanFrame, r},
+		{"not ether_type ipv4 on arp", []policy.Match{not(is(policy.FieldEtherType, wire.EtherTypeIPv4))}, arpFrame, r},
 		{"vlan", []policy.Match{is(policy.FieldVLAN, 10)}, vlanFrame, r},
 		{"vlan other id", []policy.Match{is(policy.FieldVLAN, 11)}, vlanFrame, def},
 		{"vlan on untagged", []policy.Match{is(policy.FieldVLAN, 0)}, tcp4SSH, def},
@@ -165,11 +166,11 @@ func TestMatch(t *testing.T) {
 		{"dst_port on first fragment", []policy.Match{is(policy.FieldDstPort, 22)}, first4, r},
 		{"not dst_port on icmp", []policy.Match{not(is(policy.FieldDstPort, 80))}, icmp4Echo, def},
 		{"not dst_port on arp", []policy.Match{not(is(policy.FieldDstPort, 80))}, arpFrame, def},
-		{"tcp flags syn !ack", []policy.Match{flags(policy.TCPSyn, policy.TCPAck)}, tcp4SSH, r},
-		{"tcp flags syn !ack on syn-ack", []policy.Match{flags(policy.TCPSyn, policy.TCPAck)}, tcp4Web, def},
-		{"negated tcp flags", []policy.Match{not(flags(policy.TCPSyn, policy.TCPAck))}, tcp4Web, r},
-		{"tcp flags on udp", []policy.Match{not(flags(policy.TCPSyn, 0))}, udp4DNS, def},
-		{"tcp flags on later fragment", []policy.Match{flags(policy.TCPSyn, 0)}, later4, def},
+		{"tcp flags syn !ack", []policy.Match{flags(wire.TCPSyn, wire.TCPAck)}, tcp4SSH, r},
+		{"tcp flags syn !ack on syn-ack", []policy.Match{flags(wire.TCPSyn, wire.TCPAck)}, tcp4Web, def},
+		{"negated tcp flags", []policy.Match{not(flags(wire.TCPSyn, wire.TCPAck))}, tcp4Web, r},
+		{"tcp flags on udp", []policy.Match{not(flags(wire.TCPSyn, 0))}, udp4DNS, def},
+		{"tcp flags on later fragment", []policy.Match{flags(wire.TCPSyn, 0)}, later4, def},
 		{"icmp_type", []policy.Match{is(policy.FieldICMPType, 8), is(policy.FieldICMPCode, 0)}, icmp4Echo, r},
 		{"icmpv6 type", []policy.Match{is(policy.FieldICMPType, 135)}, icmp6NS, r},
 		{"icmp_type on tcp", []policy.Match{not(is(policy.FieldICMPType, 8))}, tcp4SSH, def},
@@ -206,7 +207,7 @@ func TestEvaluate(t *testing.T) {
 	countTCP := newRule("tcp", policy.ActionCount, is(policy.FieldProto, 6))
 	countUDP := newRule("udp", policy.ActionCount, is(policy.FieldProto, 17))
 	ssh := newRule("ssh", policy.ActionPass, is(policy.FieldProto, 6), is(policy.FieldDstPort, 22))
-	dropV6 := newRule("v6", policy.ActionDrop, is(policy.FieldEtherType, policy.EtherTypeIPv6))
+	dropV6 := newRule("v6", policy.ActionDrop, is(policy.FieldEtherType, wire.EtherTypeIPv6))
 	after := newRule("after", policy.ActionCount)
 	p := newPolicy(policy.ActionDrop, policy.ActionPass, countAll, countTCP, countUDP, ssh, dropV6, after)
 
@@ -255,7 +256,7 @@ func TestEvaluateEmptyPolicy(t *testing.T) {
 func TestEvaluateDoesNotAllocate(t *testing.T) {
 	p := newPolicy(policy.ActionDrop, policy.ActionDrop,
 		newRule("block", policy.ActionDrop, inSet(policy.FieldSrc, cidrSet)),
-		newRule("web", policy.ActionPass, is(policy.FieldProto, 6), inSet(policy.FieldDstPort, portSet), flags(0, policy.TCPRst)),
+		newRule("web", policy.ActionPass, is(policy.FieldProto, 6), inSet(policy.FieldDstPort, portSet), flags(0, wire.TCPRst)),
 		newRule("mac", policy.ActionPass, not(macList(policy.FieldSrcMAC, otherMAC)), cidrs(policy.FieldDst, "10.9.0.0/16", "2001:db8::/32"), fragments(policy.FragNone)),
 	)
 	for _, f := range [][]byte{tcp4SSH, tcp4Web, tcp6Web, udp6, later6, qinqFrame, badFrame} {
@@ -276,7 +277,7 @@ func TestExplain(t *testing.T) {
 	all := newRule("x", policy.ActionCount)
 	noV6 := newRule("v6", policy.ActionDrop, not(cidrs(policy.FieldSrc, "10.0.0.0/8")))
 	notOurs := newRule("not-ours", policy.ActionDrop, not(cidrs(policy.FieldSrc, "10.0.0.0/8")))
-	ack := newRule("ack", policy.ActionDrop, flags(policy.TCPAck, 0))
+	ack := newRule("ack", policy.ActionDrop, flags(wire.TCPAck, 0))
 	vlan := newRule("vlan", policy.ActionDrop, is(policy.FieldInnerVLAN, 3))
 	ssh2 := newRule("ssh2", policy.ActionPass, is(policy.FieldProto, 6), is(policy.FieldDstPort, 22))
 	ssh2.DeclRange = at(30)
@@ -351,13 +352,13 @@ func TestExplainReasons(t *testing.T) {
 		frame []byte
 		want  string
 	}{
-		{is(policy.FieldEtherType, policy.EtherTypeIPv4, policy.EtherTypeIPv6), arpFrame, "ether_type 0x0806 not in [0x0800, 0x86dd]"},
+		{is(policy.FieldEtherType, wire.EtherTypeIPv4, wire.EtherTypeIPv6), arpFrame, "ether_type 0x0806 not in [0x0800, 0x86dd]"},
 		{is(policy.FieldVLAN, 11), vlanFrame, "vlan 10 not in 11"},
 		{macList(policy.FieldDstMAC, otherMAC), arpFrame, "dst_mac 02:00:00:00:00:02 not in 02:00:00:00:00:09"},
 		{inSet(policy.FieldSrc, cidrSet), udp6, "src 2001:db8:1::1 not in set.block"},
 		{not(inSet(policy.FieldDstPort, portSet)), tcp4Web, "dst_port 8050 in set.web (negated)"},
 		{values(policy.FieldProto, policy.Range{Lo: 1, Hi: 6}), udp4DNS, "proto udp not in icmp-tcp"},
-		{not(flags(policy.TCPSyn, policy.TCPAck)), tcp4SSH, "tcp_flags S match syn,!ack (negated)"},
+		{not(flags(wire.TCPSyn, wire.TCPAck)), tcp4SSH, "tcp_flags S match syn,!ack (negated)"},
 		{is(policy.FieldICMPType, 0), icmp4Echo, "icmp_type 8 not in 0"},
 		{is(policy.FieldICMPCode, 1), tcp4SSH, "icmp_code: packet has no icmp header (proto tcp)"},
 		{values(policy.FieldTTL, policy.Range{Lo: 0, Hi: 1}), udp4DNS, "ttl 3 not in 0-1"},

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // Step is one rule tried on a packet: whether it matched and, when it did
@@ -214,23 +215,8 @@ func rangeText(f policy.Field, r policy.Range) string {
 // protoName is the name of an IP protocol in the policy language, or its
 // number.
 func protoName(p uint8) string {
-	switch p {
-	case policy.ProtoTCP:
-		return "tcp"
-	case policy.ProtoUDP:
-		return "udp"
-	case policy.ProtoICMP:
-		return "icmp"
-	case policy.ProtoICMPv6:
-		return "icmpv6"
-	case policy.ProtoSCTP:
-		return "sctp"
-	case policy.ProtoGRE:
-		return "gre"
-	case policy.ProtoESP:
-		return "esp"
-	case policy.ProtoAH:
-		return "ah"
+	if n, ok := wire.Protocols.Name(uint16(p)); ok {
+		return n
 	}
 	return fmt.Sprint(p)
 }

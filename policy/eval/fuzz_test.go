@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // fuzzPolicy names every field, negated and not, with count rules between.
@@ -14,7 +15,7 @@ var fuzzPolicy = newPolicy(policy.ActionPass, policy.ActionDrop,
 	newRule("vlans", policy.ActionCount, is(policy.FieldVLAN, 1, 10), not(is(policy.FieldInnerVLAN, 0))),
 	newRule("macs", policy.ActionCount, inSet(policy.FieldSrcMAC, macSet), not(macList(policy.FieldDstMAC, otherMAC))),
 	newRule("block", policy.ActionDrop, inSet(policy.FieldSrc, cidrSet), not(cidrs(policy.FieldDst, "10.0.0.0/8", "2001:db8::/32"))),
-	newRule("ssh", policy.ActionPass, is(policy.FieldProto, 6), not(inSet(policy.FieldSrcPort, portSet)), is(policy.FieldDstPort, 22), flags(policy.TCPSyn, policy.TCPAck)),
+	newRule("ssh", policy.ActionPass, is(policy.FieldProto, 6), not(inSet(policy.FieldSrcPort, portSet)), is(policy.FieldDstPort, 22), flags(wire.TCPSyn, wire.TCPAck)),
 	newRule("icmp", policy.ActionPass, not(is(policy.FieldICMPType, 8)), is(policy.FieldICMPCode, 0)),
 	newRule("frag", policy.ActionDrop, values(policy.FieldTTL, policy.Range{Lo: 0, Hi: 10}), not(values(policy.FieldLength, policy.Range{Lo: 0, Hi: 100})), fragments(policy.FragLater)),
 	newRule("v6", policy.ActionDrop, not(cidrs(policy.FieldSrc, "::/0"))),
@@ -46,9 +47,9 @@ func FuzzEvaluate(f *testing.F) {
 		}
 		later := p.Fragment == policy.FragLater
 		switch {
-		case p.HasPorts && (later || p.Proto != policy.ProtoTCP && p.Proto != policy.ProtoUDP),
-			p.HasTCPFlags && (later || p.Proto != policy.ProtoTCP),
-			p.HasICMP && (later || p.Proto != policy.ProtoICMP && p.Proto != policy.ProtoICMPv6),
+		case p.HasPorts && (later || p.Proto != wire.ProtoTCP && p.Proto != wire.ProtoUDP),
+			p.HasTCPFlags && (later || p.Proto != wire.ProtoTCP),
+			p.HasICMP && (later || p.Proto != wire.ProtoICMP && p.Proto != wire.ProtoICMPv6),
 			p.Family == 0 && (p.Src.IsValid() || p.Length != 0),
 			p.Family == 4 && !p.Src.Is4(),
 			p.Family == 6 && !p.Src.Is6():

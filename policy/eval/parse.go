@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // Packet is a parsed frame: the fields of docs/datapath.md. A field whose
@@ -69,10 +70,6 @@ const (
 
 // Header numbers and bits the parser reads.
 const (
-	ipv6ExtHopByHop      = 0
-	ipv6ExtRouting       = 43
-	ipv6ExtFragment      = 44
-	ipv6ExtDestination   = 60
 	ipv4FragOffsetMask   = 0x1fff
 	ipv4MoreFragments    = 0x2000
 	ipv6FragOffsetMask   = 0xfff8
@@ -102,7 +99,7 @@ func parse(frame []byte, p *Packet) (reason string, off int) {
 	copy(p.SrcMAC[:], frame[6:12])
 	et := be16(frame, 12)
 	off = ethernetHeaderLength
-	for (et == policy.EtherTypeVLAN || et == policy.EtherTypeQinQ) && p.Tags < 2 {
+	for (et == wire.EtherTypeVLAN || et == wire.EtherTypeQinQ) && p.Tags < 2 {
 		if off+4 > n {
 			return reasonVLANShort, off
 		}
@@ -113,9 +110,9 @@ func parse(frame []byte, p *Packet) (reason string, off int) {
 	}
 	p.EtherType = et
 	switch et {
-	case policy.EtherTypeIPv4:
+	case wire.EtherTypeIPv4:
 		return parseIPv4(frame, off, p)
-	case policy.EtherTypeIPv6:
+	case wire.EtherTypeIPv6:
 		return parseIPv6(frame, off, p)
 	}
 	return "", 0
@@ -193,7 +190,7 @@ func parseIPv6(frame []byte, l3 int, p *Packet) (string, int) {
 walk:
 	for {
 		switch nh {
-		case ipv6ExtHopByHop, ipv6ExtRouting, ipv6ExtDestination:
+		case wire.IPv6ExtHopByHop, wire.IPv6ExtRouting, wire.IPv6ExtDestOpts:
 			if exts == policy.MaxIPv6ExtHdrs {
 				return reasonIPv6ExtCount, cur
 			}
@@ -207,7 +204,7 @@ walk:
 			}
 			nh = frame[cur]
 			cur += hlen
-		case ipv6ExtFragment:
+		case wire.IPv6ExtFragment:
 			if exts == policy.MaxIPv6ExtHdrs {
 				return reasonIPv6ExtCount, cur
 			}
@@ -239,7 +236,7 @@ walk:
 // parseL4 reads the layer-4 header at o, bounded by the IP packet's end.
 func parseL4(frame []byte, o, end int, p *Packet) (string, int) {
 	switch {
-	case p.Proto == policy.ProtoTCP:
+	case p.Proto == wire.ProtoTCP:
 		if o+20 > end {
 			return reasonTCPShort, o
 		}
@@ -252,17 +249,17 @@ func parseL4(frame []byte, o, end int, p *Packet) (string, int) {
 		}
 		p.HasPorts, p.SrcPort, p.DstPort = true, be16(frame, o), be16(frame, o+2)
 		p.HasTCPFlags, p.TCPFlags = true, frame[o+13]
-	case p.Proto == policy.ProtoUDP:
+	case p.Proto == wire.ProtoUDP:
 		if o+8 > end {
 			return reasonUDPShort, o
 		}
 		p.HasPorts, p.SrcPort, p.DstPort = true, be16(frame, o), be16(frame, o+2)
-	case p.Proto == policy.ProtoICMP && p.Family == 4:
+	case p.Proto == wire.ProtoICMP && p.Family == 4:
 		if o+8 > end {
 			return reasonICMPShort, o
 		}
 		p.HasICMP, p.ICMPType, p.ICMPCode = true, frame[o], frame[o+1]
-	case p.Proto == policy.ProtoICMPv6 && p.Family == 6:
+	case p.Proto == wire.ProtoICMPv6 && p.Family == 6:
 		if o+8 > end {
 			return reasonICMPv6Short, o
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/wire"
 )
 
 var cmpAddr = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
@@ -22,9 +23,9 @@ func want6(proto uint8, length uint32, mods ...func(*Packet)) *Packet {
 }
 
 func wantIP(family int, src, dst string, proto uint8, length uint32, mods ...func(*Packet)) *Packet {
-	et := uint16(policy.EtherTypeIPv4)
+	et := uint16(wire.EtherTypeIPv4)
 	if family == 6 {
-		et = policy.EtherTypeIPv6
+		et = wire.EtherTypeIPv6
 	}
 	p := &Packet{
 		DstMAC: testDstMAC, SrcMAC: testSrcMAC, EtherType: et, Family: family,
@@ -75,8 +76,8 @@ func withVLAN(ids ...uint16) func(*Packet) {
 func withTTL(ttl uint8) func(*Packet) { return func(p *Packet) { p.TTL = ttl } }
 
 const (
-	syn    = policy.TCPSyn
-	synAck = policy.TCPSyn | policy.TCPAck
+	syn    = wire.TCPSyn
+	synAck = wire.TCPSyn | wire.TCPAck
 	// IPv4 flags and offset field: more fragments, and an offset of 1480
 	// bytes (185 units of 8).
 	mf       = 0x2000
@@ -102,9 +103,9 @@ var parseCases = []parseCase{
 	{name: "ethernet 13 bytes", frame: ether(0x0800)[:13], malformed: bad(reasonEthernetShort, 0)},
 	{name: "ethernet header only", frame: ether(0x88cc), want: wantL2(0x88cc)},
 	{name: "lldp padded", frame: pad(ether(0x88cc), 60), want: wantL2(0x88cc)},
-	{name: "arp", frame: ether(policy.EtherTypeARP, zeros(28)), want: wantL2(policy.EtherTypeARP)},
-	{name: "arp in vlan", frame: ether(0x8100, tag(0, 7, policy.EtherTypeARP), zeros(28)),
-		want: wantL2(policy.EtherTypeARP, withVLAN(7))},
+	{name: "arp", frame: ether(wire.EtherTypeARP, zeros(28)), want: wantL2(wire.EtherTypeARP)},
+	{name: "arp in vlan", frame: ether(0x8100, tag(0, 7, wire.EtherTypeARP), zeros(28)),
+		want: wantL2(wire.EtherTypeARP, withVLAN(7))},
 	{name: "vlan tag cut", frame: ether(0x8100, []byte{0, 10}), malformed: bad(reasonVLANShort, 14)},
 	{name: "vlan tag without payload", frame: ether(0x8100, tag(0, 10, 0x88cc)), want: wantL2(0x88cc, withVLAN(10))},
 	{name: "second vlan tag cut", frame: ether(0x88a8, tag(0, 10, 0x8100), []byte{0, 20, 8}),

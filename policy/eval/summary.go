@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // Defaults of the packet syntax (docs/packets.md) that Summary leaves out.
@@ -38,7 +39,7 @@ func (p *Packet) Summary() string {
 		fmt.Fprintf(&b, "vlan %d ", p.VLAN[i])
 	}
 	switch {
-	case p.Family == 0 && p.EtherType == policy.EtherTypeARP:
+	case p.Family == 0 && p.EtherType == wire.EtherTypeARP:
 		b.WriteString("arp")
 		return b.String()
 	case p.Family == 0:
@@ -92,9 +93,6 @@ func (p *Packet) payloadLength() int {
 	return n
 }
 
-// tcpFlagLetters are tcpdump's letters for the TCP flags, lowest bit first.
-const tcpFlagLetters = "FSRPAUEC"
-
 // flagLetters renders a TCP flags byte in tcpdump letters, "." for none.
 func flagLetters(flags uint8) string {
 	if flags == 0 {
@@ -103,7 +101,7 @@ func flagLetters(flags uint8) string {
 	var b []byte
 	for i := range 8 {
 		if flags&(1<<i) != 0 {
-			b = append(b, tcpFlagLetters[i])
+			b = append(b, wire.TCPFlagLetters[i])
 		}
 	}
 	return string(b)
@@ -112,40 +110,12 @@ func flagLetters(flags uint8) string {
 // icmpTypeText names an ICMP (family 4) or ICMPv6 (family 6) type, or gives
 // its number.
 func icmpTypeText(family int, t uint8) string {
-	names := icmpTypeNames
+	names := wire.ICMPTypes
 	if family == 6 {
-		names = icmpv6TypeNames
+		names = wire.ICMPv6Types
 	}
-	if n, ok := names[t]; ok {
+	if n, ok := names.Name(uint16(t)); ok {
 		return n
 	}
 	return fmt.Sprint(t)
-}
-
-var icmpTypeNames = map[uint8]string{
-	0:  "echo-reply",
-	3:  "dest-unreachable",
-	4:  "source-quench",
-	5:  "redirect",
-	8:  "echo-request",
-	9:  "router-advertisement",
-	10: "router-solicitation",
-	11: "time-exceeded",
-	12: "parameter-problem",
-	13: "timestamp-request",
-	14: "timestamp-reply",
-}
-
-var icmpv6TypeNames = map[uint8]string{
-	1:   "dest-unreachable",
-	2:   "packet-too-big",
-	3:   "time-exceeded",
-	4:   "parameter-problem",
-	128: "echo-request",
-	129: "echo-reply",
-	133: "router-solicitation",
-	134: "router-advertisement",
-	135: "neighbor-solicitation",
-	136: "neighbor-advertisement",
-	137: "redirect",
 }

@@ -1,4 +1,4 @@
-package compiler
+package artifact
 
 import (
 	"bytes"
@@ -366,10 +366,12 @@ const (
 // marshalBTFExt returns the .BTF.ext section: one func_info record for the
 // program and the line_info records of the instructions' source comments.
 // The first instruction always has a line_info, as the kernel requires.
+// A record's file is the policy's name (an artifact names no path), its
+// line and column those the comment starts with, if any.
 func (a *Artifact) marshalBTFExt(fnID btf.TypeID, strs *btfStrings) []byte {
 	le := binary.LittleEndian
 	secName := strs.add(ProgramSection)
-	file := strs.add(a.Manifest.Source)
+	file := strs.add(fmt.Sprintf("policy %q", a.Manifest.Policy))
 
 	funcInfo := le.AppendUint32(nil, btfFuncInfoSize)
 	funcInfo = le.AppendUint32(funcInfo, secName)
@@ -392,7 +394,7 @@ func (a *Artifact) marshalBTFExt(fnID btf.TypeID, strs *btfStrings) []byte {
 		records = le.AppendUint32(records, uint32(iter.Offset)*asm.InstructionSize)
 		records = le.AppendUint32(records, file)
 		records = le.AppendUint32(records, strs.add(line))
-		records = le.AppendUint32(records, 0) // line and column unknown
+		records = le.AppendUint32(records, lineCol(line))
 		n++
 	}
 	lineInfo := le.AppendUint32(nil, btfLineInfoSize)
@@ -411,6 +413,16 @@ func (a *Artifact) marshalBTFExt(fnID btf.TypeID, strs *btfStrings) []byte {
 	ext = le.AppendUint32(ext, 0)                                   // core_relo_len
 	ext = append(ext, funcInfo...)
 	return append(ext, lineInfo...)
+}
+
+// lineCol is the line_col field of a line_info record (line << 10 |
+// column, 0 when unknown) for a source comment.
+func lineCol(src string) uint32 {
+	p, ok := SourcePos(src)
+	if !ok || p.Line >= 1<<22 {
+		return 0
+	}
+	return uint32(p.Line)<<10 | uint32(min(p.Col, 1<<10-1))
 }
 
 // btfStrings appends strings to the string section of marshalled BTF, which
@@ -523,7 +535,7 @@ func (o *elfObject) add(s *elfSection) { o.sections = append(o.sections, s) }
 func (o *elfObject) index(s *elfSection) int {
 	i := slices.Index(o.sections, s)
 	if i < 0 {
-		panic(fmt.Sprintf("compiler: section %s not in object", s.name))
+		panic(fmt.Sprintf("artifact: section %s not in object", s.name))
 	}
 	return i + 1
 }
@@ -538,7 +550,7 @@ func (o *elfObject) encode() ([]byte, error) {
 	}
 	last := o.sections[len(o.sections)-1]
 	if last.name != ".shstrtab" {
-		panic("compiler: .shstrtab must be the last section")
+		panic("artifact: .shstrtab must be the last section")
 	}
 	last.data = shstrtab.bytes()
 

@@ -1,4 +1,4 @@
-package compiler
+package artifact
 
 import (
 	"fmt"
@@ -11,7 +11,12 @@ import (
 // (L<offset>) on every jump target, the target after every jump and each
 // run of instructions headed by their source comment. It holds nothing
 // host-dependent (map loads show the map's name, not a descriptor).
-func (a *Artifact) Disassemble() string {
+func (a *Artifact) Disassemble() string { return a.DisassembleIn("") }
+
+// DisassembleIn is Disassemble with file, the policy file the program was
+// compiled from, named in every source comment that starts with a
+// position (SourceInFile).
+func (a *Artifact) DisassembleIn(file string) string {
 	type line struct {
 		offset int
 		ins    asm.Instruction
@@ -35,7 +40,7 @@ func (a *Artifact) Disassemble() string {
 		}
 		if src := l.ins.Source(); src != nil && src.String() != source {
 			source = src.String()
-			fmt.Fprintf(&b, "\t; %s\n", source)
+			fmt.Fprintf(&b, "\t; %s\n", SourceInFile(file, source))
 		}
 		text := formatInstruction(l.ins)
 		if t, ok := jumpTarget(&l.ins, l.offset); ok {
@@ -64,19 +69,4 @@ func formatInstruction(ins asm.Instruction) string {
 		return fmt.Sprintf("LoadMapPtr dst: %s map: %s", ins.Dst, ins.Reference())
 	}
 	return fmt.Sprint(ins)
-}
-
-// SourceOf returns the source comment of the instruction at raw offset off
-// (as a verifier log counts), or "" when there is none.
-func (a *Artifact) SourceOf(off int) string {
-	iter := a.Instructions.Iterate()
-	for iter.Next() {
-		if int(iter.Offset) == off {
-			if src := iter.Ins.Source(); src != nil {
-				return src.String()
-			}
-			return ""
-		}
-	}
-	return ""
 }

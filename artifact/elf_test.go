@@ -1,4 +1,4 @@
-package compiler_test
+package artifact_test
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,10 +19,12 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/policy"
 )
@@ -61,7 +64,7 @@ const (
 // up as an IPv4 address in the LPM trie src_v4 (slot 1, pass), then port 80
 // in the hash ports (slot 2, pass), else drops (slot 0), and counts the
 // packet and its bytes in the per-CPU array counters.
-func lookupArtifact() *compiler.Artifact {
+func lookupArtifact() *artifact.Artifact {
 	const (
 		rCtx  = asm.R6 // the context, then the counter slot
 		rData = asm.R7
@@ -118,52 +121,94 @@ func lookupArtifact() *compiler.Artifact {
 		asm.Mov.Imm(asm.R0, xdpDrop),
 		asm.Return().WithSymbol("exit"),
 	}
-	return &compiler.Artifact{
+	return &artifact.Artifact{
 		Program:      "xdpc_lookup",
 		License:      "GPL",
 		Instructions: insns,
-		Maps: []compiler.Map{
-			{Name: "counters", Type: compiler.MapPerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 3, Key: u32Type, Value: counterType},
-			{Name: "src_v4", Type: compiler.MapLPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Flags: compiler.MapFlagNoPrealloc, Key: lpmV4KeyType, Value: u8Type},
-			{Name: "ports", Type: compiler.MapHash, KeySize: 2, ValueSize: 1, MaxEntries: 16, Key: u16Type, Value: u8Type},
+		Maps: []artifact.Map{
+			{Name: "counters", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 3, Key: u32Type, Value: counterType},
+			{Name: "src_v4", Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 1, MaxEntries: 16, Flags: artifact.MapFlagNoPrealloc, Key: lpmV4KeyType, Value: u8Type},
+			{Name: "ports", Type: ebpf.Hash, KeySize: 2, ValueSize: 1, MaxEntries: 16, Key: u16Type, Value: u8Type},
 		},
-		Manifest: compiler.Manifest{
-			Format:  compiler.ManifestFormat,
+		Manifest: artifact.Manifest{
+			Format:  artifact.ManifestFormat,
 			Policy:  "edge",
 			Hash:    "sha256:0123",
-			Source:  "edge.hcl",
 			Program: "xdpc_lookup",
-			Counters: compiler.CounterTable{Map: "counters", Slots: []compiler.CounterSlot{
-				{Slot: slotDefault, Name: "default", Kind: compiler.SlotDefault},
-				{Slot: slotPrefix, Name: "from_lab", Kind: compiler.SlotRule, Pos: "edge.hcl:10:3"},
-				{Slot: slotPort, Name: "web", Kind: compiler.SlotRule, Pos: "edge.hcl:14:3"},
+			Counters: artifact.CounterTable{Map: "counters", Slots: []artifact.CounterSlot{
+				{Slot: slotDefault, Name: "default", Kind: artifact.SlotDefault},
+				{Slot: slotPrefix, Name: "from_lab", Kind: artifact.SlotRule, Pos: artifact.Pos{Line: 10, Col: 3}},
+				{Slot: slotPort, Name: "web", Kind: artifact.SlotRule, Pos: artifact.Pos{Line: 14, Col: 3}},
 			}},
-			Sets: []compiler.SetMap{
-				{Set: "lab", Type: "cidr", MaxElements: 16, V4Map: "src_v4", Elements: []string{"10.0.0.0/8"}},
-				{Set: "web", Type: "port", MaxElements: 16, Map: "ports", Elements: []string{"80"}},
+			Sets: []artifact.SetMap{
+				{Set: "lab", Type: artifact.SetCIDR, MaxElements: 16, V4Map: "src_v4",
+					Elements: artifact.Elements{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}},
+				{Set: "web", Type: artifact.SetPort, MaxElements: 16, Map: "ports",
+					Elements: artifact.Elements{Ports: []artifact.PortRange{{Lo: 80, Hi: 80}}}},
 			},
-			Interfaces: []compiler.InterfaceBinding{{Name: "eth0", Mode: "native"}},
+			Interfaces: []artifact.InterfaceBinding{{Name: "eth0", Mode: "native"}},
 		},
 	}
 }
 
 // passArtifact returns the smallest artifact: no maps, always XDP_PASS.
-func passArtifact() *compiler.Artifact {
-	return &compiler.Artifact{
+func passArtifact() *artifact.Artifact {
+	return &artifact.Artifact{
 		Program: "xdpc_pass",
 		Instructions: asm.Instructions{
 			asm.Mov.Imm(asm.R0, xdpPass),
 			asm.Return(),
 		},
-		Manifest: compiler.Manifest{Format: compiler.ManifestFormat, Policy: "open", Program: "xdpc_pass"},
+		Manifest: artifact.Manifest{Format: artifact.ManifestFormat, Policy: "open", Program: "xdpc_pass"},
 	}
 }
 
-// compiledPolicy uses every kind of map the compiler emits.
+// kindsArtifact returns an artifact with one map of every kind, made from
+// the kinds table as the compiler makes them, each loaded by the program
+// (which then passes every frame).
+func kindsArtifact() *artifact.Artifact {
+	maps := []artifact.Map{
+		artifact.MapCounters.Map("counters", 2),
+		artifact.MapCIDRv4.Map("nets_v4", 4),
+		artifact.MapCIDRv6.Map("nets_v6", 4),
+		artifact.MapPorts.Map("ports", 4),
+		artifact.MapMACs.Map("macs", 4),
+		artifact.MapRedirect.Map("redirect", 1),
+	}
+	var insns asm.Instructions
+	for _, m := range maps {
+		insns = append(insns, asm.LoadMapPtr(asm.R1, 0).WithReference(m.Name))
+	}
+	insns = append(insns, asm.Mov.Imm(asm.R0, xdpPass), asm.Return())
+	return &artifact.Artifact{
+		Program:      "xdpc_kinds",
+		Instructions: insns,
+		Maps:         maps,
+		Manifest: artifact.Manifest{
+			Format:  artifact.ManifestFormat,
+			Policy:  "kinds",
+			Program: "xdpc_kinds",
+			Counters: artifact.CounterTable{Map: "counters", Slots: []artifact.CounterSlot{
+				{Slot: 0, Name: "default", Kind: artifact.SlotDefault},
+				{Slot: 1, Name: "malformed", Kind: artifact.SlotMalformed},
+			}},
+			Sets: []artifact.SetMap{
+				{Set: "nets", Type: artifact.SetCIDR, MaxElements: 4, V4Map: "nets_v4", V6Map: "nets_v6", Dynamic: true},
+				{Set: "ports", Type: artifact.SetPort, MaxElements: 4, Map: "ports", Dynamic: true},
+				{Set: "macs", Type: artifact.SetMAC, MaxElements: 4, Map: "macs", Dynamic: true},
+			},
+			RedirectMap: "redirect",
+			Redirects:   []artifact.RedirectTarget{{Key: 0, Interface: "eth1"}},
+		},
+	}
+}
+
+// compiledPolicy uses every kind of map the compiler emits, an
+// IPv4-mapped set element, a count rule and a redirect.
 const compiledPolicy = `
 set "blocklist" {
   type     = "cidr"
-  elements = ["198.51.100.0/24", "2001:db8:bad::/48"]
+  elements = ["198.51.100.0/24", "2001:db8:bad::/48", "::ffff:192.0.2.1"]
 }
 
 set "services" {
@@ -193,6 +238,15 @@ policy "edge" {
     src_mac = set.routers
     action  = "pass"
   }
+  rule "udp" {
+    proto  = "udp"
+    action = "count"
+  }
+  rule "scrub" {
+    proto  = "gre"
+    action = "redirect"
+    to     = "scrub0"
+  }
   rule "arp" {
     ether_type = "arp"
     action     = "pass"
@@ -201,13 +255,13 @@ policy "edge" {
 `
 
 // compiledArtifact compiles compiledPolicy.
-func compiledArtifact(t *testing.T) *compiler.Artifact {
+func compiledArtifact(t *testing.T) *artifact.Artifact {
 	t.Helper()
 	return compileSource(t, compiledPolicy)
 }
 
 // compileSource compiles the first policy of src.
-func compileSource(t *testing.T, src string) *compiler.Artifact {
+func compileSource(t *testing.T, src string) *artifact.Artifact {
 	t.Helper()
 	cfg, diags := policy.Load("policy.hcl", []byte(src), policy.LoadOptions{})
 	if diags.HasErrors() {
@@ -222,16 +276,17 @@ func compileSource(t *testing.T, src string) *compiler.Artifact {
 
 // testArtifacts are the artifacts every ELF test runs on: hand-written
 // ones that isolate the object format, and a compiled policy.
-func testArtifacts(t *testing.T) map[string]*compiler.Artifact {
+func testArtifacts(t *testing.T) map[string]*artifact.Artifact {
 	t.Helper()
-	return map[string]*compiler.Artifact{
+	return map[string]*artifact.Artifact{
 		"lookup":   lookupArtifact(),
 		"pass":     passArtifact(),
+		"kinds":    kindsArtifact(),
 		"compiled": compiledArtifact(t),
 	}
 }
 
-func writeELF(t *testing.T, a *compiler.Artifact) []byte {
+func writeELF(t *testing.T, a *artifact.Artifact) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := a.WriteELF(&buf); err != nil {
@@ -241,7 +296,7 @@ func writeELF(t *testing.T, a *compiler.Artifact) []byte {
 }
 
 // writeELFFile writes a's object to a temporary file and returns its path.
-func writeELFFile(t *testing.T, a *compiler.Artifact) string {
+func writeELFFile(t *testing.T, a *artifact.Artifact) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), a.Program+".o")
 	if err := os.WriteFile(path, writeELF(t, a), 0o644); err != nil {
@@ -275,12 +330,12 @@ func TestWriteELFKeepsArtifact(t *testing.T) {
 }
 
 func TestWriteELFRejects(t *testing.T) {
-	tests := map[string]func(a *compiler.Artifact){
-		"no program name": func(a *compiler.Artifact) { a.Program = "" },
-		"duplicate map":   func(a *compiler.Artifact) { a.Maps[1].Name = "counters" },
-		"unknown map":     func(a *compiler.Artifact) { a.Maps = a.Maps[:2] },
-		"key size":        func(a *compiler.Artifact) { a.Maps[0].KeySize = 8 },
-		"undefined label": func(a *compiler.Artifact) { a.Instructions[len(a.Instructions)-1] = asm.Return() },
+	tests := map[string]func(a *artifact.Artifact){
+		"no program name": func(a *artifact.Artifact) { a.Program = "" },
+		"duplicate map":   func(a *artifact.Artifact) { a.Maps[1].Name = "counters" },
+		"unknown map":     func(a *artifact.Artifact) { a.Maps = a.Maps[:2] },
+		"key size":        func(a *artifact.Artifact) { a.Maps[0].KeySize = 8 },
+		"undefined label": func(a *artifact.Artifact) { a.Instructions[len(a.Instructions)-1] = asm.Return() },
 	}
 	for name, breakIt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -296,11 +351,11 @@ func TestWriteELFRejects(t *testing.T) {
 func TestReadManifest(t *testing.T) {
 	for name, a := range testArtifacts(t) {
 		t.Run(name, func(t *testing.T) {
-			got, err := compiler.ReadManifest(bytes.NewReader(writeELF(t, a)))
+			got, err := artifact.ReadManifest(bytes.NewReader(writeELF(t, a)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(&a.Manifest, got); diff != "" {
+			if diff := cmp.Diff(&a.Manifest, got, equatePrefixes); diff != "" {
 				t.Errorf("manifest (-want +got):\n%s", diff)
 			}
 		})
@@ -309,7 +364,7 @@ func TestReadManifest(t *testing.T) {
 
 func TestReadManifestRejects(t *testing.T) {
 	future := passArtifact()
-	future.Manifest.Format = compiler.ManifestFormat + 1
+	future.Manifest.Format = artifact.ManifestFormat + 1
 	tests := map[string][]byte{
 		"not elf":        []byte("not an object file at all, just some text"),
 		"future format":  writeELF(t, future),
@@ -317,7 +372,7 @@ func TestReadManifestRejects(t *testing.T) {
 	}
 	for name, data := range tests {
 		t.Run(name, func(t *testing.T) {
-			if _, err := compiler.ReadManifest(bytes.NewReader(data)); err == nil {
+			if _, err := artifact.ReadManifest(bytes.NewReader(data)); err == nil {
 				t.Fatal("ReadManifest succeeded, want an error")
 			}
 		})
@@ -342,7 +397,7 @@ func TestLoadCollectionSpec(t *testing.T) {
 
 			want := map[string]mapSpecFields{}
 			for _, m := range a.Maps {
-				want[m.Name] = mapSpecFields{m.Name, ebpf.MapType(m.Type), m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
+				want[m.Name] = mapSpecFields{m.Name, m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
 					typeName(m.Key), typeName(m.Value)}
 			}
 			got := map[string]mapSpecFields{}
@@ -362,7 +417,7 @@ func TestLoadCollectionSpec(t *testing.T) {
 				t.Fatalf("no program %q in %v", a.Program, spec.Programs)
 			}
 			gotProg := []any{prog.Type, prog.AttachType, prog.SectionName, prog.License}
-			wantProg := []any{ebpf.XDP, ebpf.AttachXDP, compiler.ProgramSection, "GPL"}
+			wantProg := []any{ebpf.XDP, ebpf.AttachXDP, artifact.ProgramSection, "GPL"}
 			if diff := cmp.Diff(wantProg, gotProg); diff != "" {
 				t.Errorf("program type, attach type, section, license (-want +got):\n%s", diff)
 			}
@@ -551,7 +606,7 @@ func TestIPLinkXDP(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			obj := writeELFFile(t, a)
 			ns := newVethNamespace(t)
-			load := exec.Command(ip, "-n", ns, "link", "set", "dev", "veth0", "xdp", "obj", obj, "sec", compiler.ProgramSection)
+			load := exec.Command(ip, "-n", ns, "link", "set", "dev", "veth0", "xdp", "obj", obj, "sec", artifact.ProgramSection)
 			if out, err := load.CombinedOutput(); err != nil {
 				t.Fatalf("%s: %v\n%s", load, err, out)
 			}
@@ -623,3 +678,81 @@ func typeName(typ btf.Type) string {
 	}
 	return typ.TypeName()
 }
+
+func TestRead(t *testing.T) {
+	for name, a := range testArtifacts(t) {
+		t.Run(name, func(t *testing.T) {
+			spec, manifest, err := artifact.Read(writeELF(t, a))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(&a.Manifest, manifest, equatePrefixes); diff != "" {
+				t.Errorf("manifest (-want +got):\n%s", diff)
+			}
+			var want, got []string
+			for _, m := range a.Maps {
+				want = append(want, m.Name)
+			}
+			for name := range spec.Maps {
+				got = append(got, name)
+			}
+			if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+				t.Errorf("maps (-want +got):\n%s", diff)
+			}
+			if spec.Programs[a.Program] == nil {
+				t.Errorf("no program %s", a.Program)
+			}
+		})
+	}
+}
+
+func TestReadRejects(t *testing.T) {
+	tests := map[string]func(a *artifact.Artifact){
+		"missing set map":    func(a *artifact.Artifact) { a.Manifest.Sets[0].V6Map = "src_v6" },
+		"missing counters":   func(a *artifact.Artifact) { a.Manifest.Counters.Map = "tally" },
+		"counters not array": func(a *artifact.Artifact) { a.Manifest.Counters.Map = "src_v4" },
+		"missing program":    func(a *artifact.Artifact) { a.Manifest.Program = "xdpc_other" },
+		"port set in a trie": func(a *artifact.Artifact) { a.Manifest.Sets[1].Map = "src_v4" },
+		"too few slots":      func(a *artifact.Artifact) { a.Maps[0].MaxEntries = 2 },
+		"slot twice":         func(a *artifact.Artifact) { a.Manifest.Counters.Slots[2].Slot = 1 },
+		"slot past the map":  func(a *artifact.Artifact) { a.Manifest.Counters.Slots[2].Slot = 3 },
+	}
+	for name, breakIt := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := lookupArtifact()
+			breakIt(a)
+			if _, _, err := artifact.Read(writeELF(t, a)); err == nil {
+				t.Fatal("Read succeeded, want an error")
+			}
+		})
+	}
+	if _, _, err := artifact.Read([]byte("not an object")); err == nil {
+		t.Error("Read of garbage succeeded, want an error")
+	}
+}
+
+// FuzzRead feeds mutated artifacts to the reader that `xdpc apply
+// ARTIFACT` uses: an error or a consistent spec and manifest, never a
+// panic.
+func FuzzRead(f *testing.F) {
+	for _, a := range []*artifact.Artifact{lookupArtifact(), passArtifact()} {
+		var buf bytes.Buffer
+		if err := a.WriteELF(&buf); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf.Bytes())
+	}
+	f.Add([]byte("\x7fELF"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		spec, m, err := artifact.Read(data)
+		if err != nil {
+			return
+		}
+		if spec.Programs[m.Program] == nil {
+			t.Fatalf("Read accepted an artifact without its program %q", m.Program)
+		}
+	})
+}
+
+// equatePrefixes compares netip values by ==, as cmp cannot look inside.
+var equatePrefixes = cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})
