@@ -62,7 +62,7 @@ Exit code 1 then says the change was rolled back.`,
 	}
 	pf.register(c)
 	rf.register(c)
-	c.Flags().DurationVar(&confirm, "confirm", 0, "restore the previous policy unless 'xdpc confirm' runs within this time")
+	durationVar(c.Flags(), &confirm, "confirm", 0, false, "restore the previous policy unless 'xdpc confirm' runs within this time")
 	return c
 }
 

@@ -6,7 +6,16 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
+
+// isolateRuntime points the runtime commands run by t at empty pin and
+// state directories of their own, so that nothing a test runs can touch
+// what is applied on the host.
+func isolateRuntime(t *testing.T) {
+	t.Setenv("XDPC_PIN_ROOT", t.TempDir())
+	t.Setenv("XDPC_STATE_DIR", t.TempDir())
+}
 
 // groups returns every command below root that has subcommands.
 func groups(c *cobra.Command) []*cobra.Command {
@@ -63,4 +72,45 @@ func TestHelpRefusesUnknownTopics(t *testing.T) {
 			t.Errorf("xdpc %s: exit %d, want %d; stderr %q", strings.Join(tc.args, " "), code, tc.code, stderr.String())
 		}
 	}
+}
+
+// TestDurationFlagsRefuseNonsense: a wait or an interval of zero or less
+// is a usage error, not a silent "off" or a busy loop.
+func TestDurationFlagsRefuseNonsense(t *testing.T) {
+	isolateRuntime(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apply", "--confirm", "0s", "p.hcl"}, `invalid argument "0s" for "--confirm" flag: must be longer than zero`},
+		{[]string{"apply", "--confirm", "-5s", "p.hcl"}, `invalid argument "-5s" for "--confirm" flag: must not be negative`},
+		{[]string{"stats", "--watch", "0"}, `"--watch" flag: must be longer than zero`},
+		{[]string{"stats", "--watch", "-1s"}, `"--watch" flag: must not be negative`},
+		{[]string{"stats", "--watch", "1s", "--count", "-2"}, `--count -2: want a number of reports`},
+		{[]string{"detach", "--lock-wait", "-1s"}, `"--lock-wait" flag: must not be negative`},
+		{[]string{"apply", "--lock-wait", "soon", "p.hcl"}, `"--lock-wait" flag: not a duration`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(tc.args, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("xdpc %s: exit %d, stderr %q; want exit %d and %q", strings.Join(tc.args, " "), code, stderr.String(), exitUsage, tc.want)
+		}
+	}
+}
+
+// TestEveryDurationFlagIsChecked keeps new duration flags honest: each
+// is a durationFlag, which refuses negative (and most zero) values.
+func TestEveryDurationFlagIsChecked(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if _, ok := f.Value.(durationFlag); f.Value.Type() == "duration" && !ok {
+				t.Errorf("%s --%s is a plain duration flag; register it with durationVar", c.CommandPath(), f.Name)
+			}
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCommand(new(bytes.Buffer), new(bytes.Buffer)))
 }

@@ -29,7 +29,7 @@ func (f *runtimeFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.pinRoot, "pin-root", pin, "bpffs directory of xdpc's pins (env XDPC_PIN_ROOT)")
 	c.Flags().StringVar(&f.stateDir, "state-dir", state, "directory of xdpc's lock and records (env XDPC_STATE_DIR)")
 	c.Flags().StringVar(&f.netns, "netns", "", "network namespace (as in /run/netns) of the interfaces")
-	c.Flags().DurationVar(&f.lockWait, "lock-wait", 30*time.Second, "how long to wait while another xdpc changes attachments")
+	durationVar(c.Flags(), &f.lockWait, "lock-wait", 30*time.Second, true, "how long to wait while another xdpc changes attachments (0: fail at once)")
 }
 
 func (f *runtimeFlags) options() runtime.Options {

@@ -32,7 +32,10 @@ interfaces that run it and kept across applies for rules that still exist.
 until interrupted or --count reports.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			if watch <= 0 {
+			if count < 0 {
+				return usageError(fmt.Errorf("--count %d: want a number of reports, 0 for until interrupted", count))
+			}
+			if watch == 0 {
 				stats, err := runtime.Stats(rf.options())
 				if err != nil {
 					return runtimeError(err)
@@ -44,7 +47,7 @@ until interrupted or --count reports.`,
 	}
 	rf.register(c)
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per policy")
-	c.Flags().DurationVar(&watch, "watch", 0, "repeat every interval, with rates")
+	durationVar(c.Flags(), &watch, "watch", 0, false, "repeat every interval, with rates")
 	c.Flags().IntVar(&count, "count", 0, "with --watch, stop after this many reports (0: until interrupted)")
 	return c
 }
