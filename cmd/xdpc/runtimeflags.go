@@ -39,7 +39,7 @@ func (f *runtimeFlags) options() runtime.Options {
 // runtimeError gives a runtime error its exit code: a problem with what
 // the user asked for is 1, anything else (kernel, files, lock) is 3.
 func runtimeError(err error) error {
-	for _, user := range []error{runtime.ErrNoInterface, runtime.ErrNotDynamic, runtime.ErrNothingPending,
+	for _, user := range []error{runtime.ErrNoInterface, runtime.ErrNoNetns, runtime.ErrNotDynamic, runtime.ErrNothingPending,
 		runtime.ErrNoSuchSet, runtime.ErrBadElement, runtime.ErrSetFull} {
 		if errors.Is(err, user) {
 			return policyError(err)

@@ -23,13 +23,14 @@ func newStatsCommand() *cobra.Command {
 		count  int
 	)
 	c := &cobra.Command{
-		Use:   "stats [--json] [--watch INTERVAL [--count N]]",
+		Use:   "stats [--json] [--watch INTERVAL [--count N]] [--netns NAME]",
 		Short: "Show per-rule packet and byte counters of the applied policies",
 		Long: `Show the packets and bytes each rule of every applied policy counted (and
 the default and malformed verdicts). A policy's counters are shared by the
 interfaces that run it and kept across applies for rules that still exist.
 --watch repeats every INTERVAL with rates (packets and bytes per second)
-until interrupted or --count reports.`,
+until interrupted or --count reports. --netns shows the policies attached in
+that namespace (their counters still count every interface running them).`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if count < 0 {
