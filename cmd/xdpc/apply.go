@@ -61,7 +61,7 @@ Exit code 1 then says the change was rolled back.`,
 		},
 	}
 	pf.register(c)
-	rf.register(c)
+	rf.register(c, runtimeUse{})
 	durationVar(c.Flags(), &confirm, "confirm", 0, false, "restore the previous policy unless 'xdpc confirm' runs within this time")
 	return c
 }
@@ -98,7 +98,10 @@ func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) ([]byt
 	if err != nil {
 		return nil, policyError(err)
 	}
-	if bytes.HasPrefix(data, []byte("\x7fELF")) {
+	if isArtifact(data) {
+		if err := pf.refuseForArtifact(c, path); err != nil {
+			return nil, err
+		}
 		return data, nil
 	}
 	cfg, p, err := loadPolicy(c, path, pf)
@@ -115,6 +118,9 @@ func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) ([]byt
 	}
 	return elf.Bytes(), nil
 }
+
+// isArtifact reports whether data is an ELF object rather than a policy.
+func isArtifact(data []byte) bool { return bytes.HasPrefix(data, []byte("\x7fELF")) }
 
 // applyError reports a failed apply; a verifier rejection gets its log.
 func applyError(c *cobra.Command, err error) error {

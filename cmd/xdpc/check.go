@@ -11,11 +11,19 @@ func newCheckCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "check POLICY",
 		Short: "Decode and validate a policy; print diagnostics as file:line:col",
-		Args:  exactArgs(1, "one policy file"),
+		Long: `Decode, validate and lint every policy of the file and print diagnostics as
+file:line:col with the source line. -var sets variables as build does;
+--policy NAME checks that the file has that policy.`,
+		Args: exactArgs(1, "one policy file"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg, err := loadConfig(c, args[0], &pf)
 			if err != nil {
 				return err
+			}
+			if pf.policy != "" {
+				if _, err := selectPolicy(cfg, pf.policy); err != nil {
+					return err
+				}
 			}
 			rules := 0
 			for _, p := range cfg.Policies {

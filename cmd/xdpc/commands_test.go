@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -113,4 +115,44 @@ func TestEveryDurationFlagIsChecked(t *testing.T) {
 		}
 	}
 	walk(newRootCommand(new(bytes.Buffer), new(bytes.Buffer)))
+}
+
+// TestInertFlagsAreRefused: a flag that would do nothing for what the
+// command was given is a usage error that says why, not ignored.
+func TestInertFlagsAreRefused(t *testing.T) {
+	isolateRuntime(t)
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "edge.hcl")
+	art := filepath.Join(dir, "edge.o")
+	if err := os.WriteFile(pol, []byte("variable \"port\" {\n  default = 22\n}\n\npolicy \"edge\" {\n  default = \"pass\"\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"build", "-o", art, pol}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("build: exit %d: %s", code, stderr.String())
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apply", "-var", "port=23", art}, "-var does nothing for it"},
+		{[]string{"apply", "--policy", "edge", art}, "--policy does nothing for it"},
+		{[]string{"status", "--lock-wait", "5s"}, "xdpc status takes no --lock-wait: it only reads"},
+		{[]string{"stats", "--lock-wait", "5s"}, "xdpc stats takes no --lock-wait"},
+		{[]string{"set", "add", "--netns", "x", "s", "1"}, "xdpc set add takes no --netns: a policy's sets are shared"},
+		{[]string{"set", "del", "--netns", "x", "s", "1"}, "xdpc set del takes no --netns"},
+		{[]string{"set", "list", "--netns", "x", "s"}, "xdpc set list takes no --netns"},
+		{[]string{"set", "list", "--lock-wait", "1s", "s"}, "xdpc set list takes no --lock-wait"},
+		{[]string{"confirm", "--netns", "x"}, "xdpc confirm takes no --netns"},
+		{[]string{"stats", "--count", "2"}, "--count counts the reports of --watch"},
+		{[]string{"explain", "--index", "2", pol, "udp 10.0.0.1:1 > 10.0.0.2:2"}, "--index picks a packet of --pcap"},
+		{[]string{"check", "--policy", "nosuch", pol}, "--policy nosuch: no such policy"},
+	} {
+		stdout.Reset()
+		stderr.Reset()
+		code := run(tc.args, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("xdpc %s: exit %d, stderr %q; want exit %d and %q", strings.Join(tc.args, " "), code, stderr.String(), exitUsage, tc.want)
+		}
+	}
 }

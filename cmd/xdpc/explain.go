@@ -35,6 +35,9 @@ or as raw frame bytes with --hex, or as packet N of a capture with --pcap FILE -
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
+			if c.Flags().Changed("index") && pcap == "" {
+				return usageError(fmt.Errorf("explain: --index picks a packet of --pcap FILE; give --pcap too"))
+			}
 			_, p, err := loadPolicy(c, args[0], &pf)
 			if err != nil {
 				return err

@@ -2,8 +2,10 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -46,3 +48,23 @@ func (f durationFlag) String() string {
 }
 
 func (durationFlag) Type() string { return "duration" }
+
+// refuseFlag registers name as a hidden flag that c has no use for, so
+// that giving it is a usage error saying why (c ignores it) rather than a
+// silent no-op or a bare "unknown flag".
+func refuseFlag(c *cobra.Command, name, why string) {
+	c.Flags().String(name, "", "")
+	if err := c.Flags().MarkHidden(name); err != nil {
+		panic(err)
+	}
+	prev := c.PreRunE
+	c.PreRunE = func(c *cobra.Command, args []string) error {
+		if c.Flags().Changed(name) {
+			return usageError(fmt.Errorf("%s takes no --%s: %s", c.CommandPath(), name, why))
+		}
+		if prev != nil {
+			return prev(c, args)
+		}
+		return nil
+	}
+}

@@ -24,6 +24,19 @@ func (f *policyFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.policy, "policy", "", "which policy of the file to use (needed when it has several)")
 }
 
+// refuseForArtifact refuses -var and --policy when the command was given
+// the artifact at path: it was compiled with its variables' values and
+// holds exactly one policy, so both would do nothing.
+func (f *policyFlags) refuseForArtifact(c *cobra.Command, path string) error {
+	switch {
+	case len(f.vars) > 0:
+		return usageError(fmt.Errorf("%s: %s is an artifact, compiled with its variables' values: -var does nothing for it; give -var to 'xdpc build', or give %s the policy file", c.Name(), path, c.Name()))
+	case f.policy != "":
+		return usageError(fmt.Errorf("%s: %s is an artifact of one policy: --policy does nothing for it; give --policy to 'xdpc build', or give %s the policy file", c.Name(), path, c.Name()))
+	}
+	return nil
+}
+
 // loadOptions turns -var flags into policy.LoadOptions.
 func (f *policyFlags) loadOptions() (policy.LoadOptions, error) {
 	opts := policy.LoadOptions{Vars: map[string]string{}}

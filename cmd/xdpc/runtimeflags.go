@@ -18,7 +18,20 @@ type runtimeFlags struct {
 	lockWait                 time.Duration
 }
 
-func (f *runtimeFlags) register(c *cobra.Command) {
+// runtimeUse says why a command has no use for --netns or --lock-wait;
+// an empty reason means it uses the flag. A flag a command has no use for
+// is refused with its reason, never ignored.
+type runtimeUse struct {
+	noNetns, noLockWait string
+}
+
+// Reasons shared by several commands.
+const (
+	setsEverywhere = "a policy's sets are shared by every interface that runs it, in every namespace"
+	readsOnly      = "it only reads, and waits for no lock"
+)
+
+func (f *runtimeFlags) register(c *cobra.Command, use runtimeUse) {
 	pin, state := os.Getenv("XDPC_PIN_ROOT"), os.Getenv("XDPC_STATE_DIR")
 	if pin == "" {
 		pin = runtime.DefaultPinRoot
@@ -28,8 +41,16 @@ func (f *runtimeFlags) register(c *cobra.Command) {
 	}
 	c.Flags().StringVar(&f.pinRoot, "pin-root", pin, "bpffs directory of xdpc's pins (env XDPC_PIN_ROOT)")
 	c.Flags().StringVar(&f.stateDir, "state-dir", state, "directory of xdpc's lock and records (env XDPC_STATE_DIR)")
-	c.Flags().StringVar(&f.netns, "netns", "", "network namespace (as in /run/netns) of the interfaces")
-	durationVar(c.Flags(), &f.lockWait, "lock-wait", 30*time.Second, true, "how long to wait while another xdpc changes attachments (0: fail at once)")
+	if use.noNetns == "" {
+		c.Flags().StringVar(&f.netns, "netns", "", "network namespace (as in /run/netns) of the interfaces")
+	} else {
+		refuseFlag(c, "netns", use.noNetns)
+	}
+	if use.noLockWait == "" {
+		durationVar(c.Flags(), &f.lockWait, "lock-wait", 30*time.Second, true, "how long to wait while another xdpc changes attachments (0: fail at once)")
+	} else {
+		refuseFlag(c, "lock-wait", use.noLockWait)
+	}
 }
 
 func (f *runtimeFlags) options() runtime.Options {

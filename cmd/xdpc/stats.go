@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,6 +34,9 @@ until interrupted or --count reports. --netns shows the policies attached in
 that namespace (their counters still count every interface running them).`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if c.Flags().Changed("count") && watch == 0 {
+				return usageError(errors.New("--count counts the reports of --watch; give --watch INTERVAL too"))
+			}
 			if count < 0 {
 				return usageError(fmt.Errorf("--count %d: want a number of reports, 0 for until interrupted", count))
 			}
@@ -46,7 +50,7 @@ that namespace (their counters still count every interface running them).`,
 			return watchStats(c, rf.options(), watch, count, asJSON)
 		},
 	}
-	rf.register(c)
+	rf.register(c, runtimeUse{noLockWait: readsOnly})
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per policy")
 	durationVar(c.Flags(), &watch, "watch", 0, false, "repeat every interval, with rates")
 	c.Flags().IntVar(&count, "count", 0, "with --watch, stop after this many reports (0: until interrupted)")

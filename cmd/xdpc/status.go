@@ -58,7 +58,7 @@ detach IFACE' cleans it up.`,
 			return w.Flush()
 		},
 	}
-	rf.register(c)
+	rf.register(c, runtimeUse{noLockWait: readsOnly})
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per attachment")
 	return c
 }
