@@ -64,6 +64,12 @@ func diagBadVarOverride(name, raw, why string) *hcl.Diagnostic {
 
 // Declarations.
 
+func diagNoPolicy(filename string) *hcl.Diagnostic {
+	start := hcl.Pos{Line: 1, Column: 1, Byte: 0}
+	return errorAt(hcl.Range{Filename: filename, Start: start, End: start}, "No policy",
+		"The file declares no policy block, so there is nothing to check, build or apply; add policy \"NAME\" { default = \"drop\" ... }.")
+}
+
 func diagDuplicate(kind, name string, rng, first hcl.Range) *hcl.Diagnostic {
 	article := "A"
 	if strings.IndexByte("aeiou", kind[0]) >= 0 {

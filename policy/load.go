@@ -93,6 +93,9 @@ func (l *loader) load(src []byte) {
 	for _, b := range byType["nat"] {
 		l.add(diagNotSupported("The nat block", b.DefRange))
 	}
+	if len(byType["policy"]) == 0 && !l.diags.HasErrors() {
+		l.add(diagNoPolicy(l.cfg.Filename))
+	}
 	if !l.diags.HasErrors() {
 		l.lint()
 	}
