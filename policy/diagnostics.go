@@ -52,6 +52,21 @@ func diagReadFile(path string, err error) *hcl.Diagnostic {
 		Detail: fmt.Sprintf("Reading %s failed: %v.", path, err)}
 }
 
+func diagFileTooLarge(path string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Policy file too large",
+		Detail: fmt.Sprintf("%s is larger than %d MiB, more than any policy needs; is it the right file? Put long lists of addresses in a dynamic set.", path, MaxFileSize>>20)}
+}
+
+func diagNotText(rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Not a text file",
+		"The file holds a NUL byte, so it is not a policy but binary data (an artifact, a capture?); give the policy's .hcl file.")
+}
+
+func diagTooManyErrors() *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Too many errors",
+		Detail: fmt.Sprintf("Stopped after %d errors; fix these and check again.", MaxErrors)}
+}
+
 func diagUnknownVarOverride(name string, known []string) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown variable in -var",
 		Detail: fmt.Sprintf("The policy declares no variable %q, so -var %s=... cannot set it.%s", name, name, didYouMean(name, known))}

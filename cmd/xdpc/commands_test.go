@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,6 +154,35 @@ func TestInertFlagsAreRefused(t *testing.T) {
 		code := run(tc.args, &stdout, &stderr)
 		if code != exitUsage || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("xdpc %s: exit %d, stderr %q; want exit %d and %q", strings.Join(tc.args, " "), code, stderr.String(), exitUsage, tc.want)
+		}
+	}
+}
+
+// TestGarbageInputIsBounded gives check and fmt a megabyte of random bytes
+// and a megabyte-long line: each says what is wrong in a few lines (exit
+// 1), rather than printing megabytes of diagnostics.
+func TestGarbageInputIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	random := make([]byte, 1<<20)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range random {
+		random[i] = byte(r.Uint32())
+	}
+	files := map[string][]byte{
+		"random.hcl":   random,
+		"longline.hcl": bytes.Repeat([]byte("a"), 1<<20),
+	}
+	for name, data := range files {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range []string{"check", "fmt", "build"} {
+			var stdout, stderr bytes.Buffer
+			code := run([]string{cmd, path}, &stdout, &stderr)
+			if code != exitPolicy || stderr.Len() > 4<<10 || stdout.Len() > 0 {
+				t.Errorf("xdpc %s %s: exit %d, %d bytes on stdout, %d on stderr; want exit 1 and a few lines:\n%.2000s", cmd, name, code, stdout.Len(), stderr.Len(), stderr.String())
+			}
 		}
 	}
 }

@@ -2,12 +2,9 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"sort"
 	"strings"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/xdpc/xdpc/policy"
@@ -57,26 +54,18 @@ func loadConfig(c *cobra.Command, path string, f *policyFlags) (*policy.Config, 
 	if err != nil {
 		return nil, err
 	}
-	cfg, diags := policy.LoadFile(path, opts)
-	if err := printDiagnostics(c.ErrOrStderr(), path, diags); err != nil {
+	src, diags := policy.ReadFile(path)
+	if !diags.HasErrors() {
+		var cfg *policy.Config
+		cfg, diags = policy.Load(path, src, opts)
+		if !diags.HasErrors() {
+			return cfg, policy.WriteDiagnostics(c.ErrOrStderr(), map[string][]byte{path: src}, diags)
+		}
+	}
+	if err := policy.WriteDiagnostics(c.ErrOrStderr(), map[string][]byte{path: src}, diags); err != nil {
 		return nil, err
 	}
-	if diags.HasErrors() || cfg == nil {
-		return nil, silentExit(exitPolicy)
-	}
-	return cfg, nil
-}
-
-// printDiagnostics renders diags with source snippets of path.
-func printDiagnostics(w io.Writer, path string, diags hcl.Diagnostics) error {
-	if len(diags) == 0 {
-		return nil
-	}
-	files := map[string][]byte{}
-	if src, err := os.ReadFile(path); err == nil {
-		files[path] = src
-	}
-	return policy.WriteDiagnostics(w, files, diags)
+	return nil, silentExit(exitPolicy)
 }
 
 // loadPolicy loads the policy file at path as loadConfig does and picks
