@@ -99,6 +99,11 @@ func diagDuplicateRule(name, policy string, rng, first hcl.Range) *hcl.Diagnosti
 		"Policy %q already has a rule named %q on line %d; rule names must be unique within a policy.", policy, name, lineOf(first))
 }
 
+func diagReservedRuleName(name string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Reserved rule name",
+		"%q names the policy's built-in %s counter in stats, replay and the manifest, so a rule cannot be called that; choose another name.", name, name)
+}
+
 func diagMissingVarValue(name string, rng hcl.Range) *hcl.Diagnostic {
 	return errorAt(rng, "Variable has no value",
 		"Variable %q has no default; give it one or set it with -var %s=VALUE.", name, name)
