@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/runtime"
 )
 
@@ -108,15 +107,8 @@ func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	art, err := compiler.Compile(cfg, p, compiler.Options{})
-	if err != nil {
-		return nil, policyError(err)
-	}
-	var elf bytes.Buffer
-	if err := art.WriteELF(&elf); err != nil {
-		return nil, &exitError{exitSystem, err}
-	}
-	return elf.Bytes(), nil
+	elf, _, err := compilePolicy(c, cfg, p)
+	return elf, err
 }
 
 // isArtifact reports whether data is an ELF object rather than a policy.

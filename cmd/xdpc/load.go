@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/xdpc/xdpc/policy"
@@ -50,22 +51,33 @@ func (f *policyFlags) loadOptions() (policy.LoadOptions, error) {
 // loadConfig reads and checks the policy file at path, printing its
 // diagnostics (warnings too) to stderr. It fails when there are errors.
 func loadConfig(c *cobra.Command, path string, f *policyFlags) (*policy.Config, error) {
-	opts, err := f.loadOptions()
+	cfg, src, diags, err := readConfig(path, f)
 	if err != nil {
 		return nil, err
-	}
-	src, diags := policy.ReadFile(path)
-	if !diags.HasErrors() {
-		var cfg *policy.Config
-		cfg, diags = policy.Load(path, src, opts)
-		if !diags.HasErrors() {
-			return cfg, policy.WriteDiagnostics(c.ErrOrStderr(), map[string][]byte{path: src}, diags)
-		}
 	}
 	if err := policy.WriteDiagnostics(c.ErrOrStderr(), map[string][]byte{path: src}, diags); err != nil {
 		return nil, err
 	}
-	return nil, silentExit(exitPolicy)
+	if diags.HasErrors() {
+		return nil, silentExit(exitPolicy)
+	}
+	return cfg, nil
+}
+
+// readConfig reads and checks the policy file at path with the -var
+// values of f. It returns the source it read (nil when it could not) for
+// the diagnostics' snippets; the Config only when there are no errors.
+func readConfig(path string, f *policyFlags) (*policy.Config, []byte, hcl.Diagnostics, error) {
+	opts, err := f.loadOptions()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	src, diags := policy.ReadFile(path)
+	if diags.HasErrors() {
+		return nil, nil, diags, nil
+	}
+	cfg, diags := policy.Load(path, src, opts)
+	return cfg, src, diags, nil
 }
 
 // loadPolicy loads the policy file at path as loadConfig does and picks
