@@ -52,6 +52,9 @@ and to the server's network, 10.200.2.0/24.`,
 			if topology != lab.TopologyHost && backend != lab.BackendLab {
 				return usageError(fmt.Errorf("--topology is for the lab backend, not %s", backend))
 			}
+			if err := requireBackendCaps(c, backend); err != nil {
+				return err
+			}
 			cfg, p, err := loadPolicy(c, args[0], &pf)
 			if err != nil {
 				return err

@@ -51,6 +51,22 @@ func (f *runtimeFlags) register(c *cobra.Command, use runtimeUse) {
 	} else {
 		refuseFlag(c, "lock-wait", use.noLockWait)
 	}
+	// Every command that operates what is applied reads pinned BPF
+	// objects: without the capabilities it would fail on an EPERM, or
+	// report "nothing attached" for records it cannot read.
+	prev := c.PreRunE
+	c.PreRunE = func(c *cobra.Command, args []string) error {
+		if prev != nil {
+			if err := prev(c, args); err != nil {
+				return err
+			}
+		}
+		caps := capsBPF
+		if f.netns != "" {
+			caps = capsBPFNetns
+		}
+		return requireCaps(commandName(c), caps)
+	}
 }
 
 func (f *runtimeFlags) options() runtime.Options {
