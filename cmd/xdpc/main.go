@@ -108,6 +108,7 @@ Exit codes: 0 success, 1 the policy or input is wrong, 3 the host failed,
 		newConfirmCommand(),
 		newTestCommand(),
 		newLabCommand(),
+		newVersionCommand(),
 	)
 	// Made now rather than when Execute runs, so that they get the same
 	// treatment as the other commands.
