@@ -51,13 +51,16 @@ func (e FrameSizeError) Error() string {
 // decision, as in the kernel backend; the frame's arrival or absence
 // confirms it.
 type labBackend struct {
-	p       *policy.Policy
-	prog    *runtime.TestProgram
-	topo    *Topology
-	xdp     link.Link
-	inj     *injector
-	recv    *capture
-	timeout time.Duration
+	slots slotMeaning
+	// testRunFirst runs each frame under BPF_PROG_TEST_RUN before sending
+	// it, for the XDP action an artifact's slots need (see artifactSlots).
+	testRunFirst bool
+	prog         *runtime.TestProgram
+	topo         *Topology
+	xdp          link.Link
+	inj          *injector
+	recv         *capture
+	timeout      time.Duration
 	// targets capture what leaves through each redirect target; sinks are
 	// the pass programs on their far ends.
 	targets map[string]*capture
@@ -71,18 +74,24 @@ type labBackend struct {
 // NewLabBackend builds a topology, attaches p's compiled program to its DUT
 // and returns a backend that replays frames through it. Close tears it all
 // down.
-func NewLabBackend(cfg *policy.Config, p *policy.Policy, opts LabOptions) (b Backend, err error) {
+func NewLabBackend(cfg *policy.Config, p *policy.Policy, opts LabOptions) (Backend, error) {
+	prog, err := loadProgram(cfg, p)
+	if err != nil {
+		return nil, err
+	}
+	return newLabBackendOf(prog, policySlots{p}, false, opts)
+}
+
+// newLabBackendOf attaches prog, whose slots mean what slots says, in a
+// new topology; it owns prog from then on.
+func newLabBackendOf(prog *runtime.TestProgram, slots slotMeaning, testRunFirst bool, opts LabOptions) (b Backend, err error) {
 	if opts.Topology == "" {
 		opts.Topology = TopologyHost
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
 	}
-	prog, err := loadProgram(cfg, p)
-	if err != nil {
-		return nil, err
-	}
-	l := &labBackend{p: p, prog: prog, timeout: opts.Timeout}
+	l := &labBackend{slots: slots, testRunFirst: testRunFirst, prog: prog, timeout: opts.Timeout}
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -157,6 +166,14 @@ func (l *labBackend) Run(frame []byte) (Verdict, error) {
 	if err := l.expectQuiet("before the frame was sent"); err != nil {
 		return Verdict{}, err
 	}
+	var action uint32
+	if l.testRunFirst {
+		out, err := l.prog.Run(frame)
+		if err != nil {
+			return Verdict{}, err
+		}
+		action = out.Action
+	}
 	before, err := l.prog.Counters()
 	if err != nil {
 		return Verdict{}, err
@@ -165,7 +182,7 @@ func (l *labBackend) Run(frame []byte) (Verdict, error) {
 		return Verdict{}, err
 	}
 	deadline := time.Now().Add(l.timeout)
-	v, err := l.awaitDecision(frame, before, deadline)
+	v, err := l.awaitDecision(frame, before, action, deadline)
 	if err != nil {
 		return Verdict{}, err
 	}
@@ -192,14 +209,14 @@ func (l *labBackend) Run(frame []byte) (Verdict, error) {
 
 // awaitDecision polls the counters until a deciding slot moved, or until
 // deadline.
-func (l *labBackend) awaitDecision(frame []byte, before []runtime.Counter, deadline time.Time) (Verdict, error) {
+func (l *labBackend) awaitDecision(frame []byte, before []runtime.Counter, action uint32, deadline time.Time) (Verdict, error) {
 	for {
 		after, err := l.prog.Counters()
 		if err != nil {
 			return Verdict{}, err
 		}
 		moved := runtime.MovedSlots(before, after)
-		v, err := decide(l.p, frame, moved)
+		v, err := l.slots.decide(frame, moved, action)
 		if err == nil {
 			return v, nil
 		}

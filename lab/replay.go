@@ -157,7 +157,7 @@ func summarize(frame []byte) string {
 // kernelBackend runs the compiled program under BPF_PROG_TEST_RUN and reads
 // the decision back from the counters that moved.
 type kernelBackend struct {
-	p     *policy.Policy
+	slots slotMeaning
 	prog  *runtime.TestProgram
 	probe *linearProbe
 }
@@ -167,12 +167,18 @@ func newKernelBackend(cfg *policy.Config, p *policy.Policy) (*kernelBackend, err
 	if err != nil {
 		return nil, err
 	}
+	return newKernelBackendOf(prog, policySlots{p})
+}
+
+// newKernelBackendOf runs prog, whose slots mean what slots says; it owns
+// prog from then on.
+func newKernelBackendOf(prog *runtime.TestProgram, slots slotMeaning) (*kernelBackend, error) {
 	probe, err := newLinearProbe()
 	if err != nil {
 		prog.Close()
 		return nil, err
 	}
-	return &kernelBackend{p: p, prog: prog, probe: probe}, nil
+	return &kernelBackend{slots: slots, prog: prog, probe: probe}, nil
 }
 
 // CompileError is a policy the compiler cannot express (a list too long to
@@ -216,13 +222,35 @@ func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
 	if err != nil {
 		return Verdict{}, err
 	}
-	v, err := decide(k.p, frame, out.Moved)
+	v, err := k.slots.decide(frame, out.Moved, out.Action)
 	if err != nil {
 		return Verdict{}, fmt.Errorf("%w (program returned %d)", err, out.Action)
 	}
+	return v, nil
+}
+
+// slotMeaning turns the counter slots that moved for a frame into a
+// Verdict: from the policy, which says what every rule decides, or from
+// an artifact's manifest, which names the slots but leaves the verdict to
+// the XDP action the program returned.
+type slotMeaning interface {
+	// decide builds the verdict on frame from the slots that moved and
+	// the action the program returned (0 when the backend cannot see it:
+	// the lab, for a policy).
+	decide(frame []byte, moved []int, action uint32) (Verdict, error)
+}
+
+// policySlots are the slots of a policy compiled from its source.
+type policySlots struct{ p *policy.Policy }
+
+func (s policySlots) decide(frame []byte, moved []int, action uint32) (Verdict, error) {
+	v, err := decide(s.p, frame, moved)
+	if err != nil || action == 0 {
+		return v, err
+	}
 	want := map[policy.Action]uint32{policy.ActionPass: xdpPass, policy.ActionDrop: xdpDrop, policy.ActionRedirect: xdpRedirect}[v.Action]
-	if out.Action != want {
-		return Verdict{}, fmt.Errorf("program returned %d but counted the packet on %q (%s)", out.Action, v.Rule, v.Verdict)
+	if action != want {
+		return Verdict{}, fmt.Errorf("program returned %d but counted the packet on %q (%s)", action, v.Rule, v.Verdict)
 	}
 	return v, nil
 }

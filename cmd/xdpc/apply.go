@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -93,26 +94,40 @@ func waitConfirm(c *cobra.Command, opts runtime.Options, p *runtime.Pending, d t
 // readPolicyOrArtifact returns the artifact at path, or compiles the
 // policy there.
 func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, policyError(err)
-	}
-	if isArtifact(data) {
-		if err := pf.refuseForArtifact(c, path); err != nil {
-			return nil, err
-		}
-		return data, nil
+	elf, err := readArtifact(c, path, pf)
+	if err != nil || elf != nil {
+		return elf, err
 	}
 	cfg, p, err := loadPolicy(c, path, pf)
 	if err != nil {
 		return nil, err
 	}
-	elf, _, err := compilePolicy(c, cfg, p)
+	elf, _, err = compilePolicy(c, cfg, p)
 	return elf, err
 }
 
-// isArtifact reports whether data is an ELF object rather than a policy.
-func isArtifact(data []byte) bool { return bytes.HasPrefix(data, []byte("\x7fELF")) }
+// readArtifact returns the artifact at path, or nil when path holds no
+// ELF object (a policy, then). -var and --policy are refused for an
+// artifact: they would do nothing.
+func readArtifact(c *cobra.Command, path string, pf *policyFlags) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, policyError(err)
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	if _, err := io.ReadFull(f, magic); err != nil || !bytes.Equal(magic, []byte("\x7fELF")) {
+		return nil, nil // not an artifact; the policy loader reports what it is
+	}
+	if err := pf.refuseForArtifact(c, path); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, policyError(err)
+	}
+	return data, nil
+}
 
 // applyError reports a failed apply; a verifier rejection gets its log.
 func applyError(c *cobra.Command, err error) error {

@@ -21,7 +21,7 @@ func newReplayCommand() *cobra.Command {
 		jsonOut  bool
 	)
 	c := &cobra.Command{
-		Use:   "replay [--backend reference|kernel|lab] [--topology host|router] [--json] POLICY IN.pcap",
+		Use:   "replay [--backend reference|kernel|lab] [--topology host|router] [--json] POLICY|ARTIFACT IN.pcap",
 		Short: "Decide a verdict for every packet of a capture",
 		Long: `Replay every frame of a pcap or pcapng capture through a policy and print
 one line per packet: index, verdict, deciding rule ("default" or "malformed"
@@ -40,8 +40,14 @@ on the router's outside veth: a passed frame is followed through the
 router's forwarding to the server, and its line ends with "rewritten to"
 and the frame as it arrived (new MACs, TTL one lower). Such frames must be
 addressed to the router (02:00:00:00:00:02, the default destination MAC)
-and to the server's network, 10.200.2.0/24.`,
-		Args: exactArgs(2, "a policy file and a capture"),
+and to the server's network, 10.200.2.0/24.
+
+An artifact written by 'xdpc build' replays on the kernel and lab backends:
+the verdict is the XDP action its program returns, the rule the counter it
+moved. The reference backend needs the policy file, as does an artifact
+that redirects to several interfaces (its manifest does not record which
+rule sends where).`,
+		Args: exactArgs(2, "a policy file (or artifact) and a capture"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if !slices.Contains(lab.Backends(), backend) {
 				return usageError(lab.UnknownBackendError(backend))
@@ -55,22 +61,14 @@ and to the server's network, 10.200.2.0/24.`,
 			if err := requireBackendCaps(c, backend); err != nil {
 				return err
 			}
-			cfg, p, err := loadPolicy(c, args[0], &pf)
+			b, err := replayBackend(c, args[0], &pf, backend, lab.LabOptions{Topology: topology})
 			if err != nil {
 				return err
 			}
 			frames, err := lab.ReadPcapFile(args[1])
 			if err != nil {
+				b.Close()
 				return policyError(err)
-			}
-			var b lab.Backend
-			if backend == lab.BackendLab {
-				b, err = lab.NewLabBackend(cfg, p, lab.LabOptions{Topology: topology})
-			} else {
-				b, err = lab.NewBackend(backend, cfg, p)
-			}
-			if err != nil {
-				return backendError(c.ErrOrStderr(), err)
 			}
 			defer b.Close()
 			verdicts := lab.Replay(b, frames)
@@ -96,6 +94,35 @@ and to the server's network, 10.200.2.0/24.`,
 	return c
 }
 
+// replayBackend sets up the backend for the policy or artifact at path.
+func replayBackend(c *cobra.Command, path string, pf *policyFlags, backend string, opts lab.LabOptions) (lab.Backend, error) {
+	elf, err := readArtifact(c, path, pf)
+	if err != nil {
+		return nil, err
+	}
+	var b lab.Backend
+	switch {
+	case elf != nil:
+		b, err = lab.NewArtifactBackend(backend, elf, opts)
+	case backend == lab.BackendLab:
+		cfg, p, lerr := loadPolicy(c, path, pf)
+		if lerr != nil {
+			return nil, lerr
+		}
+		b, err = lab.NewLabBackend(cfg, p, opts)
+	default:
+		cfg, p, lerr := loadPolicy(c, path, pf)
+		if lerr != nil {
+			return nil, lerr
+		}
+		b, err = lab.NewBackend(backend, cfg, p)
+	}
+	if err != nil {
+		return nil, backendError(c.ErrOrStderr(), err)
+	}
+	return b, nil
+}
+
 func printVerdict(w io.Writer, v lab.Verdict, jsonOut bool) error {
 	if jsonOut {
 		// Summaries hold '>': keep them readable rather than HTML-safe.
@@ -116,6 +143,9 @@ func backendError(w io.Writer, err error) error {
 	}
 	if _, ok := errors.AsType[lab.CompileError](err); ok {
 		return policyError(err)
+	}
+	if errors.Is(err, lab.ErrNeedsPolicy) {
+		return usageError(err)
 	}
 	if rej, ok := errors.AsType[*runtime.VerifierRejection](err); ok {
 		fmt.Fprint(w, rej.Report())
