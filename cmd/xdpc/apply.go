@@ -122,11 +122,11 @@ func readArtifact(c *cobra.Command, path string, pf *policyFlags) ([]byte, error
 	if err := pf.refuseForArtifact(c, path); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
+	rest, err := io.ReadAll(f)
 	if err != nil {
 		return nil, policyError(err)
 	}
-	return data, nil
+	return append(magic, rest...), nil
 }
 
 // applyError reports a failed apply; a verifier rejection gets its log.

@@ -61,14 +61,17 @@ rule sends where).`,
 			if err := requireBackendCaps(c, backend); err != nil {
 				return err
 			}
-			b, err := replayBackend(c, args[0], &pf, backend, lab.LabOptions{Topology: topology})
+			newBackend, err := replaySource(c, args[0], &pf, backend, lab.LabOptions{Topology: topology})
 			if err != nil {
 				return err
 			}
 			frames, err := lab.ReadPcapFile(args[1])
 			if err != nil {
-				b.Close()
 				return policyError(err)
+			}
+			b, err := newBackend()
+			if err != nil {
+				return backendError(c.ErrOrStderr(), err)
 			}
 			defer b.Close()
 			verdicts := lab.Replay(b, frames)
@@ -94,33 +97,24 @@ rule sends where).`,
 	return c
 }
 
-// replayBackend sets up the backend for the policy or artifact at path.
-func replayBackend(c *cobra.Command, path string, pf *policyFlags, backend string, opts lab.LabOptions) (lab.Backend, error) {
+// replaySource reads the policy or artifact at path and returns what
+// sets up the backend for it, to call once the capture has been read.
+func replaySource(c *cobra.Command, path string, pf *policyFlags, backend string, opts lab.LabOptions) (func() (lab.Backend, error), error) {
 	elf, err := readArtifact(c, path, pf)
 	if err != nil {
 		return nil, err
 	}
-	var b lab.Backend
-	switch {
-	case elf != nil:
-		b, err = lab.NewArtifactBackend(backend, elf, opts)
-	case backend == lab.BackendLab:
-		cfg, p, lerr := loadPolicy(c, path, pf)
-		if lerr != nil {
-			return nil, lerr
-		}
-		b, err = lab.NewLabBackend(cfg, p, opts)
-	default:
-		cfg, p, lerr := loadPolicy(c, path, pf)
-		if lerr != nil {
-			return nil, lerr
-		}
-		b, err = lab.NewBackend(backend, cfg, p)
+	if elf != nil {
+		return func() (lab.Backend, error) { return lab.NewArtifactBackend(backend, elf, opts) }, nil
 	}
+	cfg, p, err := loadPolicy(c, path, pf)
 	if err != nil {
-		return nil, backendError(c.ErrOrStderr(), err)
+		return nil, err
 	}
-	return b, nil
+	if backend == lab.BackendLab {
+		return func() (lab.Backend, error) { return lab.NewLabBackend(cfg, p, opts) }, nil
+	}
+	return func() (lab.Backend, error) { return lab.NewBackend(backend, cfg, p) }, nil
 }
 
 func printVerdict(w io.Writer, v lab.Verdict, jsonOut bool) error {

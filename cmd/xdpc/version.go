@@ -31,7 +31,7 @@ type buildVersion struct {
 	// built without VCS information.
 	Commit     string `json:"commit,omitempty"`
 	CommitTime string `json:"commit_time,omitempty"`
-	Modified   bool   `json:"modified,omitempty"`
+	Modified   bool   `json:"modified"`
 	Go         string `json:"go"`
 	Platform   string `json:"platform"`
 	// Static is false when the binary links C libraries (CGO_ENABLED=1).
@@ -75,7 +75,7 @@ func (v buildVersion) write(w io.Writer) {
 	fmt.Fprintf(w, "xdpc %s\n", v.Version)
 	switch {
 	case v.Commit == "":
-		fmt.Fprintln(w, "commit unknown: built without VCS information (outside a git checkout, or with -buildvcs=false)")
+		fmt.Fprintln(w, "commit unknown: built without VCS information (outside a git clone, in a git worktree, or with -buildvcs=false; scripts/release.sh stamps it)")
 	case v.Modified:
 		fmt.Fprintf(w, "commit %s (%s), with uncommitted changes\n", v.Commit, v.CommitTime)
 	default:

@@ -24,7 +24,7 @@ func TestVersionText(t *testing.T) {
 			"commit 3ad25ed1b2c3d4e5f60718293a4b5c6d7e8f9012 (2026-12-01T23:00:00Z), with uncommitted changes\n" +
 			"go1.26.8 " + versionOf(nil).Platform + ", static\n"},
 		{bare, "xdpc (devel)\n" +
-			"commit unknown: built without VCS information (outside a git checkout, or with -buildvcs=false)\n" +
+			"commit unknown: built without VCS information (outside a git clone, in a git worktree, or with -buildvcs=false; scripts/release.sh stamps it)\n" +
 			"go1.26.8 " + versionOf(nil).Platform + ", dynamically linked (cgo)\n"},
 	} {
 		var b bytes.Buffer
