@@ -98,7 +98,7 @@ func buildProgram(cfg *policy.Config, p *policy.Policy, opts Options) (*Program,
 	mergeRanges(prog)
 	dropImpliedTests(prog)
 	moveLongListsToMaps(prog, opts.inlineValues())
-	if err := checkInlineCompares(prog, cfg.Filename); err != nil {
+	if err := checkInlineCompares(prog, p); err != nil {
 		return nil, err
 	}
 	if err := allocateSetMaps(prog); err != nil {

@@ -2,6 +2,7 @@ package compiler_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"github.com/cilium/ebpf/asm"
 	"slices"
@@ -120,6 +121,11 @@ func TestCompileRefusesHugeInlineLists(t *testing.T) {
 	want := `compile policy "p": p.hcl:4:14 rule "sizes": length needs 4098 comparisons, more than the 4096 the kernel verifies in one test; split the list over several rules`
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v\nwant %s", err, want)
+	}
+	// check reports it as a diagnostic at the list.
+	le, ok := errors.AsType[*compiler.LimitError](err)
+	if !ok || le.Rule != "sizes" || le.Subject.Start.Line != 4 || le.Subject.Start.Column != 14 {
+		t.Errorf("error %#v, want a LimitError of rule sizes at 4:14", err)
 	}
 }
 

@@ -172,9 +172,9 @@ func moveLongListsToMaps(prog *Program, limit int) {
 func isPortField(f policy.Field) bool { return f == policy.FieldSrcPort || f == policy.FieldDstPort }
 
 // checkInlineCompares refuses a test that needs more than
-// MaxInlineCompares conditional jumps (see inlineCompares); it names the
-// policy file, the rule and the field.
-func checkInlineCompares(prog *Program, file string) error {
+// MaxInlineCompares conditional jumps (see inlineCompares) with a
+// LimitError at the field's value in p.
+func checkInlineCompares(prog *Program, p *policy.Policy) error {
 	var err error
 	forEachTest(prog, func(r *Rule, t *Test) {
 		if n := inlineCompares(t); err == nil && n > MaxInlineCompares {
@@ -182,8 +182,8 @@ func checkInlineCompares(prog *Program, file string) error {
 			if t.Field.Kind() == policy.KindMAC {
 				advice = "put the addresses in a set of type mac"
 			}
-			err = fmt.Errorf("%s:%s rule %q: %s needs %d comparisons, more than the %d the kernel verifies in one test; %s",
-				file, t.Pos, r.Name, t.Field, n, MaxInlineCompares, advice)
+			err = &LimitError{Rule: r.Name, Subject: matchRange(p, r.Name, t.Field),
+				Reason: fmt.Sprintf("%s needs %d comparisons, more than the %d the kernel verifies in one test; %s", t.Field, n, MaxInlineCompares, advice)}
 		}
 	})
 	return err

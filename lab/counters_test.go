@@ -6,35 +6,36 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// namesLikeSlots has rules named like the fallback verdicts' slots.
-const namesLikeSlots = `
+// countAndDrop has a count rule and a deciding rule besides the fallback
+// verdicts. (Rules cannot be named "default" or "malformed": the
+// language refuses names of the built-in counters.)
+const countAndDrop = `
 policy "names" {
   default   = "pass"
   malformed = "drop"
 
-  rule "malformed" {
+  rule "tcp-seen" {
     proto  = "tcp"
     action = "count"
   }
 
-  rule "default" {
+  rule "no-udp" {
     proto  = "udp"
     action = "drop"
   }
 }
 `
 
-// TestCountersBySlot replays frames through a policy whose rules are named
-// "default" and "malformed" on the reference and kernel backends: the
-// tallied and the kernel's counters agree slot by slot, so a decision is
-// attributed by its slot, never by its name.
+// TestCountersBySlot replays frames through a policy on the reference and
+// kernel backends: the tallied and the kernel's counters agree slot by
+// slot, count rules, deciding rules and fallbacks alike.
 func TestCountersBySlot(t *testing.T) {
-	cfg, p := loadTestPolicy(t, namesLikeSlots)
+	cfg, p := loadTestPolicy(t, countAndDrop)
 	var frames []Frame
 	for i, line := range []string{
-		"udp 10.0.0.1:1 > 10.0.0.2:2",          // rule "default": drop
-		"udp 10.0.0.1:1 > 10.0.0.2:3",          // rule "default": drop
-		"tcp 10.0.0.1:1 > 10.0.0.2:22 flags S", // count "malformed", then the default verdict
+		"udp 10.0.0.1:1 > 10.0.0.2:2",          // rule "no-udp": drop
+		"udp 10.0.0.1:1 > 10.0.0.2:3",          // rule "no-udp": drop
+		"tcp 10.0.0.1:1 > 10.0.0.2:22 flags S", // count "tcp-seen", then the default verdict
 		"arp",                                  // the default verdict
 		"icmp 10.0.0.1 > 10.0.0.2 type echo-request",
 	} {

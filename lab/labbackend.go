@@ -72,16 +72,22 @@ type labBackend struct {
 // NewLabBackend builds a topology, attaches p's compiled program to its DUT
 // and returns a backend that replays frames through it. Close tears it all
 // down.
-func NewLabBackend(cfg *policy.Config, p *policy.Policy, opts LabOptions) (b Backend, err error) {
+func NewLabBackend(cfg *policy.Config, p *policy.Policy, opts LabOptions) (Backend, error) {
+	prog, err := loadProgram(cfg, p)
+	if err != nil {
+		return nil, err
+	}
+	return newLabBackendOf(prog, opts)
+}
+
+// newLabBackendOf attaches prog in a new topology; it owns prog from then
+// on.
+func newLabBackendOf(prog *runtime.TestProgram, opts LabOptions) (b Backend, err error) {
 	if opts.Topology == "" {
 		opts.Topology = TopologyHost
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
-	}
-	prog, err := loadProgram(cfg, p)
-	if err != nil {
-		return nil, err
 	}
 	l := &labBackend{prog: prog, slots: newSlotTable(prog.Manifest().Counters), timeout: opts.Timeout}
 	defer func() {

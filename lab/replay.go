@@ -176,6 +176,11 @@ func newKernelBackend(cfg *policy.Config, p *policy.Policy) (*kernelBackend, err
 	if err != nil {
 		return nil, err
 	}
+	return newKernelBackendOf(prog)
+}
+
+// newKernelBackendOf runs prog; it owns prog from then on.
+func newKernelBackendOf(prog *runtime.TestProgram) (*kernelBackend, error) {
 	probe, err := newLinearProbe()
 	if err != nil {
 		prog.Close()

@@ -54,6 +54,21 @@ func diagReadFile(path string, err error) *hcl.Diagnostic {
 		Detail: fmt.Sprintf("Reading %s failed: %v.", path, err)}
 }
 
+func diagFileTooLarge(path string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Policy file too large",
+		Detail: fmt.Sprintf("%s is larger than %d MiB, more than any policy needs; is it the right file? Put long lists of addresses in a dynamic set.", path, MaxFileSize>>20)}
+}
+
+func diagNotText(rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Not a text file",
+		"The file holds a NUL byte, so it is not a policy but binary data (an artifact, a capture?); give the policy's .hcl file.")
+}
+
+func diagTooManyErrors() *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Too many errors",
+		Detail: fmt.Sprintf("Stopped after %d errors; fix these and check again.", MaxErrors)}
+}
+
 func diagUnknownVarOverride(name string, known []string) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown variable in -var",
 		Detail: fmt.Sprintf("The policy declares no variable %q, so -var %s=... cannot set it.%s", name, name, didYouMean(name, known))}
@@ -65,6 +80,12 @@ func diagBadVarOverride(name, raw, why string) *hcl.Diagnostic {
 }
 
 // Declarations.
+
+func diagNoPolicy(filename string) *hcl.Diagnostic {
+	start := hcl.Pos{Line: 1, Column: 1, Byte: 0}
+	return errorAt(hcl.Range{Filename: filename, Start: start, End: start}, "No policy",
+		"The file declares no policy block, so there is nothing to check, build or apply; add policy \"NAME\" { default = \"drop\" ... }.")
+}
 
 func diagDuplicate(kind, name string, rng, first hcl.Range) *hcl.Diagnostic {
 	article := "A"
@@ -78,6 +99,11 @@ func diagDuplicate(kind, name string, rng, first hcl.Range) *hcl.Diagnostic {
 func diagDuplicateRule(name, policy string, rng, first hcl.Range) *hcl.Diagnostic {
 	return errorAt(rng, "Duplicate rule",
 		"Policy %q already has a rule named %q on line %d; rule names must be unique within a policy.", policy, name, lineOf(first))
+}
+
+func diagReservedRuleName(name string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Reserved rule name",
+		"%q names the policy's built-in %s counter in stats, replay and the manifest, so a rule cannot be called that; choose another name.", name, name)
 }
 
 func diagMissingVarValue(name string, rng hcl.Range) *hcl.Diagnostic {

@@ -22,7 +22,7 @@ func TestSetElementsFollowArtifact(t *testing.T) {
 	for typ, list := range texts {
 		for _, text := range list {
 			t.Run(fmt.Sprintf("%s %q", typ, text), func(t *testing.T) {
-				src := fmt.Sprintf("set \"s\" {\n  type     = %q\n  elements = [%s]\n}\n", typ, strconv.Quote(text))
+				src := fmt.Sprintf("set \"s\" {\n  type     = %q\n  elements = [%s]\n}\n\npolicy \"p\" {\n  default = \"pass\"\n}\n", typ, strconv.Quote(text))
 				cfg, diags := Load("sets.hcl", []byte(src), LoadOptions{})
 				want, err := artifact.ParseElements(typ, []string{text})
 				if diags.HasErrors() != (err != nil) {

@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"sort"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -15,14 +18,89 @@ type LoadOptions struct {
 	Vars map[string]string
 }
 
-// LoadFile reads the policy file at path and loads it with Load.
-// A read error is returned as a single diagnostic without a range.
-func LoadFile(path string, opts LoadOptions) (*Config, hcl.Diagnostics) {
-	src, err := os.ReadFile(path)
+// MaxFileSize is the largest policy file ReadFile reads: far more than
+// any policy needs (long lists of addresses belong in dynamic sets), and
+// little enough that a wrong file given by mistake is refused at once.
+const MaxFileSize = 8 << 20
+
+// MaxErrors is how many errors Load and Format report; past it they stop
+// with a "Too many errors" diagnostic, as compilers do, so that a file
+// that is not a policy at all gives a screenful, not megabytes.
+const MaxErrors = 20
+
+// textProbe is how much of a file ReadFile reads before it decides
+// whether the file is text at all.
+const textProbe = 64 << 10
+
+// ReadFile reads the policy file at path. A read error, a file larger
+// than MaxFileSize and a file that is not text (one with a NUL byte in
+// its first 64 KiB) are returned as a single diagnostic, having read no
+// more of the file than it took to tell.
+func ReadFile(path string) ([]byte, hcl.Diagnostics) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, hcl.Diagnostics{diagReadFile(path, err)}
 	}
+	defer f.Close()
+	src := make([]byte, textProbe)
+	n, err := io.ReadFull(f, src)
+	src = src[:n]
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return nil, hcl.Diagnostics{diagReadFile(path, err)}
+	}
+	if d := checkText(path, src); d != nil {
+		return nil, hcl.Diagnostics{d}
+	}
+	if n == textProbe {
+		var rest bytes.Buffer
+		if _, err := rest.ReadFrom(io.LimitReader(f, MaxFileSize-textProbe+1)); err != nil {
+			return nil, hcl.Diagnostics{diagReadFile(path, err)}
+		}
+		src = append(src, rest.Bytes()...)
+	}
+	if len(src) > MaxFileSize {
+		return nil, hcl.Diagnostics{diagFileTooLarge(path)}
+	}
+	return src, nil
+}
+
+// LoadFile reads the policy file at path with ReadFile and loads it with
+// Load.
+func LoadFile(path string, opts LoadOptions) (*Config, hcl.Diagnostics) {
+	src, diags := ReadFile(path)
+	if diags.HasErrors() {
+		return nil, diags
+	}
 	return Load(path, src, opts)
+}
+
+// checkText reports a NUL byte in src, where the first one is: HCL is
+// text, and a binary file given by mistake deserves one diagnostic, not
+// one per byte the parser cannot read.
+func checkText(filename string, src []byte) *hcl.Diagnostic {
+	i := bytes.IndexByte(src, 0)
+	if i < 0 {
+		return nil
+	}
+	lineStart := bytes.LastIndexByte(src[:i], '\n') + 1
+	pos := hcl.Pos{Line: bytes.Count(src[:lineStart], []byte("\n")) + 1, Column: utf8.RuneCount(src[lineStart:i]) + 1, Byte: i}
+	end := hcl.Pos{Line: pos.Line, Column: pos.Column + 1, Byte: i + 1}
+	return diagNotText(hcl.Range{Filename: filename, Start: pos, End: end})
+}
+
+// limitErrors keeps diags up to the MaxErrors-th error and then says it
+// stopped.
+func limitErrors(diags hcl.Diagnostics) hcl.Diagnostics {
+	errs := 0
+	for i, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		if errs++; errs == MaxErrors && i+1 < len(diags) {
+			return append(diags[:i+1:i+1], diagTooManyErrors())
+		}
+	}
+	return diags
 }
 
 // Load decodes and checks the policy src, named filename in diagnostics.
@@ -36,8 +114,12 @@ func Load(filename string, src []byte, opts LoadOptions) (*Config, hcl.Diagnosti
 		lintAt:     map[*Policy]hcl.Range{},
 		hasDefault: map[string]bool{},
 	}
+	if d := checkText(filename, src); d != nil {
+		return nil, hcl.Diagnostics{d}
+	}
 	l.load(src)
 	sortDiagnostics(l.diags)
+	l.diags = limitErrors(l.diags)
 	if l.diags.HasErrors() {
 		return nil, l.diags
 	}
@@ -92,6 +174,9 @@ func (l *loader) load(src []byte) {
 	l.declareInterfaces(byType["interface"])
 	for _, b := range byType["nat"] {
 		l.add(diagNotSupported("The nat block", b.DefRange))
+	}
+	if len(byType["policy"]) == 0 && !l.diags.HasErrors() {
+		l.add(diagNoPolicy(l.cfg.Filename))
 	}
 	if !l.diags.HasErrors() {
 		l.lint()

@@ -132,6 +132,59 @@ policy "p" {
 	}
 }
 
+// TestVarOverrideListElement: for a list variable, -var NAME=VALUE with a
+// VALUE that is not a list is that one element, as docs/language.md
+// promises: an address, a range, a number, taken as written (an HCL
+// parse would make 8000-8099 the number -99).
+func TestVarOverrideListElement(t *testing.T) {
+	src := `variable "nets" {
+  default = ["10.0.0.0/8"]
+}
+variable "ports" {
+  default = [22]
+}
+policy "p" {
+  default = "pass"
+  rule "r" {
+    src      = var.nets
+    proto    = "tcp"
+    dst_port = var.ports
+    action   = "drop"
+  }
+}
+`
+	tests := []struct {
+		vars map[string]string
+		want string // the rule's matches, or the first error's detail
+	}{
+		{map[string]string{"nets": "10.0.0.0/8"}, "src = 10.0.0.0/8|proto = 6|dst_port = 22"},
+		{map[string]string{"nets": "192.0.2.7"}, "src = 192.0.2.7/32|proto = 6|dst_port = 22"},
+		{map[string]string{"nets": "2001:db8::/32"}, "src = 2001:db8::/32|proto = 6|dst_port = 22"},
+		{map[string]string{"nets": " 10.0.0.0/8 "}, "src = 10.0.0.0/8|proto = 6|dst_port = 22"},
+		{map[string]string{"ports": "8000-8099"}, "src = 10.0.0.0/8|proto = 6|dst_port = 8000-8099"},
+		{map[string]string{"ports": "443"}, "src = 10.0.0.0/8|proto = 6|dst_port = 443"},
+		{map[string]string{"ports": "[80, 443]"}, "src = 10.0.0.0/8|proto = 6|dst_port = 80, 443"},
+		{map[string]string{"ports": "[80, 443"}, `The value "[80, 443" given for variable "ports" with -var is not a list expression such as ["a", "b"].`},
+		{map[string]string{"ports": "-1"}, `"-1" is not a valid dst_port value; it must be a number from 0 to 65535 or a range "lo-hi".`},
+	}
+	for _, tt := range tests {
+		cfg, diags := Load("p.hcl", []byte(src), LoadOptions{Vars: tt.vars})
+		var got string
+		if diags.HasErrors() {
+			got = diags[0].Detail
+		} else {
+			var parts []string
+			for i := range cfg.Policies[0].Rules[0].Matches {
+				parts = append(parts, cfg.Policies[0].Rules[0].Matches[i].String())
+			}
+			got = strings.Join(parts, "|")
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("-var %v (-want +got):\n%s", tt.vars, diff)
+		}
+	}
+}
+
 func TestWriteDiagnostics(t *testing.T) {
 	src := []byte("a\n\tbé = 1\n")
 	rng := hcl.Range{Filename: "dir/x.hcl", Start: hcl.Pos{Line: 2, Column: 2, Byte: 3}, End: hcl.Pos{Line: 2, Column: 4, Byte: 6}}

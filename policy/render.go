@@ -67,10 +67,10 @@ func writeSnippet(w *bufio.Writer, src []byte, rng hcl.Range) {
 	if end > lineStart+len(line) || end < start {
 		end = lineStart + len(line)
 	}
-	prefix := line[:start-lineStart]
-	subject := line[start-lineStart : end-lineStart]
+	prefix, subject, suffix := clipSnippet(printable(line[:start-lineStart]),
+		printable(line[start-lineStart:end-lineStart]), printable(line[end-lineStart:]))
 	num := fmt.Sprintf("%4d", rng.Start.Line)
-	fmt.Fprintf(w, "%s | %s\n", num, line)
+	fmt.Fprintf(w, "%s | %s%s%s\n", num, prefix, subject, suffix)
 	var pad strings.Builder
 	for _, r := range prefix {
 		if r == '\t' {
@@ -83,12 +83,52 @@ func writeSnippet(w *bufio.Writer, src []byte, rng hcl.Range) {
 	fmt.Fprintf(w, "%s | %s%s\n", strings.Repeat(" ", len(num)), pad.String(), strings.Repeat("^", carets))
 }
 
+// snippetWidth is the most characters of a source line a snippet shows:
+// a line of garbage megabytes long is shown as the part around the
+// subject.
+const snippetWidth = 120
+
+// clipSnippet shortens a line split into the text before, of and after
+// the subject to about snippetWidth characters around the subject,
+// marking what it left out with "…".
+func clipSnippet(prefix, subject, suffix string) (string, string, string) {
+	p, s, x := []rune(prefix), []rune(subject), []rune(suffix)
+	if len(p)+len(s)+len(x) <= snippetWidth {
+		return prefix, subject, suffix
+	}
+	if len(s) > snippetWidth/2 {
+		s = append(s[:snippetWidth/2:snippetWidth/2], '…')
+	}
+	if keep := snippetWidth / 3; len(p) > keep {
+		p = append([]rune{'…'}, p[len(p)-keep:]...)
+	}
+	if keep := max(0, snippetWidth-len(p)-len(s)); len(x) > keep {
+		x = append(x[:keep:keep], '…')
+	}
+	return string(p), string(s), string(x)
+}
+
+// printable replaces control characters and bytes that are not UTF-8 by
+// '?', so that a snippet of a garbled file cannot drive the terminal.
+func printable(text string) string {
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || r == 0x7f || (r < 0x20 && r != '\t') {
+			return '?'
+		}
+		return r
+	}, text)
+}
+
 // Format returns src in canonical layout. Only a file that parses is
 // formatted; otherwise the syntax errors are returned.
 func Format(filename string, src []byte) ([]byte, hcl.Diagnostics) {
+	if d := checkText(filename, src); d != nil {
+		return nil, hcl.Diagnostics{d}
+	}
 	_, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
-		return nil, diags
+		sortDiagnostics(diags)
+		return nil, limitErrors(diags)
 	}
 	return hclwrite.Format(src), diags
 }

@@ -62,6 +62,10 @@ func (l *loader) declarePolicies(blocks []*hcl.Block) {
 		rules := map[string]hcl.Range{}
 		for _, rb := range content.Blocks {
 			r := l.decodeRule(rb, len(p.Rules))
+			if r.Name == "default" || r.Name == "malformed" {
+				l.add(diagReservedRuleName(r.Name, labelRange(rb)))
+				continue
+			}
 			if first, dup := rules[r.Name]; dup {
 				l.add(diagDuplicateRule(r.Name, p.Name, labelRange(rb), first))
 				continue

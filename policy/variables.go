@@ -117,11 +117,16 @@ func (l *loader) variable(name string) *Variable {
 }
 
 // parseOverride turns the raw -var text into a value shaped like the
-// default: an HCL list expression for lists, a number for numbers, and a
-// plain string otherwise.
+// default: for a list, an HCL list or string expression when the text
+// starts with '[' or '"', and otherwise one element (see listElement); a
+// number for numbers; and a plain string otherwise.
 func parseOverride(name, raw string, def cty.Value) (cty.Value, *hcl.Diagnostic) {
+	isList := def != cty.NilVal && (def.Type().IsTupleType() || def.Type().IsListType() || def.Type().IsSetType())
+	if text := strings.TrimSpace(raw); isList && !strings.HasPrefix(text, "[") && !strings.HasPrefix(text, `"`) {
+		return cty.TupleVal([]cty.Value{listElement(text)}), nil
+	}
 	switch {
-	case def != cty.NilVal && (def.Type().IsTupleType() || def.Type().IsListType() || def.Type().IsSetType()):
+	case isList:
 		expr, diags := hclsyntax.ParseExpression([]byte(raw), "-var "+name, hcl.InitialPos)
 		if diags.HasErrors() {
 			return cty.NilVal, diagBadVarOverride(name, raw, "is not a list expression such as [\"a\", \"b\"]")
@@ -145,6 +150,19 @@ func parseOverride(name, raw string, def cty.Value) (cty.Value, *hcl.Diagnostic)
 		return val, nil
 	}
 	return cty.StringVal(raw), nil
+}
+
+// listElement is the one element a bare -var value gives a list: a number
+// when it is all digits (-var ports=22), else the text as written
+// (10.0.0.0/8, 8000-8099, 2001:db8::/32), which no HCL expression would
+// keep: 8000-8099 is a subtraction there.
+func listElement(text string) cty.Value {
+	if text != "" && strings.Trim(text, "0123456789") == "" {
+		if v, err := cty.ParseNumberVal(text); err == nil {
+			return v
+		}
+	}
+	return cty.StringVal(text)
 }
 
 // buildEvalContext exposes the variables as the object `var`.

@@ -66,6 +66,9 @@ func Apply(elf []byte, opts ApplyOptions) (*ApplyReport, error) {
 		}
 	}
 	l := opts.layout()
+	if err := checkNetns(l); err != nil {
+		return nil, err
+	}
 	lock, err := acquireLock(l)
 	if err != nil {
 		return nil, err

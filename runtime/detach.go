@@ -14,6 +14,9 @@ import (
 // was detached.
 func Detach(opts Options, ifname string) ([]Attachment, error) {
 	l := opts.layout()
+	if err := checkNetns(l); err != nil {
+		return nil, err
+	}
 	lock, err := acquireLock(l)
 	if err != nil {
 		return nil, err
@@ -21,14 +24,8 @@ func Detach(opts Options, ifname string) ([]Attachment, error) {
 	defer lock.release()
 	var targets []Attachment
 	if ifname == "" {
-		all, err := records(l)
-		if err != nil {
+		if targets, err = recordsOf(l, opts.Netns); err != nil {
 			return nil, err
-		}
-		for _, r := range all {
-			if opts.Netns == "" || r.Netns == l.netns {
-				targets = append(targets, r)
-			}
 		}
 	} else {
 		if err := checkName("interface", ifname); err != nil {
@@ -109,6 +106,22 @@ func gcMaps(l layout) error {
 		}
 	}
 	return nil
+}
+
+// recordsOf returns the attachment records of the namespace l is for, of
+// every namespace when netns (Options.Netns) is "".
+func recordsOf(l layout, netns string) ([]Attachment, error) {
+	all, err := records(l)
+	if err != nil || netns == "" {
+		return all, err
+	}
+	var recs []Attachment
+	for _, r := range all {
+		if r.Netns == l.netns {
+			recs = append(recs, r)
+		}
+	}
+	return recs, nil
 }
 
 // records returns every attachment record, sorted by namespace and

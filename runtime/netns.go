@@ -1,13 +1,44 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	goruntime "runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
+
+// ErrNoNetns is returned for an Options.Netns that names no network
+// namespace under /run/netns, and none that xdpc holds records of.
+var ErrNoNetns = errors.New("no such network namespace")
+
+// checkNetns refuses a named namespace that does not exist, unless xdpc
+// still holds attachment records in it: a namespace deleted since keeps
+// its records until detach, and status shows its interfaces gone.
+func checkNetns(l layout) error {
+	if l.nsName == "" {
+		return nil
+	}
+	if err := checkName("network namespace", l.nsName); err != nil {
+		return err
+	}
+	ns, err := netns.GetFromName(l.nsName)
+	if err == nil {
+		ns.Close()
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("open netns %s: %w", l.nsName, err)
+	}
+	if _, err := os.Stat(filepath.Join(l.stateDir, "links", l.netns)); err == nil {
+		return nil
+	}
+	return fmt.Errorf("network namespace %s: %w ('ip netns list' shows those there are)", l.nsName, ErrNoNetns)
+}
 
 // inNetns runs fn on a thread in the named network namespace ("" is the
 // caller's). Attaching XDP resolves the interface index in the namespace

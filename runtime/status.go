@@ -9,13 +9,16 @@ import (
 	"github.com/xdpc/xdpc/artifact"
 )
 
-// Status returns every attachment xdpc recorded, in every namespace,
-// checked against the kernel: ProgramID is the program the link runs now,
-// and Gone is set when the interface was removed (or replaced by another
-// of the same name) since.
+// Status returns every attachment xdpc recorded in opts.Netns, or in every
+// namespace when it is "", checked against the kernel: ProgramID is the
+// program the link runs now, and Gone is set when the interface was
+// removed (or replaced by another of the same name) since.
 func Status(opts Options) ([]Attachment, error) {
 	l := opts.layout()
-	recs, err := records(l)
+	if err := checkNetns(l); err != nil {
+		return nil, err
+	}
+	recs, err := recordsOf(l, opts.Netns)
 	if err != nil {
 		return nil, err
 	}
@@ -60,10 +63,16 @@ type PolicyStats struct {
 	Rules      []RuleStats `json:"rules"`
 }
 
-// Stats reads the counters of every applied policy, sorted by policy name.
+// Stats reads the counters of every applied policy, sorted by policy
+// name; with opts.Netns, of the policies attached in that namespace, with
+// their interfaces there. (A policy's counters are shared by all of its
+// interfaces, in whatever namespace.)
 func Stats(opts Options) ([]PolicyStats, error) {
 	l := opts.layout()
-	recs, err := records(l)
+	if err := checkNetns(l); err != nil {
+		return nil, err
+	}
+	recs, err := recordsOf(l, opts.Netns)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/runtime"
 )
 
@@ -61,8 +61,8 @@ Exit code 1 then says the change was rolled back.`,
 		},
 	}
 	pf.register(c)
-	rf.register(c)
-	c.Flags().DurationVar(&confirm, "confirm", 0, "restore the previous policy unless 'xdpc confirm' runs within this time")
+	rf.register(c, runtimeUse{})
+	durationVar(c.Flags(), &confirm, "confirm", 0, false, "restore the previous policy unless 'xdpc confirm' runs within this time")
 	return c
 }
 
@@ -94,26 +94,39 @@ func waitConfirm(c *cobra.Command, opts runtime.Options, p *runtime.Pending, d t
 // readPolicyOrArtifact returns the artifact at path, or compiles the
 // policy there; source is the policy file when it compiled one.
 func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) (elf []byte, source string, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "", policyError(err)
-	}
-	if bytes.HasPrefix(data, []byte("\x7fELF")) {
-		return data, "", nil
+	elf, err = readArtifact(c, path, pf)
+	if err != nil || elf != nil {
+		return elf, "", err
 	}
 	cfg, p, err := loadPolicy(c, path, pf)
 	if err != nil {
 		return nil, "", err
 	}
-	art, err := compiler.Compile(cfg, p, compiler.Options{})
+	elf, _, err = compilePolicy(c, cfg, p)
+	return elf, path, err
+}
+
+// readArtifact returns the artifact at path, or nil when path holds no
+// ELF object (a policy, then). -var and --policy are refused for an
+// artifact: they would do nothing.
+func readArtifact(c *cobra.Command, path string, pf *policyFlags) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, "", policyError(err)
+		return nil, policyError(err)
 	}
-	var buf bytes.Buffer
-	if err := art.WriteELF(&buf); err != nil {
-		return nil, "", &exitError{exitSystem, err}
+	defer f.Close()
+	magic := make([]byte, 4)
+	if _, err := io.ReadFull(f, magic); err != nil || !bytes.Equal(magic, []byte("\x7fELF")) {
+		return nil, nil // not an artifact; the policy loader reports what it is
 	}
-	return buf.Bytes(), path, nil
+	if err := pf.refuseForArtifact(c, path); err != nil {
+		return nil, err
+	}
+	rest, err := io.ReadAll(f)
+	if err != nil {
+		return nil, policyError(err)
+	}
+	return append(magic, rest...), nil
 }
 
 // applyError reports a failed apply; a verifier rejection gets its log,

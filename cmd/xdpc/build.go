@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/internal/atomicfile"
 )
 
@@ -32,26 +30,22 @@ instruction.`,
 			if err != nil {
 				return err
 			}
-			art, err := compiler.Compile(cfg, p, compiler.Options{})
+			elf, art, err := compilePolicy(c, cfg, p)
 			if err != nil {
-				return policyError(err)
+				return err
 			}
 			if showAsm {
 				fmt.Fprint(c.OutOrStdout(), art.DisassembleIn(args[0]))
 			}
-			var elf bytes.Buffer
-			if err := art.WriteELF(&elf); err != nil {
-				return &exitError{exitSystem, err}
-			}
 			if out == "" {
 				out = p.Name + ".o"
 			}
-			if err := atomicfile.Write(out, elf.Bytes(), 0o644); err != nil {
+			if err := atomicfile.Write(out, elf, 0o644); err != nil {
 				return &exitError{exitSystem, err}
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "built %s: policy %q, %s, %d instructions, %s, %d bytes in %s\n",
 				out, p.Name, plural(len(p.Rules), "rule", "rules"), len(art.Instructions),
-				plural(len(art.Maps), "map", "maps"), elf.Len(), time.Since(start).Round(time.Millisecond))
+				plural(len(art.Maps), "map", "maps"), len(elf), time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}

@@ -25,6 +25,6 @@ func newConfirmCommand() *cobra.Command {
 			return nil
 		},
 	}
-	rf.register(c)
+	rf.register(c, runtimeUse{noNetns: "it keeps the apply that waits for confirmation, in whichever namespaces that changed"})
 	return c
 }

@@ -43,6 +43,9 @@ attaching it anywhere; --backend reference needs no privileges at all.`,
 			if !slices.Contains(lab.Backends(), backend) {
 				return usageError(lab.UnknownBackendError(backend))
 			}
+			if err := requireBackendCaps(c, backend); err != nil {
+				return err
+			}
 			return runDemo(c.OutOrStdout(), c.ErrOrStderr(), backend)
 		},
 	}

@@ -41,6 +41,6 @@ Detaching what is not attached succeeds and says so.`,
 			return nil
 		},
 	}
-	rf.register(c)
+	rf.register(c, runtimeUse{})
 	return c
 }

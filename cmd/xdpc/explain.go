@@ -35,6 +35,14 @@ or as raw frame bytes with --hex, or as packet N of a capture with --pcap FILE -
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
+			if c.Flags().Changed("index") && pcap == "" {
+				return usageError(fmt.Errorf("explain: --index picks a packet of --pcap FILE; give --pcap too"))
+			}
+			if elf, err := readArtifact(c, args[0], &pf); err != nil {
+				return err
+			} else if elf != nil {
+				return usageError(fmt.Errorf("explain: %s is an artifact; explain needs the policy source: it says why each rule did or did not match, and an artifact holds the rules only as bytecode (replay --backend kernel takes the artifact)", args[0]))
+			}
 			_, p, err := loadPolicy(c, args[0], &pf)
 			if err != nil {
 				return err

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -22,11 +21,11 @@ func newFmtCommand() *cobra.Command {
 				return usageError(fmt.Errorf("fmt: -w and --check exclude each other"))
 			}
 			path := args[0]
-			src, err := os.ReadFile(path)
-			if err != nil {
-				return &exitError{exitSystem, fmt.Errorf("read policy: %w", err)}
+			src, diags := policy.ReadFile(path)
+			var out []byte
+			if !diags.HasErrors() {
+				out, diags = policy.Format(path, src)
 			}
-			out, diags := policy.Format(path, src)
 			if err := policy.WriteDiagnostics(c.ErrOrStderr(), map[string][]byte{path: src}, diags); err != nil {
 				return err
 			}

@@ -28,6 +28,9 @@ process has exited: leftovers of a run killed before it could tear down
 processes too. Prints one line per namespace deleted.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := requireCaps(commandName(c), capsNetns); err != nil {
+				return err
+			}
 			deleted, err := lab.CollectGarbage(lab.GCOptions{All: all})
 			for _, n := range deleted {
 				fmt.Fprintln(c.OutOrStdout(), "deleted", n)

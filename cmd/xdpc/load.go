@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"sort"
 	"strings"
 
@@ -24,6 +22,19 @@ func (f *policyFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.policy, "policy", "", "which policy of the file to use (needed when it has several)")
 }
 
+// refuseForArtifact refuses -var and --policy when the command was given
+// the artifact at path: it was compiled with its variables' values and
+// holds exactly one policy, so both would do nothing.
+func (f *policyFlags) refuseForArtifact(c *cobra.Command, path string) error {
+	switch {
+	case len(f.vars) > 0:
+		return usageError(fmt.Errorf("%s: %s is an artifact, compiled with its variables' values: -var does nothing for it; give -var to 'xdpc build', or give %s the policy file", c.Name(), path, c.Name()))
+	case f.policy != "":
+		return usageError(fmt.Errorf("%s: %s is an artifact of one policy: --policy does nothing for it; give --policy to 'xdpc build', or give %s the policy file", c.Name(), path, c.Name()))
+	}
+	return nil
+}
+
 // loadOptions turns -var flags into policy.LoadOptions.
 func (f *policyFlags) loadOptions() (policy.LoadOptions, error) {
 	opts := policy.LoadOptions{Vars: map[string]string{}}
@@ -40,30 +51,33 @@ func (f *policyFlags) loadOptions() (policy.LoadOptions, error) {
 // loadConfig reads and checks the policy file at path, printing its
 // diagnostics (warnings too) to stderr. It fails when there are errors.
 func loadConfig(c *cobra.Command, path string, f *policyFlags) (*policy.Config, error) {
-	opts, err := f.loadOptions()
+	cfg, src, diags, err := readConfig(path, f)
 	if err != nil {
 		return nil, err
 	}
-	cfg, diags := policy.LoadFile(path, opts)
-	if err := printDiagnostics(c.ErrOrStderr(), path, diags); err != nil {
+	if err := policy.WriteDiagnostics(c.ErrOrStderr(), map[string][]byte{path: src}, diags); err != nil {
 		return nil, err
 	}
-	if diags.HasErrors() || cfg == nil {
+	if diags.HasErrors() {
 		return nil, silentExit(exitPolicy)
 	}
 	return cfg, nil
 }
 
-// printDiagnostics renders diags with source snippets of path.
-func printDiagnostics(w io.Writer, path string, diags hcl.Diagnostics) error {
-	if len(diags) == 0 {
-		return nil
+// readConfig reads and checks the policy file at path with the -var
+// values of f. It returns the source it read (nil when it could not) for
+// the diagnostics' snippets; the Config only when there are no errors.
+func readConfig(path string, f *policyFlags) (*policy.Config, []byte, hcl.Diagnostics, error) {
+	opts, err := f.loadOptions()
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	files := map[string][]byte{}
-	if src, err := os.ReadFile(path); err == nil {
-		files[path] = src
+	src, diags := policy.ReadFile(path)
+	if diags.HasErrors() {
+		return nil, nil, diags, nil
 	}
-	return policy.WriteDiagnostics(w, files, diags)
+	cfg, diags := policy.Load(path, src, opts)
+	return cfg, src, diags, nil
 }
 
 // loadPolicy loads the policy file at path as loadConfig does and picks

@@ -108,8 +108,55 @@ Exit codes: 0 success, 1 the policy or input is wrong, 3 the host failed,
 		newConfirmCommand(),
 		newTestCommand(),
 		newLabCommand(),
+		newVersionCommand(),
 	)
+	// Made now rather than when Execute runs, so that they get the same
+	// treatment as the other commands.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			c.Run, c.RunE = nil, helpTopic
+		}
+	}
+	requireSubcommands(root)
 	return root
+}
+
+// helpTopic is 'xdpc help COMMAND...': an unknown topic is a usage error.
+func helpTopic(c *cobra.Command, args []string) error {
+	cmd, rest, err := c.Root().Find(args)
+	if err != nil || len(rest) > 0 {
+		return usageError(fmt.Errorf("unknown help topic %q (see 'xdpc help')", strings.Join(args, " ")))
+	}
+	cmd.InitDefaultHelpFlag()
+	return cmd.Help()
+}
+
+// requireSubcommands makes every command group below root refuse a
+// missing or unknown subcommand with a usage error, instead of printing
+// its help and succeeding. (Root itself gets cobra's "unknown command".)
+func requireSubcommands(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		requireSubcommands(c)
+		if !c.HasSubCommands() || c.Runnable() {
+			continue
+		}
+		var names []string
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		want := strings.Join(names, ", ")
+		c.Args = func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError(fmt.Errorf("%s: want a subcommand: %s", c.CommandPath(), want))
+			}
+			return usageError(fmt.Errorf("unknown command %q for %q; want %s (see '%s --help')", args[0], c.CommandPath(), want, c.CommandPath()))
+		}
+		c.RunE = func(c *cobra.Command, args []string) error { return c.Args(c, args) }
+	}
 }
 
 // terraformStyleVars accepts the single-dash "-var k=v" and "-var=k=v" that

@@ -23,7 +23,7 @@ func newReplayCommand() *cobra.Command {
 		jsonOut  bool
 	)
 	c := &cobra.Command{
-		Use:   "replay [--backend reference|kernel|lab] [--topology host|router] [--json] POLICY IN.pcap",
+		Use:   "replay [--backend reference|kernel|lab] [--topology host|router] [--json] POLICY|ARTIFACT IN.pcap",
 		Short: "Decide a verdict for every packet of a capture",
 		Long: `Replay every frame of a pcap or pcapng capture through a policy and print
 one line per packet: index, verdict, deciding rule ("default" or "malformed"
@@ -42,8 +42,12 @@ on the router's outside veth: a passed frame is followed through the
 router's forwarding to the server, and its line ends with "rewritten to"
 and the frame as it arrived (new MACs, TTL one lower). Such frames must be
 addressed to the router (02:00:00:00:00:02, the default destination MAC)
-and to the server's network, 10.200.2.0/24.`,
-		Args: exactArgs(2, "a policy file and a capture"),
+and to the server's network, 10.200.2.0/24.
+
+An artifact written by 'xdpc build' replays on the kernel and lab backends,
+attributed by its manifest's counter slots as a policy is. The reference
+backend needs the policy file.`,
+		Args: exactArgs(2, "a policy file (or artifact) and a capture"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if !slices.Contains(lab.Backends(), backend) {
 				return usageError(lab.UnknownBackendError(backend))
@@ -54,7 +58,10 @@ and to the server's network, 10.200.2.0/24.`,
 			if topology != lab.TopologyHost && backend != lab.BackendLab {
 				return usageError(fmt.Errorf("--topology is for the lab backend, not %s", backend))
 			}
-			cfg, p, err := loadPolicy(c, args[0], &pf)
+			if err := requireBackendCaps(c, backend); err != nil {
+				return err
+			}
+			newBackend, source, err := replaySource(c, args[0], &pf, backend, lab.LabOptions{Topology: topology})
 			if err != nil {
 				return err
 			}
@@ -62,14 +69,9 @@ and to the server's network, 10.200.2.0/24.`,
 			if err != nil {
 				return policyError(err)
 			}
-			var b lab.Backend
-			if backend == lab.BackendLab {
-				b, err = lab.NewLabBackend(cfg, p, lab.LabOptions{Topology: topology})
-			} else {
-				b, err = lab.NewBackend(backend, cfg, p)
-			}
+			b, err := newBackend()
 			if err != nil {
-				return backendError(c.ErrOrStderr(), err, cfg.Filename)
+				return backendError(c.ErrOrStderr(), err, source)
 			}
 			defer b.Close()
 			verdicts := lab.Replay(b, frames)
@@ -117,6 +119,27 @@ type renamedError struct {
 func (e *renamedError) Error() string { return e.msg }
 func (e *renamedError) Unwrap() error { return e.err }
 
+// replaySource reads the policy or artifact at path and returns what
+// sets up the backend for it, to call once the capture has been read, and
+// the policy file when path is one.
+func replaySource(c *cobra.Command, path string, pf *policyFlags, backend string, opts lab.LabOptions) (func() (lab.Backend, error), string, error) {
+	elf, err := readArtifact(c, path, pf)
+	if err != nil {
+		return nil, "", err
+	}
+	if elf != nil {
+		return func() (lab.Backend, error) { return lab.NewArtifactBackend(backend, elf, opts) }, "", nil
+	}
+	cfg, p, err := loadPolicy(c, path, pf)
+	if err != nil {
+		return nil, "", err
+	}
+	if backend == lab.BackendLab {
+		return func() (lab.Backend, error) { return lab.NewLabBackend(cfg, p, opts) }, path, nil
+	}
+	return func() (lab.Backend, error) { return lab.NewBackend(backend, cfg, p) }, path, nil
+}
+
 func printVerdict(w io.Writer, v lab.Verdict, jsonOut bool) error {
 	if jsonOut {
 		// Summaries hold '>': keep them readable rather than HTML-safe.
@@ -137,6 +160,9 @@ func backendError(w io.Writer, err error, file string) error {
 	}
 	if _, ok := errors.AsType[lab.CompileError](err); ok {
 		return policyError(err)
+	}
+	if errors.Is(err, lab.ErrNeedsPolicy) {
+		return usageError(err)
 	}
 	if rej, ok := errors.AsType[*runtime.VerifierRejection](nameSourceFile(err, file)); ok {
 		fmt.Fprint(w, rej.Report())

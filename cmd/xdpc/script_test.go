@@ -49,6 +49,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"sendudp":     cmdSendUDP,
 			"waitpending": cmdWaitPending,
+			"newnetns":    cmdNewNetns,
 		},
 	})
 }
@@ -138,6 +139,25 @@ func udpFrame(ts *testscript.TestScript, src netip.Addr, dport uint16) []byte {
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
 	ts.Check(gopacket.SerializeLayers(buf, opts, eth, ip, udp, gopacket.Payload("xdpc")))
 	return buf.Bytes()
+}
+
+// cmdNewNetns makes another network namespace holding a veth pair
+// src0 <-> dut0, removed when the script ends, and puts its name in the
+// environment variable VAR: newnetns VAR.
+func cmdNewNetns(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: newnetns VAR")
+	}
+	ns, err := nstest.Create()
+	ts.Check(err)
+	ts.Defer(func() {
+		namespaces.Delete(ns.Name)
+		ts.Check(ns.Close())
+	})
+	_, _, err = ns.AddVeth("src0", "dut0")
+	ts.Check(err)
+	namespaces.Store(ns.Name, ns)
+	ts.Setenv(args[0], ns.Name)
 }
 
 // cmdWaitPending waits up to ten seconds for an apply to await

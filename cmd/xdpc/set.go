@@ -51,7 +51,7 @@ func newSetChangeCommand(verb, short string, op func(runtime.SetOptions, []strin
 			return nil
 		},
 	}
-	rf.register(c)
+	rf.register(c, runtimeUse{noNetns: setsEverywhere})
 	c.Flags().StringVar(&policy, "policy", "", "the applied policy whose set is meant")
 	return c
 }
@@ -76,7 +76,7 @@ func newSetListCommand() *cobra.Command {
 			return nil
 		},
 	}
-	rf.register(c)
+	rf.register(c, runtimeUse{noNetns: setsEverywhere, noLockWait: readsOnly})
 	c.Flags().StringVar(&policy, "policy", "", "the applied policy whose set is meant")
 	return c
 }

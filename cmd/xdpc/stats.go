@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,16 +24,23 @@ func newStatsCommand() *cobra.Command {
 		count  int
 	)
 	c := &cobra.Command{
-		Use:   "stats [--json] [--watch INTERVAL [--count N]]",
+		Use:   "stats [--json] [--watch INTERVAL [--count N]] [--netns NAME]",
 		Short: "Show per-rule packet and byte counters of the applied policies",
 		Long: `Show the packets and bytes each rule of every applied policy counted (and
 the default and malformed verdicts). A policy's counters are shared by the
 interfaces that run it and kept across applies for rules that still exist.
 --watch repeats every INTERVAL with rates (packets and bytes per second)
-until interrupted or --count reports.`,
+until interrupted or --count reports. --netns shows the policies attached in
+that namespace (their counters still count every interface running them).`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			if watch <= 0 {
+			if c.Flags().Changed("count") && watch == 0 {
+				return usageError(errors.New("--count counts the reports of --watch; give --watch INTERVAL too"))
+			}
+			if count < 0 {
+				return usageError(fmt.Errorf("--count %d: want a number of reports, 0 for until interrupted", count))
+			}
+			if watch == 0 {
 				stats, err := runtime.Stats(rf.options())
 				if err != nil {
 					return runtimeError(err)
@@ -42,9 +50,9 @@ until interrupted or --count reports.`,
 			return watchStats(c, rf.options(), watch, count, asJSON)
 		},
 	}
-	rf.register(c)
+	rf.register(c, runtimeUse{noLockWait: readsOnly})
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per policy")
-	c.Flags().DurationVar(&watch, "watch", 0, "repeat every interval, with rates")
+	durationVar(c.Flags(), &watch, "watch", 0, false, "repeat every interval, with rates")
 	c.Flags().IntVar(&count, "count", 0, "with --watch, stop after this many reports (0: until interrupted)")
 	return c
 }

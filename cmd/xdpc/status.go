@@ -17,11 +17,11 @@ func newStatusCommand() *cobra.Command {
 		asJSON bool
 	)
 	c := &cobra.Command{
-		Use:   "status [--json]",
+		Use:   "status [--json] [--netns NAME]",
 		Short: "Show what is attached: per interface the policy, hash, mode, program and since when",
-		Long: `Show every interface xdpc attached a policy to, in every network namespace:
-policy name, policy hash, attach mode, kernel program id and when it was
-attached. An attachment whose interface was removed is shown as gone; 'xdpc
+		Long: `Show every interface xdpc attached a policy to, in every network namespace
+or in --netns: policy name, policy hash, attach mode, kernel program id and
+when it was attached. An attachment whose interface was removed is shown as gone; 'xdpc
 detach IFACE' cleans it up.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -58,7 +58,7 @@ detach IFACE' cleans it up.`,
 			return w.Flush()
 		},
 	}
-	rf.register(c)
+	rf.register(c, runtimeUse{noLockWait: readsOnly})
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per attachment")
 	return c
 }

@@ -41,6 +41,9 @@ backend could not run.`,
 			if !slices.Contains(lab.Backends(), backend) {
 				return usageError(lab.UnknownBackendError(backend))
 			}
+			if err := requireBackendCaps(c, backend); err != nil {
+				return err
+			}
 			if len(args) == 0 {
 				args = []string{defaultCaseDir}
 			}
