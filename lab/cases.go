@@ -4,8 +4,10 @@ package lab
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -173,6 +175,83 @@ func FrameData(frames []Frame) [][]byte {
 		data[i] = f.Data
 	}
 	return data
+}
+
+// StaleCaptureError reports a case whose in.pcap is not what its
+// packets.txt generates: an edited list whose capture was not regenerated,
+// or a capture written by other means.
+type StaleCaptureError struct {
+	Case Case
+	// Detail says how they differ, e.g. "packet 3 (packets.txt line 5)
+	// differs".
+	Detail string
+}
+
+func (e *StaleCaptureError) Error() string {
+	capture, list := filepath.Join(e.Case.Dir, CaseCaptureFile), filepath.Join(e.Case.Dir, CasePacketsFile)
+	return fmt.Sprintf("%s is not what %s generates: %s; regenerate it with xdpc pcap -o %s %s (or xdpc test -update %s)",
+		capture, list, e.Detail, capture, list, e.Case.Dir)
+}
+
+// CheckCapture checks that the case's in.pcap is, byte for byte, what its
+// packets.txt generates, and returns a *StaleCaptureError saying where
+// they part if not. A case without a packets.txt replays its capture as it
+// is: there is nothing to check it against.
+func (c Case) CheckCapture() error {
+	listPath := filepath.Join(c.Dir, CasePacketsFile)
+	f, err := os.Open(listPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("case %s: %w", c.Name, err)
+	}
+	defer f.Close()
+	listed, err := ReadPacketList(listPath, f, PacketListOptions{Case: c.Name})
+	if err != nil {
+		return &CaseError{Case: c.Name, Err: err}
+	}
+	var want bytes.Buffer
+	if err := WritePcap(&want, FrameData(listed)); err != nil {
+		return err
+	}
+	have, err := os.ReadFile(filepath.Join(c.Dir, CaseCaptureFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &StaleCaptureError{Case: c, Detail: "there is no " + CaseCaptureFile}
+	}
+	if err != nil {
+		return fmt.Errorf("case %s: %w", c.Name, err)
+	}
+	if bytes.Equal(have, want.Bytes()) {
+		return nil
+	}
+	return &StaleCaptureError{Case: c, Detail: captureDifference(have, listed)}
+}
+
+// captureDifference says how the capture have differs from the frames of
+// the packet list.
+func captureDifference(have []byte, listed []Frame) string {
+	captured, err := ReadPcap(bytes.NewReader(have))
+	if err != nil {
+		return fmt.Sprintf("it is not a capture xdpc reads (%v)", err)
+	}
+	for i := range min(len(captured), len(listed)) {
+		if !bytes.Equal(captured[i].Data, listed[i].Data) {
+			return fmt.Sprintf("packet %d (%s line %d) differs", i+1, CasePacketsFile, listed[i].Line)
+		}
+	}
+	if len(captured) != len(listed) {
+		return fmt.Sprintf("it holds %s, the list gives %d",
+			plural(len(captured), "packet", "packets"), len(listed))
+	}
+	return "the frames are the same but not the file's other bytes (its header or timestamps)"
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // GenerateCapture rewrites the case's in.pcap from its packets.txt and

@@ -84,7 +84,7 @@ func ReadPacketList(name string, r io.Reader, opts PacketListOptions) ([]Frame, 
 			if len(frames) >= maxFrames {
 				return nil, fmt.Errorf("%s:%d: more than %d packets in one list", name, line, maxFrames)
 			}
-			frames = append(frames, Frame{Index: len(frames) + 1, Data: f})
+			frames = append(frames, Frame{Index: len(frames) + 1, Line: line, Data: f})
 		}
 	}
 	if err := sc.Err(); err != nil {
