@@ -3,19 +3,16 @@ package lab
 //go:generate go run ./internal/gencases ../testdata/lab
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
-	"github.com/xdpc/xdpc/lab/corpus"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -26,9 +23,6 @@ const (
 	CaseCaptureFile  = "in.pcap"
 	CaseExpectedFile = "expected.txt"
 )
-
-// maxClassFrames bounds how many frames one "class" line may ask for.
-const maxClassFrames = 100
 
 // Case is one golden lab case: a directory holding the policy, the packet
 // list its capture is generated from, the capture and the expected lines.
@@ -153,69 +147,111 @@ func orNone(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// BuildCapture turns a case's packets.txt into the bytes of its in.pcap.
-// Each line is either a packet in the syntax of docs/packets.md or
-// "class NAME [COUNT]": COUNT (default 1) frames of a differential-corpus
-// class (lab/corpus), drawn with a seed derived from the case name and the
-// line number, so the same list always gives the same capture. Raw "hex"
-// lines are refused: case bytes are generated, never written by hand.
+// BuildCapture turns a case's packets.txt into the bytes of its in.pcap:
+// the list's frames (see ReadPacketList; class lines are seeded with
+// caseName, hex lines are refused) with fixed timestamps, so the same list
+// always gives the same capture.
 func BuildCapture(caseName string, packets io.Reader) ([]byte, error) {
-	var frames [][]byte
-	sc := bufio.NewScanner(packets)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
-		fs, err := packetLine(caseName, line, text)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", CasePacketsFile, line, err)
-		}
-		frames = append(frames, fs...)
-		if len(frames) > maxFrames {
-			return nil, fmt.Errorf("%s: more than %d packets", CasePacketsFile, maxFrames)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", CasePacketsFile, err)
+	return buildCapture(CasePacketsFile, caseName, packets)
+}
+
+// buildCapture is BuildCapture with the list's name for error positions.
+func buildCapture(name, caseName string, packets io.Reader) ([]byte, error) {
+	frames, err := ReadPacketList(name, packets, PacketListOptions{Case: caseName})
+	if err != nil {
+		return nil, err
 	}
 	var out bytes.Buffer
-	if err := WritePcap(&out, frames); err != nil {
+	if err := WritePcap(&out, FrameData(frames)); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil
 }
 
-// packetLine builds the frames of one packets.txt line.
-func packetLine(caseName string, line int, text string) ([][]byte, error) {
-	fields := strings.Fields(text)
-	switch fields[0] {
-	case "hex":
-		return nil, errors.New("hex frames are not allowed in cases: describe the packet, or name a corpus class")
-	case "class":
-		if len(fields) < 2 || len(fields) > 3 {
-			return nil, errors.New(`want "class NAME [COUNT]"`)
-		}
-		n := 1
-		if len(fields) == 3 {
-			var err error
-			if n, err = strconv.Atoi(fields[2]); err != nil || n < 1 || n > maxClassFrames {
-				return nil, fmt.Errorf("count %q: want 1 to %d", fields[2], maxClassFrames)
-			}
-		}
-		h := fnv.New64a()
-		fmt.Fprintf(h, "%s:%d", caseName, line)
-		frames, ok := corpus.ClassFrames(corpus.Class(fields[1]), int64(h.Sum64()>>1), n)
-		if !ok {
-			return nil, fmt.Errorf("no corpus class %q", fields[1])
-		}
-		return frames, nil
+// FrameData returns the bytes of each frame.
+func FrameData(frames []Frame) [][]byte {
+	data := make([][]byte, len(frames))
+	for i, f := range frames {
+		data[i] = f.Data
 	}
-	f, err := ParsePacket(text)
+	return data
+}
+
+// StaleCaptureError reports a case whose in.pcap is not what its
+// packets.txt generates: an edited list whose capture was not regenerated,
+// or a capture written by other means.
+type StaleCaptureError struct {
+	Case Case
+	// Detail says how they differ, e.g. "packet 3 (packets.txt line 5)
+	// differs".
+	Detail string
+}
+
+func (e *StaleCaptureError) Error() string {
+	capture, list := filepath.Join(e.Case.Dir, CaseCaptureFile), filepath.Join(e.Case.Dir, CasePacketsFile)
+	return fmt.Sprintf("%s is not what %s generates: %s; regenerate it with xdpc pcap -o %s %s (or xdpc test -update %s)",
+		capture, list, e.Detail, capture, list, e.Case.Dir)
+}
+
+// CheckCapture checks that the case's in.pcap is, byte for byte, what its
+// packets.txt generates, and returns a *StaleCaptureError saying where
+// they part if not. A case without a packets.txt replays its capture as it
+// is: there is nothing to check it against.
+func (c Case) CheckCapture() error {
+	listPath := filepath.Join(c.Dir, CasePacketsFile)
+	f, err := os.Open(listPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("case %s: %w", c.Name, err)
 	}
-	return [][]byte{f}, nil
+	defer f.Close()
+	listed, err := ReadPacketList(listPath, f, PacketListOptions{Case: c.Name})
+	if err != nil {
+		return &CaseError{Case: c.Name, Err: err}
+	}
+	var want bytes.Buffer
+	if err := WritePcap(&want, FrameData(listed)); err != nil {
+		return err
+	}
+	have, err := os.ReadFile(filepath.Join(c.Dir, CaseCaptureFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &StaleCaptureError{Case: c, Detail: "there is no " + CaseCaptureFile}
+	}
+	if err != nil {
+		return fmt.Errorf("case %s: %w", c.Name, err)
+	}
+	if bytes.Equal(have, want.Bytes()) {
+		return nil
+	}
+	return &StaleCaptureError{Case: c, Detail: captureDifference(have, listed)}
+}
+
+// captureDifference says how the capture have differs from the frames of
+// the packet list.
+func captureDifference(have []byte, listed []Frame) string {
+	captured, err := ReadPcap(bytes.NewReader(have))
+	if err != nil {
+		return fmt.Sprintf("it is not a capture xdpc reads (%v)", err)
+	}
+	for i := range min(len(captured), len(listed)) {
+		if !bytes.Equal(captured[i].Data, listed[i].Data) {
+			return fmt.Sprintf("packet %d (%s line %d) differs", i+1, CasePacketsFile, listed[i].Line)
+		}
+	}
+	if len(captured) != len(listed) {
+		return fmt.Sprintf("it holds %s, the list gives %d",
+			plural(len(captured), "packet", "packets"), len(listed))
+	}
+	return "the frames are the same but not the file's other bytes (its header or timestamps)"
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // GenerateCapture rewrites the case's in.pcap from its packets.txt and
@@ -238,12 +274,13 @@ func (c Case) GenerateCapture() (bool, error) {
 
 // BuildCapture returns the bytes in.pcap must hold.
 func (c Case) BuildCapture() ([]byte, error) {
-	f, err := os.Open(filepath.Join(c.Dir, CasePacketsFile))
+	path := filepath.Join(c.Dir, CasePacketsFile)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("case %s: %w", c.Name, err)
 	}
 	defer f.Close()
-	b, err := BuildCapture(c.Name, f)
+	b, err := buildCapture(path, c.Name, f)
 	if err != nil {
 		return nil, fmt.Errorf("case %s: %w", c.Name, err)
 	}

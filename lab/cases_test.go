@@ -2,10 +2,18 @@ package lab
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden lab cases' in.pcap and expected.txt")
@@ -61,24 +69,113 @@ func TestCases(t *testing.T) {
 }
 
 // checkCapture checks that in.pcap is what packets.txt generates, or
-// rewrites it with -update.
+// rewrites it with -update. Every golden case has a packets.txt.
 func checkCapture(t *testing.T, c Case) {
 	t.Helper()
+	if _, err := os.Stat(filepath.Join(c.Dir, CasePacketsFile)); err != nil {
+		t.Fatal(err)
+	}
 	if *update {
 		if _, err := c.GenerateCapture(); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	want, err := c.BuildCapture()
-	if err != nil {
-		t.Fatal(err)
+	if err := c.CheckCapture(); err != nil {
+		t.Fatalf("%v\n(go generate ./lab, or go test ./lab -update, regenerates every case's capture)", err)
 	}
-	have, err := os.ReadFile(filepath.Join(c.Dir, CaseCaptureFile))
-	if err != nil {
-		t.Fatal(err)
+}
+
+// TestCheckCapture checks that a capture which is not what its packet list
+// generates is found, and that the error says where the two part.
+func TestCheckCapture(t *testing.T) {
+	const list = "tcp 10.0.0.1:1 > 10.0.0.2:22\n# two frames of a class\nclass short-tcp 2\n"
+	otherTimes := func(t *testing.T, c Case) {
+		frames, err := ReadPacketList("packets.txt", strings.NewReader(list), PacketListOptions{Case: c.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		pw := pcapgo.NewWriter(&buf)
+		if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+			t.Fatal(err)
+		}
+		for i, f := range frames {
+			ci := gopacket.CaptureInfo{Timestamp: time.Unix(int64(1800000000+i), 0), CaptureLength: len(f.Data), Length: len(f.Data)}
+			if err := pw.WritePacket(ci, f.Data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writeFile(t, c.Dir, CaseCaptureFile, buf.String())
 	}
-	if !bytes.Equal(have, want) {
-		t.Fatalf("%s is not what %s generates: run go generate ./lab (or go test ./lab -update)", CaseCaptureFile, CasePacketsFile)
+	tests := []struct {
+		name   string
+		change func(t *testing.T, c Case)
+		detail string // "" when the capture is fresh
+	}{
+		{"fresh", func(*testing.T, Case) {}, ""},
+		{"list edited", func(t *testing.T, c Case) {
+			writeFile(t, c.Dir, CasePacketsFile, strings.Replace(list, "class short-tcp 2", "class short-tcp 3", 1))
+		}, "it holds 3 packets, the list gives 4"},
+		{"packet edited", func(t *testing.T, c Case) {
+			writeFile(t, c.Dir, CasePacketsFile, strings.Replace(list, ":22", ":23", 1))
+		}, "packet 1 (packets.txt line 1) differs"},
+		{"class seeded by another case", func(t *testing.T, c Case) {
+			// The same list under another case name draws other frames.
+			other := Case{Name: "other", Dir: c.Dir}
+			if _, err := other.GenerateCapture(); err != nil {
+				t.Fatal(err)
+			}
+		}, "packet 2 (packets.txt line 3) differs"},
+		{"other timestamps", otherTimes, "the frames are the same but not the file's other bytes (its header or timestamps)"},
+		{"no capture", func(t *testing.T, c Case) {
+			if err := os.Remove(filepath.Join(c.Dir, CaseCaptureFile)); err != nil {
+				t.Fatal(err)
+			}
+		}, "there is no in.pcap"},
+		{"not a capture", func(t *testing.T, c Case) { writeFile(t, c.Dir, CaseCaptureFile, list) },
+			"it is not a capture xdpc reads (pcap header: Unknown magic 20706374)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Case{Name: "check", Dir: filepath.Join(t.TempDir(), "check")}
+			if err := os.Mkdir(c.Dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, c.Dir, CasePacketsFile, list)
+			if _, err := c.GenerateCapture(); err != nil {
+				t.Fatal(err)
+			}
+			tc.change(t, c)
+			err := c.CheckCapture()
+			if tc.detail == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			stale, ok := errors.AsType[*StaleCaptureError](err)
+			if !ok {
+				t.Fatalf("CheckCapture() = %v, want a *StaleCaptureError", err)
+			}
+			if diff := cmp.Diff(tc.detail, stale.Detail); diff != "" {
+				t.Errorf("detail (-want +got):\n%s", diff)
+			}
+			capture, packets := filepath.Join(c.Dir, CaseCaptureFile), filepath.Join(c.Dir, CasePacketsFile)
+			if want := "regenerate it with xdpc pcap -o " + capture + " " + packets + " (or xdpc test -update " + c.Dir + ")"; !strings.HasSuffix(err.Error(), want) {
+				t.Errorf("error %q does not end with %q", err, want)
+			}
+		})
+	}
+	// A case without a packet list replays its capture as it is.
+	if err := (Case{Name: "bare", Dir: t.TempDir()}).CheckCapture(); err != nil {
+		t.Errorf("a case without %s: %v", CasePacketsFile, err)
+	}
+}
+
+func writeFile(t *testing.T, dir, name, text string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -51,14 +51,27 @@ func (e FrameSizeError) Error() string {
 // or the server behind the router). The counters that moved are the
 // decision, as in the kernel backend; the frame's arrival or absence
 // confirms it.
+//
+// Only the injected frame's own fate counts. In the router topology the
+// router also sends frames of its own (answers to the frames it keeps, ICMP
+// errors, ARP): those reaching the server are passed over, and the client's
+// veth drops everything it receives, so its stack never answers the router
+// through the DUT.
 type labBackend struct {
-	prog    *runtime.TestProgram
-	slots   slotTable
-	topo    *Topology
-	xdp     link.Link
-	inj     *injector
+	prog  *runtime.TestProgram
+	slots slotTable
+	topo  *Topology
+	xdp   link.Link
+	inj   *injector
+	// recv captures where passed frames leave: the DUT (host) or the server
+	// (router). ingress, in the router topology only, captures what the
+	// program passed into the router's stack.
 	recv    *capture
+	ingress *capture
 	timeout time.Duration
+	// mute is the drop program on the router topology's client.
+	mute    link.Link
+	muteXDP *ebpf.Program
 	// targets capture what leaves through each redirect target; sinks are
 	// the pass programs on their far ends.
 	targets map[string]*capture
@@ -107,10 +120,45 @@ func newLabBackendOf(prog *runtime.TestProgram, opts LabOptions) (b Backend, err
 	if l.inj, err = newInjector(l.topo.Sender.ns.handle, l.topo.Sender.Index); err != nil {
 		return nil, fmt.Errorf("inject on %s: %w", l.topo.Sender.Name, err)
 	}
+	if l.topo.Receiver != l.topo.DUT {
+		if err := l.followThroughRouter(); err != nil {
+			return nil, err
+		}
+	}
 	if err := l.addRedirectTargets(); err != nil {
 		return nil, err
 	}
 	return l, nil
+}
+
+// followThroughRouter sets the router topology up to tell the injected
+// frame's fate from the router's own traffic: it captures the router's
+// ingress, where a passed frame shows before the router decides what to do
+// with it; it ignores the router's own frames at the server; and it mutes
+// the client, so that no frame the router sends back (an echo reply, an
+// ICMP error, a frame routed back out) makes the client's stack send one
+// more through the DUT's program.
+func (l *labBackend) followThroughRouter() error {
+	var err error
+	if l.ingress, err = newCapture(l.topo.DUT.ns.handle, l.topo.DUT.Index); err != nil {
+		return fmt.Errorf("capture on %s: %w", l.topo.DUT.Name, err)
+	}
+	l.recv.ignore = l.topo.routerOwn
+	if l.muteXDP, err = newActionProgram("xdpc_lab_mute", artifact.ActionDrop); err != nil {
+		return fmt.Errorf("load the client's drop program: %w", err)
+	}
+	if l.mute, err = attachXDP(l.topo.Sender, l.muteXDP); err != nil {
+		return err
+	}
+	return nil
+}
+
+// newActionProgram loads an XDP program that returns action for every frame.
+func newActionProgram(name string, action artifact.Action) (*ebpf.Program, error) {
+	return ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: name, Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(action)), asm.Return()},
+	})
 }
 
 // addRedirectTargets gives the DUT an interface for every redirect target
@@ -123,10 +171,7 @@ func (l *labBackend) addRedirectTargets() error {
 		return nil
 	}
 	var err error
-	l.sinkXDP, err = ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name: "xdpc_lab_sink", Type: ebpf.XDP, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(artifact.ActionPass)), asm.Return()},
-	})
+	l.sinkXDP, err = newActionProgram("xdpc_lab_sink", artifact.ActionPass)
 	if err != nil {
 		return fmt.Errorf("load the redirect targets' pass program: %w", err)
 	}
@@ -179,6 +224,9 @@ func (l *labBackend) Run(frame []byte) (Verdict, error) {
 	recv, where := l.recv, l.topo.Receiver.Name
 	switch v.Action {
 	case artifact.ActionPass:
+		if l.ingress != nil {
+			return l.awaitRouted(v, frame, deadline)
+		}
 	case artifact.ActionRedirect:
 		recv, where = l.targets[v.To], l.topo.Targets[v.To].Name
 	default:
@@ -187,6 +235,34 @@ func (l *labBackend) Run(frame []byte) (Verdict, error) {
 	got, err := recv.next(deadline)
 	if errors.Is(err, errNoFrame) {
 		return Verdict{}, fmt.Errorf("counted as %s by %q but did not reach %s within %s", v.Verdict, v.Rule, where, l.timeout)
+	}
+	if err != nil {
+		return Verdict{}, err
+	}
+	if !bytes.Equal(got, frame) {
+		v.Rewritten = summarize(got)
+	}
+	return v, nil
+}
+
+// awaitRouted follows a frame the program passed into the router's stack:
+// it must show on the router's ingress, and is then awaited at the server
+// until deadline. One that does not arrive is a frame the router kept: it
+// delivered it to itself (a ping, an ARP request), answered it with an ICMP
+// error (TTL expired, no route, no neighbour) or discarded it. Its fate as
+// far as the policy goes is the pass, so its line is the pass, without a
+// rewritten frame.
+func (l *labBackend) awaitRouted(v Verdict, frame []byte, deadline time.Time) (Verdict, error) {
+	_, err := l.ingress.next(deadline)
+	if errors.Is(err, errNoFrame) {
+		return Verdict{}, fmt.Errorf("counted as %s by %q but did not reach the router's stack on %s within %s", v.Verdict, v.Rule, l.topo.DUT.Name, l.timeout)
+	}
+	if err != nil {
+		return Verdict{}, err
+	}
+	got, err := l.recv.next(deadline)
+	if errors.Is(err, errNoFrame) {
+		return v, nil
 	}
 	if err != nil {
 		return Verdict{}, err
@@ -237,6 +313,11 @@ func (l *labBackend) expectQuiet(when string) error {
 	if err := check(l.recv, l.topo.Receiver.Name); err != nil {
 		return err
 	}
+	if l.ingress != nil {
+		if err := check(l.ingress, l.topo.DUT.Name); err != nil {
+			return err
+		}
+	}
 	for name, c := range l.targets {
 		if err := check(c, l.topo.Targets[name].Name); err != nil {
 			return err
@@ -262,6 +343,15 @@ func (l *labBackend) close() error {
 	}
 	if l.recv != nil {
 		l.recv.close()
+	}
+	if l.ingress != nil {
+		l.ingress.close()
+	}
+	if l.mute != nil {
+		errs = append(errs, l.mute.Close())
+	}
+	if l.muteXDP != nil {
+		errs = append(errs, l.muteXDP.Close())
 	}
 	for _, c := range l.targets {
 		c.close()

@@ -71,6 +71,9 @@ type capture struct {
 	fd  int
 	buf []byte
 	oob []byte
+	// ignore, when set, passes over the received frames it reports: frames
+	// that are not any injected frame's fate (the router's own).
+	ignore func(frame []byte) bool
 }
 
 func newCapture(ns netns.NsHandle, ifindex int) (*capture, error) {
@@ -99,11 +102,13 @@ func newCapture(ns netns.NsHandle, ifindex int) (*capture, error) {
 // errNoFrame is returned by next when no frame arrived before the deadline.
 var errNoFrame = errors.New("no frame arrived")
 
-// maxSkipped bounds how many outgoing frames one call to next passes over.
+// maxSkipped bounds how many outgoing or ignored frames one call to next
+// passes over.
 const maxSkipped = 10_000
 
-// next returns the next frame the interface received (outgoing frames are
-// skipped), waiting until deadline at most. A zero deadline only looks.
+// next returns the next frame the interface received (outgoing frames and
+// those ignore reports are skipped), waiting until deadline at most. A zero
+// deadline only looks.
 func (c *capture) next(deadline time.Time) ([]byte, error) {
 	for skipped := 0; ; {
 		n, oobn, flags, from, err := unix.Recvmsg(c.fd, c.buf, c.oob, unix.MSG_TRUNC)
@@ -130,8 +135,14 @@ func (c *capture) next(deadline time.Time) ([]byte, error) {
 		if flags&unix.MSG_TRUNC != 0 || n > len(c.buf) {
 			return nil, fmt.Errorf("received a frame longer than %d bytes", len(c.buf))
 		}
-		frame := append([]byte(nil), c.buf[:n]...)
-		return withVLANTag(frame, c.oob[:oobn])
+		frame, err := withVLANTag(append([]byte(nil), c.buf[:n]...), c.oob[:oobn])
+		if err == nil && c.ignore != nil && c.ignore(frame) {
+			if skipped++; skipped > maxSkipped {
+				return nil, fmt.Errorf("more than %d ignored frames while waiting for one", maxSkipped)
+			}
+			continue
+		}
+		return frame, err
 	}
 }
 

@@ -26,7 +26,7 @@ import (
 //	        icmp SRC > DST               (IPv4)
 //	        icmpv6 SRC > DST             (IPv6)
 //	        ip SRC > DST proto N|NAME    (an IP header and len bytes of zeros)
-//	        arp [SRC > DST]              (an ARP request, IPv4 addresses)
+//	        arp [SRC > DST]              (an ARP message, IPv4 sender and target)
 //	        ether 0xTYPE                 (len bytes of zeros, e.g. LLDP 0x88cc)
 //
 //	OPTION: flags LETTERS    TCP flags in tcpdump letters F S R P A U E C, "." for none
@@ -35,10 +35,12 @@ import (
 //	        ttl N            IPv4 TTL or IPv6 hop limit
 //	        frag first|later IPv4 flags and offset, or an IPv6 fragment header
 //	        len N            payload bytes after the headers
+//	        op request|reply|N  ARP operation
 //
 // IPv6 addresses with a port go in brackets: [2001:db8::1]:443. Defaults:
 // MACs 02:00:00:00:00:01 > 02:00:00:00:00:02, ttl 64, flags S, type
-// echo-request, code 0, len 0, ARP addresses 10.0.0.1 > 10.0.0.2. One tag
+// echo-request, code 0, len 0, ARP addresses 10.0.0.1 > 10.0.0.2, op
+// request. One tag
 // is 802.1Q; two are 802.1ad then 802.1Q. A later fragment of a tcp, udp or
 // icmp body carries the layer-4 header's bytes as fragment data. Frames are
 // padded with zeros to 60 bytes, IP lengths and checksums are computed.
@@ -72,6 +74,7 @@ type packetSpec struct {
 	ttl              uint8
 	frag             policy.Fragment
 	payload          int
+	arpOp            uint16
 }
 
 // Defaults of the packet syntax.
@@ -123,7 +126,7 @@ func (w *specWords) errorf(format string, args ...any) error {
 // parsePacketSpec reads a packet line into a spec with defaults filled in.
 func parsePacketSpec(line string) (*packetSpec, error) {
 	w := &specWords{words: strings.Fields(strings.ReplaceAll(line, ">", " > "))}
-	s := &packetSpec{srcMAC: specSrcMAC, dstMAC: specDstMAC, ttl: 64, flags: wire.TCPSyn, frag: policy.FragNone}
+	s := &packetSpec{srcMAC: specSrcMAC, dstMAC: specDstMAC, ttl: 64, flags: wire.TCPSyn, frag: policy.FragNone, arpOp: layers.ARPRequest}
 	if len(w.words) == 0 {
 		return nil, errors.New("empty packet: expected a body such as tcp, udp, icmp, icmpv6, ip, arp or ether 0xTYPE")
 	}
@@ -300,7 +303,7 @@ func (s *packetSpec) parseProto(w *specWords) error {
 
 func specIsOption(word string) bool {
 	switch word {
-	case "flags", "type", "code", "ttl", "frag", "len":
+	case "flags", "type", "code", "ttl", "frag", "len", "op":
 		return true
 	}
 	return false
@@ -315,7 +318,7 @@ func (s *packetSpec) parseOptions(w *specWords) error {
 	for w.more() {
 		name := w.next()
 		if !specIsOption(name) {
-			return w.errorf("expected an option: flags, type, code, ttl, frag or len")
+			return w.errorf("expected an option: flags, type, code, ttl, frag, len or op")
 		}
 		if seen[name] {
 			return w.errorf("option given twice")
@@ -329,6 +332,10 @@ func (s *packetSpec) parseOptions(w *specWords) error {
 			return w.errorf("%s applies only to an icmp or icmpv6 body", name)
 		case (name == "ttl" || name == "frag") && !ip:
 			return w.errorf("%s applies only to an IP body", name)
+		case name == "op" && s.body != "arp":
+			return w.errorf("op applies only to an arp body")
+		case name == "op":
+			err = s.parseARPOp(w)
 		case name == "flags":
 			s.flags, err = specFlags(w)
 		case name == "type":
@@ -365,6 +372,23 @@ func (s *packetSpec) parseOptions(w *specWords) error {
 		return w.errorf("len too large: the packet can carry at most %d payload bytes", max)
 	}
 	return nil
+}
+
+// parseARPOp reads an ARP operation: request, reply or a number.
+func (s *packetSpec) parseARPOp(w *specWords) error {
+	switch w.peek() {
+	case "request":
+		w.next()
+		s.arpOp = layers.ARPRequest
+		return nil
+	case "reply":
+		w.next()
+		s.arpOp = layers.ARPReply
+		return nil
+	}
+	n, err := specNumber(w, "an arp operation: request, reply or a number", 65535)
+	s.arpOp = uint16(n)
+	return err
 }
 
 // specFlags reads TCP flags in tcpdump letters.
@@ -505,7 +529,7 @@ func (s *packetSpec) networkLayers() []gopacket.SerializableLayer {
 	case "arp":
 		return []gopacket.SerializableLayer{&layers.ARP{
 			AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4,
-			HwAddressSize: 6, ProtAddressSize: 4, Operation: layers.ARPRequest,
+			HwAddressSize: 6, ProtAddressSize: 4, Operation: s.arpOp,
 			SourceHwAddress: s.srcMAC, SourceProtAddress: s.src.AsSlice(),
 			DstHwAddress: make([]byte, 6), DstProtAddress: s.dst.AsSlice(),
 		}}

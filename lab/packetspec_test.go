@@ -43,14 +43,19 @@ func TestPacketSpecRoundTrip(t *testing.T) {
 		{"ip 2001:db8::1 > 2001:db8::2 proto 59", "ip 2001:db8::1 > 2001:db8::2 proto 59"},
 		{"ip 10.0.0.1 > 10.0.0.2 proto esp len 16", "ip 10.0.0.1 > 10.0.0.2 proto 50 len 16"},
 		{"ip 10.0.0.1 > 10.0.0.2 proto 58", "ip 10.0.0.1 > 10.0.0.2 proto 58"},
-		{"arp", "arp"},
-		{"arp 192.0.2.1 > 192.0.2.2", "arp"},
+		{"arp", "arp 10.0.0.1 > 10.0.0.2"},
+		{"arp 192.0.2.1 > 192.0.2.2", "arp 192.0.2.1 > 192.0.2.2"},
+		{"arp 192.0.2.1>192.0.2.2 op request", "arp 192.0.2.1 > 192.0.2.2"},
+		{"arp 192.0.2.9 > 192.0.2.1 op reply", "arp 192.0.2.9 > 192.0.2.1 op reply"},
+		{"arp op 9", "arp 10.0.0.1 > 10.0.0.2 op 9"},
+		{"ether 02:00:00:00:00:0a > ff:ff:ff:ff:ff:ff arp 0.0.0.0 > 10.0.0.9", "ether 02:00:00:00:00:0a > ff:ff:ff:ff:ff:ff arp 0.0.0.0 > 10.0.0.9"},
+		{"ether 0x0806", "ether 0x0806"},
 		{"ether 0x88cc", "ether 0x88cc"},
 		{"ether 02:00:00:00:00:0A > ff:ff:ff:ff:ff:ff ether 0x88cc", "ether 02:00:00:00:00:0a > ff:ff:ff:ff:ff:ff ether 0x88cc"},
 		{"ether 02:00:00:00:00:01 > 02:00:00:00:00:02 udp 10.0.0.1:1 > 10.0.0.2:2", "udp 10.0.0.1:1 > 10.0.0.2:2"},
 		{"vlan 10 udp 10.0.0.1:1 > 10.0.0.2:2", "vlan 10 udp 10.0.0.1:1 > 10.0.0.2:2"},
 		{"vlan 100 vlan 200 tcp [2001:db8::1]:1 > [2001:db8::2]:2 flags SA", "vlan 100 vlan 200 tcp [2001:db8::1]:1 > [2001:db8::2]:2 flags SA"},
-		{"vlan 0 arp", "vlan 0 arp"},
+		{"vlan 0 arp", "vlan 0 arp 10.0.0.1 > 10.0.0.2"},
 		{"vlan 1 vlan 4095 ether 0x8100", "vlan 1 vlan 4095 ether 0x8100"},
 		{"tcp 10.0.0.1:1 > 10.0.0.2:80 frag first len 1000", "tcp 10.0.0.1:1 > 10.0.0.2:80 flags S frag first len 1000"},
 		{"tcp 10.0.0.1:1 > 10.0.0.2:80 frag later", "ip 10.0.0.1 > 10.0.0.2 proto 6 frag later len 20"},
@@ -98,7 +103,11 @@ func TestPacketSpecFields(t *testing.T) {
 			EtherType: 0x86dd, Family: 6, Src: a("2001:db8::1"), Dst: a("2001:db8::2"), Proto: 58, TTL: 64, Length: 56,
 			Fragment: policy.FragFirst, HasICMP: true, ICMPType: 2, ICMPCode: 3}},
 		{"ether 0a:0b:0c:0d:0e:0f > 01:02:03:04:05:06 arp", eval.Packet{
-			DstMAC: mac("01:02:03:04:05:06"), SrcMAC: mac("0a:0b:0c:0d:0e:0f"), EtherType: 0x0806}},
+			DstMAC: mac("01:02:03:04:05:06"), SrcMAC: mac("0a:0b:0c:0d:0e:0f"), EtherType: 0x0806,
+			HasARP: true, ARPOp: 1, ARPSender: a("10.0.0.1"), ARPTarget: a("10.0.0.2")}},
+		{"vlan 3 arp 192.0.2.7 > 192.0.2.1 op reply", eval.Packet{
+			DstMAC: mac("02:00:00:00:00:02"), SrcMAC: mac("02:00:00:00:00:01"), Tags: 1, VLAN: [2]uint16{3}, EtherType: 0x0806,
+			HasARP: true, ARPOp: 2, ARPSender: a("192.0.2.7"), ARPTarget: a("192.0.2.1")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.spec, func(t *testing.T) {
@@ -200,6 +209,16 @@ func TestSummaryRoundTripOddFrames(t *testing.T) {
 			"vlan 1 vlan 2 ether 0x8100"},
 		{"ipv4 proto 44", []gopacket.SerializableLayer{eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolIPv6Fragment)},
 			"ip 10.0.0.1 > 10.0.0.2 proto 44"},
+		{"arp reply with a target hardware address", []gopacket.SerializableLayer{eth(layers.EthernetTypeARP), &layers.ARP{
+			AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+			Operation: layers.ARPReply, SourceHwAddress: net.HardwareAddr{2, 0, 0, 0, 0, 9}, SourceProtAddress: net.IP{10, 0, 0, 9},
+			DstHwAddress: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstProtAddress: net.IP{10, 0, 0, 1}}},
+			"arp 10.0.0.9 > 10.0.0.1 op reply"},
+		{"arp of another hardware type", []gopacket.SerializableLayer{eth(layers.EthernetTypeARP), &layers.ARP{
+			AddrType: layers.LinkType(6), Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+			Operation: layers.ARPRequest, SourceHwAddress: make([]byte, 6), SourceProtAddress: net.IP{10, 0, 0, 9},
+			DstHwAddress: make([]byte, 6), DstProtAddress: net.IP{10, 0, 0, 1}}},
+			"ether 0x0806"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,7 +269,10 @@ func TestParsePacketErrors(t *testing.T) {
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 flags S", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 flags S": word 5 "flags": flags apply only to a tcp body`},
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 ttl 1 ttl 2", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 ttl 1 ttl 2": word 7 "ttl": option given twice`},
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 ttl 256", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 ttl 256": word 6 "256": expected a ttl, at most 255`},
-		{"udp 10.0.0.1:1 > 10.0.0.2:2 hops 3", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 hops 3": word 5 "hops": expected an option: flags, type, code, ttl, frag or len`},
+		{"udp 10.0.0.1:1 > 10.0.0.2:2 hops 3", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 hops 3": word 5 "hops": expected an option: flags, type, code, ttl, frag, len or op`},
+		{"udp 10.0.0.1:1 > 10.0.0.2:2 op reply", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 op reply": word 5 "op": op applies only to an arp body`},
+		{"arp op answer", `parse packet "arp op answer": word 3 "answer": expected an arp operation: request, reply or a number`},
+		{"arp op 65536", `parse packet "arp op 65536": word 3 "65536": expected an arp operation: request, reply or a number, at most 65535`},
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 frag middle", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 frag middle": word 6 "middle": expected frag first or frag later`},
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 len 65508", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 len 65508": word 6 "65508": len too large: the packet can carry at most 65507 payload bytes`},
 		{"udp [::1]:1 > [::2]:2 len 65520 frag later", `parse packet "udp [::1]:1 > [::2]:2 len 65520 frag later": word 6 "65520": len too large: the packet can carry at most 65519 payload bytes`},
@@ -293,7 +315,7 @@ func FuzzParsePacket(f *testing.F) {
 		"vlan 1 vlan 2 udp [2001:db8::1]:1 > [2001:db8::2]:53 frag later",
 		"ether 02:00:00:00:00:0a > ff:ff:ff:ff:ff:ff ether 0x88cc len 3",
 		"icmpv6 fe80::1 > ff02::1 type neighbor-solicitation code 1",
-		"ip 10.0.0.1 > 10.0.0.2 proto esp frag first", "arp 1.2.3.4 > 5.6.7.8", "tcp [::1]:1>[::2]:2 flags .",
+		"ip 10.0.0.1 > 10.0.0.2 proto esp frag first", "arp 1.2.3.4 > 5.6.7.8", "arp op reply", "tcp [::1]:1>[::2]:2 flags .",
 	} {
 		f.Add(s)
 	}

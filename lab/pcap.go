@@ -14,10 +14,14 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
-// Frame is one Ethernet frame read from a capture, with its 1-based index.
+// Frame is one Ethernet frame read from a capture or a packet list, with
+// its 1-based index.
 type Frame struct {
 	Index int
-	Data  []byte
+	// Line is the packet-list line the frame was built from; 0 for a frame
+	// read from a capture.
+	Line int
+	Data []byte
 }
 
 // maxFrames bounds how many frames one capture may hold, so a corrupt or

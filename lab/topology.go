@@ -1,13 +1,18 @@
 package lab
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpc/xdpc/policy/eval"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // Topology kinds.
@@ -94,6 +99,16 @@ var baseSysctls = map[string]string{
 	"net/ipv6/conf/default/disable_ipv6": "1",
 }
 
+// routerSysctls make the router namespace forward IPv4, with no reverse
+// path filter: what the router does with a frame from an address behind
+// its inside must not depend on the settings the namespace inherits from
+// the host.
+var routerSysctls = map[string]string{
+	"net/ipv4/ip_forward":             "1",
+	"net/ipv4/conf/all/rp_filter":     "0",
+	"net/ipv4/conf/default/rp_filter": "0",
+}
+
 // NewTopology builds a topology of kind (TopologyHost or TopologyRouter).
 // Its namespaces are named NamespacePrefix, this process's id, a random
 // suffix and the role. On error nothing is left behind.
@@ -172,7 +187,7 @@ func (t *Topology) buildRouter(suffix string) error {
 	if err != nil {
 		return err
 	}
-	routerNS, err := t.addNamespace(suffix, "router", map[string]string{"net/ipv4/ip_forward": "1"})
+	routerNS, err := t.addNamespace(suffix, "router", routerSysctls)
 	if err != nil {
 		return err
 	}
@@ -211,6 +226,33 @@ func (t *Topology) buildRouter(suffix string) error {
 	t.Ports["client"], t.Ports["outside"], t.Ports["inside"], t.Ports["server"] = client, outside, inside, server
 	t.Sender, t.DUT, t.Receiver = client, outside, server
 	return nil
+}
+
+// routerOwn reports whether frame, received at the router topology's
+// server, is one the router sent of its own accord rather than forwarded:
+// an ARP message of the router (resolving a neighbour on the inside), or an
+// IP packet from one of the router's addresses (an ICMP error about a frame
+// from the server's network, say). A forwarded frame never has the
+// router's address as its source: the router discards such a frame as
+// martian. Always false for the host topology.
+func (t *Topology) routerOwn(frame []byte) bool {
+	inside, outside := t.Ports["inside"], t.Ports["outside"]
+	if t.Kind != TopologyRouter || inside == nil || outside == nil {
+		return false
+	}
+	p, bad := eval.Parse(frame)
+	if bad != nil || !bytes.Equal(p.SrcMAC[:], inside.MAC) {
+		return false
+	}
+	if p.EtherType == wire.EtherTypeARP {
+		return true
+	}
+	for _, own := range []*net.IPNet{inside.Address, outside.Address} {
+		if a, ok := netip.AddrFromSlice(own.IP.To4()); ok && p.Family == 4 && p.Src == a {
+			return true
+		}
+	}
+	return false
 }
 
 // macTarget is the MAC of every redirect target's port in the DUT's

@@ -79,22 +79,32 @@ func TestTopologies(t *testing.T) {
 	}
 }
 
-// TestRouterTopologyIsConfigured checks forwarding and the static
-// neighbours of the router topology.
+// TestRouterTopologyIsConfigured checks the router topology's sysctls
+// (forwarding on, no reverse-path filter, no IPv6) and its static
+// neighbours.
 func TestRouterTopologyIsConfigured(t *testing.T) {
 	topo := newTestTopology(t, TopologyRouter)
 	router := topo.Ports["outside"].ns
-	var forwarding []byte
-	err := inNamespace(router.handle, func() error {
-		var err error
-		forwarding, err = os.ReadFile("/proc/sys/net/ipv4/ip_forward")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.TrimSpace(string(forwarding)); got != "1" {
-		t.Errorf("router ip_forward = %s, want 1", got)
+	for sysctl, want := range map[string]string{
+		"ipv4/ip_forward":                "1",
+		"ipv4/conf/all/rp_filter":        "0",
+		"ipv4/conf/outside/rp_filter":    "0",
+		"ipv4/conf/inside/rp_filter":     "0",
+		"ipv6/conf/all/disable_ipv6":     "1",
+		"ipv6/conf/outside/disable_ipv6": "1",
+	} {
+		var got []byte
+		err := inNamespace(router.handle, func() error {
+			var err error
+			got, err = os.ReadFile("/proc/sys/net/" + sysctl)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(got)); got != want {
+			t.Errorf("router %s = %s, want %s", sysctl, got, want)
+		}
 	}
 	for _, n := range []struct{ at, of string }{{"client", "outside"}, {"outside", "client"}, {"inside", "server"}, {"server", "inside"}} {
 		at, of := topo.Ports[n.at], topo.Ports[n.of]
@@ -152,6 +162,71 @@ policy "r" {
 		v.Index = 1
 		if diff := cmp.Diff(tc.want, v.String()); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.packet, diff)
+		}
+	}
+}
+
+// TestRouterTopologyAttributesOnlyTheInjectedFrame sends frames the router
+// itself answers or discards, each followed by the frames its answer makes:
+// an ICMP error or echo reply to the client, an ARP request on the inside,
+// an ICMP error to the server's network, a frame routed back to the
+// client. The line of each is the injected frame's own fate: the verdict
+// its counters show, confirmed on the router's ingress, and no "rewritten
+// to" when the frame never left towards the server. None of the router's
+// frames is taken for one of the lab's, nor makes a later frame fail.
+func TestRouterTopologyAttributesOnlyTheInjectedFrame(t *testing.T) {
+	cfg, p := loadTestPolicy(t, `
+policy "r" {
+  default   = "pass"
+  malformed = "drop"
+
+  rule "no-telnet" {
+    proto    = "tcp"
+    dst_port = 23
+    action   = "drop"
+  }
+}
+`)
+	b, err := NewLabBackend(cfg, p, LabOptions{Topology: TopologyRouter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	const forwarded = "   1  pass      default           tcp 10.200.1.2:40000 > 10.200.2.2:80 flags S  rewritten to ether 02:00:00:00:00:03 > 02:00:00:00:00:04 tcp 10.200.1.2:40000 > 10.200.2.2:80 flags S ttl 63"
+	for _, tc := range []struct {
+		why, packet string
+		want        string // "" for the reference's line: the frame did not leave
+	}{
+		{"time exceeded: the router answers the client", "udp 10.200.1.2:40000 > 10.200.2.2:53 ttl 1", ""},
+		{"a ping to the router: it answers with an echo reply", "icmp 10.200.1.2 > 10.200.1.1", ""},
+		{"no route: the router answers net unreachable", "udp 10.200.1.2:40000 > 192.0.2.9:53", ""},
+		{"no neighbour: the router asks for it in ARP on the inside", "udp 10.200.1.2:40000 > 10.200.2.9:53", ""},
+		{"a forwarded frame while the router still asks", "tcp 10.200.1.2:40000 > 10.200.2.2:80 flags S", forwarded},
+		{"time exceeded for a source behind the router: the error goes to the server's network", "udp 10.200.2.7:40000 > 10.200.2.2:53 ttl 1", ""},
+		{"time exceeded with no route back: the router discards it", "udp 10.0.0.1:40000 > 10.200.2.2:53 ttl 1", ""},
+		{"an ARP request for the router: it answers the client", "arp 10.200.1.2 > 10.200.1.1", ""},
+		{"routed back out to the client, whose stack would answer through the DUT", "udp 10.0.0.1:40000 > 10.200.1.2:53", ""},
+		{"dropped by the policy: the router never sees it", "tcp 10.200.1.2:40000 > 10.200.2.2:23 flags S ttl 1", ""},
+		{"forwarded after all of it", "tcp 10.200.1.2:40000 > 10.200.2.2:80 flags S", forwarded},
+	} {
+		frame, err := ParsePacket(tc.packet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tc.want
+		if want == "" {
+			ref, _ := referenceBackend{p: p}.Run(frame)
+			ref.Index = 1
+			want = ref.String()
+		}
+		v, err := b.Run(frame)
+		if err != nil {
+			t.Errorf("%s (%s): %v", tc.why, tc.packet, err)
+			continue
+		}
+		v.Index = 1
+		if diff := cmp.Diff(want, v.String()); diff != "" {
+			t.Errorf("%s (%s) (-want +got):\n%s", tc.why, tc.packet, diff)
 		}
 	}
 }

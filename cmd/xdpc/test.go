@@ -32,6 +32,12 @@ case's capture is replayed on the backend (default lab: real namespaces and
 veths, the program attached with XDP) and compared line by line with
 expected.txt; a mismatch prints the packets that differ.
 
+Before replaying, each case's in.pcap must be byte for byte what its
+packets.txt generates: a stale capture fails the case, with the packet that
+differs and the command that regenerates it (xdpc pcap -o DIR/in.pcap
+DIR/packets.txt, or xdpc test -update DIR). A case without a packets.txt
+replays its in.pcap as it is.
+
 -update first regenerates in.pcap from packets.txt, then rewrites
 expected.txt with what the backend printed. Review golden diffs like code.
 
@@ -104,6 +110,17 @@ func runCase(w io.Writer, c lab.Case, backend string, update bool) caseOutcome {
 				return caseBroken
 			}
 		}
+	} else if err := c.CheckCapture(); err != nil {
+		// A capture that is not what its list generates would test packets
+		// nobody reviewed.
+		fmt.Fprintf(w, "FAIL %s: %v\n", c.Name, err)
+		if _, ok := errors.AsType[*lab.StaleCaptureError](err); ok {
+			return caseBroken
+		}
+		if _, ok := errors.AsType[*lab.CaseError](err); ok {
+			return caseBroken
+		}
+		return caseFailed
 	}
 	got, err := c.Replay(backend)
 	if err != nil {

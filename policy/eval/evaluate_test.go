@@ -86,7 +86,7 @@ var (
 	later4      = ether(0x0800, v4{fo: offset1k, proto: 6}.build(tcp(40000, 22, syn, 0)))
 	first4      = ether(0x0800, v4{fo: mf, proto: 6}.build(tcp(40000, 22, syn, 0)))
 	later6      = ether(0x86dd, v6{nh: 44}.build(frag6(17, 100, false), udp(1, 53)))
-	arpFrame    = pad(ether(wire.EtherTypeARP, zeros(28)), 60)
+	arpFrame    = pad(ether(wire.EtherTypeARP, arp(1, "10.0.0.1", "10.0.0.2")), 60)
 	vlanFrame   = ether(0x8100, tag(0, 10, 0x0800), v4{proto: 17}.build(udp(1, 53)))
 	qinqFrame   = ether(0x88a8, tag(0, 100, 0x8100), tag(0, 200, 0x0800), v4{proto: 17}.build(udp(1, 53)))
 	badFrame    = ether(0x0800, v4{tot: 19, proto: 6}.build(tcp(1, 2, syn, 0)))
@@ -321,7 +321,7 @@ rule "vlan": no match: inner_vlan: packet has only one vlan tag
 rule "ssh2" (policy.hcl:30:3): no match: proto udp not in tcp
 verdict: drop by default
 `},
-		{"arp", arpFrame, `packet: arp
+		{"arp", arpFrame, `packet: arp 10.0.0.1 > 10.0.0.2
 rule "ssh" (policy.hcl:5:3): no match: src: packet is not IP (ether_type 0x0806)
 rule "web": no match: dst_port: packet is not IP (ether_type 0x0806)
 rule "x": count (matched, evaluation goes on)

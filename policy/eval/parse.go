@@ -29,6 +29,13 @@ type Packet struct {
 	HasICMP          bool
 	ICMPType         uint8
 	ICMPCode         uint8
+	// HasARP says the frame is an Ethernet/IPv4 ARP message (hardware type
+	// 1, protocol type 0x0800, address lengths 6 and 4), with its operation
+	// and its sender and target protocol addresses. No rule reads them;
+	// they are for the packet's summary.
+	HasARP               bool
+	ARPOp                uint16
+	ARPSender, ARPTarget netip.Addr
 }
 
 // Malformed says why a frame failed parsing: Reason names the header and the
@@ -114,8 +121,31 @@ func parse(frame []byte, p *Packet) (reason string, off int) {
 		return parseIPv4(frame, off, p)
 	case wire.EtherTypeIPv6:
 		return parseIPv6(frame, off, p)
+	case wire.EtherTypeARP:
+		parseARP(frame, off, p)
 	}
 	return "", 0
+}
+
+// ARP header fields of an Ethernet/IPv4 ARP message.
+const (
+	arpLength       = 28
+	arpHardwareType = 1 // Ethernet
+)
+
+// parseARP reads the operation and protocol addresses of an Ethernet/IPv4
+// ARP message at off. A frame of ether type ARP that holds anything else,
+// or is cut short, is not malformed: no rule reads past a non-IP ether
+// type. It just has no ARP fields.
+func parseARP(frame []byte, off int, p *Packet) {
+	if off+arpLength > len(frame) || be16(frame, off) != arpHardwareType ||
+		be16(frame, off+2) != wire.EtherTypeIPv4 || frame[off+4] != 6 || frame[off+5] != 4 {
+		return
+	}
+	p.HasARP = true
+	p.ARPOp = be16(frame, off+6)
+	p.ARPSender = netip.AddrFrom4([4]byte(frame[off+14 : off+18]))
+	p.ARPTarget = netip.AddrFrom4([4]byte(frame[off+24 : off+28]))
 }
 
 // parseIPv4 reads the IPv4 header at l3 and, unless the packet is a later

@@ -75,6 +75,22 @@ func withVLAN(ids ...uint16) func(*Packet) {
 
 func withTTL(ttl uint8) func(*Packet) { return func(p *Packet) { p.TTL = ttl } }
 
+func withARP(op uint16, sender, target string) func(*Packet) {
+	return func(p *Packet) {
+		p.HasARP, p.ARPOp = true, op
+		p.ARPSender, p.ARPTarget = netip.MustParseAddr(sender), netip.MustParseAddr(target)
+	}
+}
+
+// arp is an Ethernet/IPv4 ARP message with zero hardware addresses.
+func arp(op uint16, sender, target string) []byte {
+	b := []byte{0, 1, 0x08, 0x00, 6, 4, byte(op >> 8), byte(op)}
+	b = append(b, zeros(6)...)
+	b = append(b, netip.MustParseAddr(sender).AsSlice()...)
+	b = append(b, zeros(6)...)
+	return append(b, netip.MustParseAddr(target).AsSlice()...)
+}
+
 const (
 	syn    = wire.TCPSyn
 	synAck = wire.TCPSyn | wire.TCPAck
@@ -103,7 +119,15 @@ var parseCases = []parseCase{
 	{name: "ethernet 13 bytes", frame: ether(0x0800)[:13], malformed: bad(reasonEthernetShort, 0)},
 	{name: "ethernet header only", frame: ether(0x88cc), want: wantL2(0x88cc)},
 	{name: "lldp padded", frame: pad(ether(0x88cc), 60), want: wantL2(0x88cc)},
-	{name: "arp", frame: ether(wire.EtherTypeARP, zeros(28)), want: wantL2(wire.EtherTypeARP)},
+	{name: "arp without ethernet/ipv4 fields", frame: ether(wire.EtherTypeARP, zeros(28)), want: wantL2(wire.EtherTypeARP)},
+	{name: "arp reply", frame: ether(wire.EtherTypeARP, arp(2, "192.0.2.9", "192.0.2.1")),
+		want: wantL2(wire.EtherTypeARP, withARP(2, "192.0.2.9", "192.0.2.1"))},
+	{name: "arp cut short", frame: ether(wire.EtherTypeARP, arp(1, "192.0.2.9", "192.0.2.1")[:27]), want: wantL2(wire.EtherTypeARP)},
+	{name: "arp with 16-byte protocol addresses", frame: ether(wire.EtherTypeARP, func() []byte {
+		b := arp(1, "192.0.2.9", "192.0.2.1")
+		b[5] = 16
+		return b
+	}()), want: wantL2(wire.EtherTypeARP)},
 	{name: "arp in vlan", frame: ether(0x8100, tag(0, 7, wire.EtherTypeARP), zeros(28)),
 		want: wantL2(wire.EtherTypeARP, withVLAN(7))},
 	{name: "vlan tag cut", frame: ether(0x8100, []byte{0, 10}), malformed: bad(reasonVLANShort, 14)},

@@ -16,6 +16,8 @@ var (
 )
 
 const (
+	arpRequest       = 1
+	arpReply         = 2
 	defaultTTL       = 64
 	ipv4HeaderLength = 20
 	ipv6HeaderLength = 40
@@ -25,7 +27,9 @@ const (
 // Summary renders p on one line in the packet syntax of docs/packets.md, the
 // syntax lab.ParsePacket reads: building a frame from the summary gives a
 // packet that every rule treats as it treats p. Defaults (MACs, ttl 64,
-// len 0) are left out; TCP flags and the ICMP type are always given.
+// len 0, op request) are left out; TCP flags, the ICMP type and ARP
+// addresses are always given. A frame of ether type ARP that is not an
+// Ethernet/IPv4 ARP message prints as "ether 0x0806".
 //
 // Header bytes the syntax cannot spell (IPv4 options, TCP options, IPv6
 // extension headers other than the fragment header) are counted in len, so
@@ -39,8 +43,15 @@ func (p *Packet) Summary() string {
 		fmt.Fprintf(&b, "vlan %d ", p.VLAN[i])
 	}
 	switch {
-	case p.Family == 0 && p.EtherType == wire.EtherTypeARP:
-		b.WriteString("arp")
+	case p.HasARP:
+		fmt.Fprintf(&b, "arp %s > %s", p.ARPSender, p.ARPTarget)
+		switch p.ARPOp {
+		case arpRequest:
+		case arpReply:
+			b.WriteString(" op reply")
+		default:
+			fmt.Fprintf(&b, " op %d", p.ARPOp)
+		}
 		return b.String()
 	case p.Family == 0:
 		fmt.Fprintf(&b, "ether 0x%04x", p.EtherType)

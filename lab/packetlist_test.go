@@ -1,0 +1,88 @@
+package lab
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestReadPacketListLineKinds reads every kind of line a packet list holds
+// and checks the frames each gives, in order.
+func TestReadPacketListLineKinds(t *testing.T) {
+	list := `# a comment
+tcp 10.0.0.1:1 > 10.0.0.2:22
+
+	class short-tcp 2
+hex 0200000000020200000000010806
+  # an indented comment
+class lldp
+`
+	got, err := ReadPacketList("list.txt", strings.NewReader(list), PacketListOptions{Case: "kinds", Hex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp, err := ParsePacket("tcp 10.0.0.1:1 > 10.0.0.2:22")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The class lines draw what a case named "kinds" draws at lines 4 and 7.
+	short := mustClassLine(t, "kinds", 4, "short-tcp", "2")
+	lldp := mustClassLine(t, "kinds", 7, "lldp")
+	want := [][]byte{tcp, short[0], short[1], {2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 6}, lldp[0]}
+	if diff := cmp.Diff(want, FrameData(got)); diff != "" {
+		t.Errorf("frames (-want +got):\n%s", diff)
+	}
+	for i, f := range got {
+		if f.Index != i+1 {
+			t.Errorf("frame %d has index %d", i+1, f.Index)
+		}
+	}
+	if other := mustClassLine(t, "other", 7, "lldp"); cmp.Equal(other, lldp) {
+		t.Error("class lines of two cases drew the same frames: the case name does not seed them")
+	}
+}
+
+func mustClassLine(t *testing.T, caseName string, line int, args ...string) [][]byte {
+	t.Helper()
+	fs, err := PacketListOptions{Case: caseName}.classLine(line, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// TestReadPacketListReportsEveryBadLine checks that a list is read to its
+// end and every bad line is reported with its file and line number.
+func TestReadPacketListReportsEveryBadLine(t *testing.T) {
+	list := `tcp 10.0.0.1:1 > 10.0.0.2:22
+tcp 10.0.0.1 > 10.0.0.2:22
+# fine
+class no-such-class
+class short-tcp 0
+hex 02000000
+udp 10.0.0.1:1 > 10.0.0.2:2
+sctp 10.0.0.1:1 > 10.0.0.2:2
+`
+	_, err := ReadPacketList("cases/x/packets.txt", strings.NewReader(list), PacketListOptions{Case: "x"})
+	bad, ok := errors.AsType[*PacketListError](err)
+	if !ok {
+		t.Fatalf("error %v, want a *PacketListError", err)
+	}
+	var lines []int
+	for _, l := range bad.Lines {
+		lines = append(lines, l.Line)
+	}
+	if diff := cmp.Diff([]int{2, 4, 5, 6, 8}, lines); diff != "" {
+		t.Errorf("bad lines (-want +got):\n%s", diff)
+	}
+	want := `cases/x/packets.txt:2: parse packet "tcp 10.0.0.1 > 10.0.0.2:22": word 2 "10.0.0.1": expected ADDRESS:PORT, like 10.0.0.1:1234 or [2001:db8::1]:443
+cases/x/packets.txt:4: no corpus class "no-such-class"
+cases/x/packets.txt:5: count "0": want 1 to 100
+cases/x/packets.txt:6: hex frames are not allowed in cases: describe the packet, or name a corpus class
+cases/x/packets.txt:8: parse packet "sctp 10.0.0.1:1 > 10.0.0.2:2": word 1 "sctp": expected a body: tcp, udp, icmp, icmpv6, ip, arp or ether 0xTYPE`
+	if diff := cmp.Diff(want, err.Error()); diff != "" {
+		t.Errorf("error (-want +got):\n%s", diff)
+	}
+}
