@@ -142,6 +142,9 @@ func emitProgram(prog *Program, c Classifier, file string) (asm.Instructions, er
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPortable(insns); err != nil {
+		return nil, fmt.Errorf("compiler bug, please report it: %w", err)
+	}
 	insns[0] = insns[0].WithSymbol(prog.Name)
 	return insns, nil
 }
