@@ -132,6 +132,9 @@ func changeSet(opts SetOptions, elements []string, op func(*ebpf.Map, []byte) er
 	}
 	defer closeMaps(maps)
 	els, err := artifact.ParseElements(set.Type, elements)
+	if es, ok := errors.AsType[artifact.ElementErrors](err); ok {
+		err = es.InSet(set.Set)
+	}
 	if err != nil {
 		return fmt.Errorf("set %s: %w", set.Set, err)
 	}
