@@ -25,10 +25,14 @@ a set of that name.`,
 	return c
 }
 
-// past is what a change verb reports having done.
-var past = map[string]string{"add": "added", "del": "removed"}
+// setVerbs are how a change verb reports what it did: "added 2 of 3
+// elements to set S (1 already present)".
+var setVerbs = map[string]struct{ past, prep, unchanged string }{
+	"add": {"added", "to", "already present"},
+	"del": {"removed", "from", "not in the set"},
+}
 
-func newSetChangeCommand(verb, short string, op func(runtime.SetOptions, []string) error) *cobra.Command {
+func newSetChangeCommand(verb, short string, op func(runtime.SetOptions, []string) (*runtime.SetChange, error)) *cobra.Command {
 	var (
 		rf     runtimeFlags
 		policy string
@@ -44,16 +48,27 @@ func newSetChangeCommand(verb, short string, op func(runtime.SetOptions, []strin
 		},
 		RunE: func(c *cobra.Command, args []string) error {
 			so := runtime.SetOptions{Options: rf.options(), Policy: policy, Set: args[0]}
-			if err := op(so, args[1:]); err != nil {
+			ch, err := op(so, args[1:])
+			if err != nil {
 				return runtimeError(err)
 			}
-			fmt.Fprintf(c.ErrOrStderr(), "set %s: %s %s\n", args[0], past[verb], plural(len(args)-1, "element", "elements"))
+			fmt.Fprintln(c.OutOrStdout(), describeSetChange(verb, ch))
 			return nil
 		},
 	}
 	rf.register(c, runtimeUse{noNetns: setsEverywhere})
 	c.Flags().StringVar(&policy, "policy", "", "the applied policy whose set is meant")
 	return c
+}
+
+// describeSetChange says how many of the elements given changed the set.
+func describeSetChange(verb string, ch *runtime.SetChange) string {
+	v := setVerbs[verb]
+	if ch.Changed == ch.Given {
+		return fmt.Sprintf("%s %s %s set %s of policy %s", v.past, plural(ch.Given, "element", "elements"), v.prep, ch.Set, ch.Policy)
+	}
+	return fmt.Sprintf("%s %d of %s %s set %s of policy %s (%d %s)", v.past, ch.Changed, plural(ch.Given, "element", "elements"),
+		v.prep, ch.Set, ch.Policy, ch.Given-ch.Changed, v.unchanged)
 }
 
 func newSetListCommand() *cobra.Command {

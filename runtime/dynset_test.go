@@ -1,0 +1,183 @@
+package runtime_test
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/xdpc/xdpc/runtime"
+)
+
+// portSet is a dynamic port set of capacity 16 declaring port 22, and a
+// rule that uses it.
+const portSet = `
+set "svc" {
+  type         = "port"
+  elements     = [22]
+  dynamic      = true
+  max_elements = 16
+}
+`
+
+const portRule = `
+  rule "service" {
+    proto    = "udp"
+    dst_port = set.svc
+    action   = "pass"
+  }
+`
+
+// setList lists a set, failing the test on error.
+func setList(t *testing.T, so runtime.SetOptions) []string {
+	t.Helper()
+	got, err := runtime.SetList(so)
+	if err != nil {
+		t.Fatalf("list set %s: %v", so.Set, err)
+	}
+	return got
+}
+
+// TestSetChangeCounts checks what SetAdd and SetDel say they changed: an
+// element already in the set is not added, one not in it is not removed,
+// a repeated element changes the set once, and a prefix inside one the
+// set holds is an element of its own (an LPM lookup would find the
+// shorter one).
+func TestSetChangeCounts(t *testing.T) {
+	e := newEnv(t)
+	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(16)+portSet, allowRule+portRule)))
+	so := runtime.SetOptions{Options: e.opts, Set: "allow"}
+	tests := []struct {
+		name     string
+		op       func(runtime.SetOptions, []string) (*runtime.SetChange, error)
+		set      string
+		elements []string
+		changed  int
+	}{
+		{"add new and present", runtime.SetAdd, "allow", []string{"192.0.2.1", "10.9.0.0/16", "2001:db8::/32"}, 2},
+		{"add a repeated element", runtime.SetAdd, "allow", []string{"198.51.100.7", "198.51.100.7"}, 1},
+		{"add a prefix inside a held one", runtime.SetAdd, "allow", []string{"10.9.1.0/24", "192.0.2.1"}, 1},
+		{"add all present", runtime.SetAdd, "allow", []string{"192.0.2.1", "2001:db8::/32"}, 0},
+		{"del present and absent", runtime.SetDel, "allow", []string{"192.0.2.1", "203.0.113.1", "2001:db8::/32"}, 2},
+		{"del all absent", runtime.SetDel, "allow", []string{"192.0.2.1", "10.9.0.0/24"}, 0},
+		{"add a range over a held port", runtime.SetAdd, "svc", []string{"20-23", "22"}, 1},
+		{"del a range over held ports", runtime.SetDel, "svc", []string{"22-30", "40"}, 1},
+	}
+	for _, tt := range tests {
+		ch, err := tt.op(runtime.SetOptions{Options: e.opts, Set: tt.set}, tt.elements)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		want := runtime.SetChange{Policy: "edge", Set: tt.set, Given: len(tt.elements), Changed: tt.changed}
+		if diff := cmp.Diff(want, *ch); diff != "" {
+			t.Errorf("%s: change (-want +got):\n%s", tt.name, diff)
+		}
+	}
+	want := []string{"10.9.0.0/16", "10.9.1.0/24", "198.51.100.7/32"}
+	if diff := cmp.Diff(want, setList(t, so)); diff != "" {
+		t.Errorf("set allow (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"20", "21"}, setList(t, runtime.SetOptions{Options: e.opts, Set: "svc"})); diff != "" {
+		t.Errorf("set svc (-want +got):\n%s", diff)
+	}
+}
+
+// TestSetChangeAllOrNothing gives SetAdd elements that cannot all go in:
+// some not of the set's type, or more than max_elements holds (a port
+// range needs one entry per port). Nothing changes, the error names every
+// bad element or says how many would not fit. Elements the full set holds
+// already are no overflow.
+func TestSetChangeAllOrNothing(t *testing.T) {
+	e := newEnv(t)
+	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(4)+portSet, allowRule+portRule)))
+	allow := runtime.SetOptions{Options: e.opts, Set: "allow"}
+	svc := runtime.SetOptions{Options: e.opts, Set: "svc"}
+	tests := []struct {
+		name     string
+		so       runtime.SetOptions
+		elements []string
+		is       error
+		want     []string // in the error
+	}{
+		{"bad elements", allow, []string{"192.0.2.1", "10.1.2.3/8", "2001:db8::/32", "fe80::1%eth0"}, runtime.ErrBadElement, []string{
+			`set allow of policy edge: 2 of 4 elements refused, nothing changed:`,
+			`  "10.1.2.3/8" has bits set after the prefix length. Did you mean 10.0.0.0/8?`,
+			`  "fe80::1%eth0" is not an IPv4 or IPv6 address or CIDR prefix, which set "allow" needs.`,
+		}},
+		{"bad ports", svc, []string{"80", "70000", "90-80"}, runtime.ErrBadElement, []string{
+			`70000 is out of range for set "svc", which takes 0 to 65535.`,
+			`The range 90-80 of set "svc" ends before it starts. Did you mean "80-90"?`,
+		}},
+		{"too many prefixes", allow, []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5", "2001:db8::1"}, runtime.ErrSetFull, []string{
+			"set allow of policy edge: the set is full: 2 of 5 new IPv4 prefixes would not fit (it holds 1 IPv4 prefix, max_elements 4 per address family); nothing changed",
+		}},
+		{"too many ports", svc, []string{"8000-8015"}, runtime.ErrSetFull, []string{
+			"1 of 16 new ports would not fit (it holds 1 port, max_elements 16; a range takes one per port)",
+		}},
+	}
+	for _, tt := range tests {
+		before := setList(t, tt.so)
+		_, err := runtime.SetAdd(tt.so, tt.elements)
+		if !errors.Is(err, tt.is) {
+			t.Errorf("%s: error %v, want %v", tt.name, err, tt.is)
+		}
+		for _, w := range tt.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error\n%v\nwant it to say\n%s", tt.name, err, w)
+			}
+		}
+		if diff := cmp.Diff(before, setList(t, tt.so)); diff != "" {
+			t.Errorf("%s: the set changed (-before +after):\n%s", tt.name, diff)
+		}
+	}
+
+	// Fill the IPv4 trie: adding what it holds is still no overflow.
+	if _, err := runtime.SetAdd(allow, []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := runtime.SetAdd(allow, []string{"192.0.2.1", "10.9.0.0/16", "2001:db8::1"})
+	if err != nil || ch.Changed != 1 {
+		t.Errorf("add held elements and one IPv6 address to a full IPv4 trie: %+v, %v; want 1 changed", ch, err)
+	}
+}
+
+// TestSetChangeUndoneHalfWay makes the kernel refuse a key half way
+// through a change (the set's IPv6 trie is frozen, so writes to it fail
+// while the IPv4 trie takes them): what was changed before is changed
+// back, for an add and for a del.
+func TestSetChangeUndoneHalfWay(t *testing.T) {
+	e := newEnv(t)
+	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(16), allowRule)))
+	so := runtime.SetOptions{Options: e.opts, Set: "allow"}
+	if _, err := runtime.SetAdd(so, []string{"192.0.2.9", "2001:db8:9::/48"}); err != nil {
+		t.Fatal(err)
+	}
+	v6, err := ebpf.LoadPinnedMap(filepath.Join(e.opts.PinRoot, "maps", "edge", "set_allow_v6"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v6.Close()
+	if err := v6.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.9.0.0/16", "192.0.2.9/32", "2001:db8:9::/48"}
+
+	_, err = runtime.SetAdd(so, []string{"192.0.2.1", "198.51.100.0/24", "2001:db8::/32"})
+	if err == nil || !strings.Contains(err.Error(), "insert 2001:db8::/32") || !strings.Contains(err.Error(), "removed the 2 entries inserted before it, so nothing changed") {
+		t.Errorf("add into a frozen trie: error %v, want it to name 2001:db8::/32 and say the 2 entries before were removed", err)
+	}
+	if diff := cmp.Diff(want, setList(t, so)); diff != "" {
+		t.Errorf("after the refused add (-want +got):\n%s", diff)
+	}
+
+	_, err = runtime.SetDel(so, []string{"192.0.2.9", "2001:db8:9::/48"})
+	if err == nil || !strings.Contains(err.Error(), "delete 2001:db8:9::/48") || !strings.Contains(err.Error(), "put back the 1 entry deleted before it, so nothing changed") {
+		t.Errorf("del from a frozen trie: error %v, want it to name 2001:db8:9::/48 and say the entry before was put back", err)
+	}
+	if diff := cmp.Diff(want, setList(t, so)); diff != "" {
+		t.Errorf("after the refused del (-want +got):\n%s", diff)
+	}
+}
