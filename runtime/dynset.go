@@ -402,37 +402,76 @@ func mapKeys(m *ebpf.Map) (map[string]bool, error) {
 	}
 }
 
-// SetList returns the elements of a dynamic set, sorted: prefixes, ports
-// or MAC addresses, one per map key (a port range lists its ports).
-func SetList(opts SetOptions) ([]string, error) {
+// SetContents are the elements of a set of an applied policy.
+type SetContents struct {
+	Policy string
+	Set    string
+	Type   artifact.SetType
+	// Static is set for a set declared without dynamic = true, or made
+	// of a rule's long list (Implicit): it holds what the policy declares
+	// and changes only with the policy.
+	Static, Implicit bool
+	// Declared is set when the elements of a static set are read from
+	// the policy's manifest because no interface runs the version of the
+	// policy applied last (whose program holds the set's maps).
+	Declared bool
+	// Elements, sorted, one per map key: a port range lists its ports.
+	Elements artifact.Elements
+}
+
+// SetList returns the elements of a set: of a dynamic set from its pinned
+// maps, of a static one from the maps of a program that runs its policy
+// (or, when none does, from the policy's manifest).
+func SetList(opts SetOptions) (*SetContents, error) {
 	l := opts.layout()
 	set, err := findSet(l, opts)
 	if err != nil {
 		return nil, err
 	}
-	maps, err := set.openPinned(l)
+	sc := &SetContents{Policy: set.manifest.Policy, Set: set.Set, Type: set.Type, Static: !set.Dynamic, Implicit: set.Implicit}
+	var maps map[string]*ebpf.Map
+	if set.Dynamic {
+		maps, err = set.openPinned(l)
+	} else {
+		maps, err = set.openLoaded(l)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer closeMaps(maps)
-	var els artifact.Elements
+	if maps == nil {
+		sc.Declared = true
+		entries, err := set.Entries(set.Elements)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", set, err)
+		}
+		kinds := map[string]artifact.MapKind{}
+		for _, r := range set.Maps() {
+			kinds[r.Name] = r.Kind
+		}
+		for _, e := range entries {
+			if err := sc.Elements.AddKey(kinds[e.Map], e.Key); err != nil {
+				return nil, fmt.Errorf("list %s: %w", set, err)
+			}
+		}
+		sc.Elements.Sort()
+		return sc, nil
+	}
 	for _, ref := range set.Maps() {
 		m := maps[ref.Name]
 		if m == nil {
 			continue
 		}
-		key := make([]byte, m.KeySize())
-		val := make([]byte, m.ValueSize())
-		it := m.Iterate()
-		for it.Next(&key, &val) {
-			if err := els.AddKey(ref.Kind, key); err != nil {
+		keys, err := mapKeys(m)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", set, err)
+		}
+		for key := range keys {
+			if err := sc.Elements.AddKey(ref.Kind, []byte(key)); err != nil {
 				return nil, fmt.Errorf("list %s: %w", set, err)
 			}
 		}
-		if err := it.Err(); err != nil {
-			return nil, fmt.Errorf("list %s: %w", set, err)
-		}
 	}
-	els.Sort()
-	return els.Strings(), nil
+	sc.Elements.Sort()
+	return sc, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/runtime"
 )
 
@@ -38,7 +39,10 @@ func setList(t *testing.T, so runtime.SetOptions) []string {
 	if err != nil {
 		t.Fatalf("list set %s: %v", so.Set, err)
 	}
-	return got
+	if got.Static {
+		t.Fatalf("set %s lists as static", so.Set)
+	}
+	return got.Elements.Strings()
 }
 
 // TestSetChangeCounts checks what SetAdd and SetDel say they changed: an
@@ -180,4 +184,98 @@ func TestSetChangeUndoneHalfWay(t *testing.T) {
 	if diff := cmp.Diff(want, setList(t, so)); diff != "" {
 		t.Errorf("after the refused del (-want +got):\n%s", diff)
 	}
+}
+
+// TestSetListStatic lists a static set: from the maps of the program that
+// runs its policy (an entry deleted there behind xdpc's back is gone), and,
+// once no interface runs that policy, from its manifest; both one element
+// per map key. Changing it stays refused.
+func TestSetListStatic(t *testing.T) {
+	e := newEnv(t)
+	sets := `
+set "static" {
+  type     = "port"
+  elements = [7, "100-102"]
+}
+`
+	rule := `
+  rule "echo" {
+    proto    = "udp"
+    dst_port = set.static
+    action   = "pass"
+  }
+`
+	elf := compileSrc(t, policySrc("edge", "native", []string{"dut0"}, sets, rule))
+	e.apply(t, elf)
+	_, m, err := artifact.Read(elf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := runtime.SetOptions{Options: e.opts, Policy: "edge", Set: "static"}
+	list := func() *runtime.SetContents {
+		t.Helper()
+		sc, err := runtime.SetList(so)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sc
+	}
+
+	// Delete port 101 from the loaded map the program looks up.
+	prog, err := ebpf.LoadPinnedProgram(filepath.Join(e.opts.PinRoot, "links", e.opts.Netns, "dut0", "prog"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := prog.Info()
+	prog.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := info.MapIDs()
+	found := false
+	for _, id := range ids {
+		mp, err := ebpf.NewMapFromID(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mi, err := mp.Info(); err == nil && mi.Name == m.Sets[0].Map {
+			if err := mp.Delete(artifact.PortKey(101)); err != nil {
+				t.Fatal(err)
+			}
+			found = true
+		}
+		mp.Close()
+	}
+	if !found {
+		t.Fatalf("the program uses no map %s", m.Sets[0].Map)
+	}
+	want := &runtime.SetContents{Policy: "edge", Set: "static", Type: artifact.SetPort, Static: true,
+		Elements: ports(t, "7", "100", "102")}
+	if diff := cmp.Diff(want, list()); diff != "" {
+		t.Errorf("static set of the running policy (-want +got):\n%s", diff)
+	}
+	if _, err := runtime.SetAdd(so, []string{"8"}); !errors.Is(err, runtime.ErrNotDynamic) {
+		t.Errorf("add to a static set: error %v, want ErrNotDynamic", err)
+	}
+	if _, err := runtime.SetDel(so, []string{"7"}); !errors.Is(err, runtime.ErrNotDynamic) {
+		t.Errorf("del from a static set: error %v, want ErrNotDynamic", err)
+	}
+
+	// Another policy takes dut0: edge's set is what its manifest declares.
+	e.apply(t, compileSrc(t, policySrc("other", "native", []string{"dut0"}, "", webRule)))
+	want.Declared = true
+	want.Elements = ports(t, "7", "100", "101", "102")
+	if diff := cmp.Diff(want, list()); diff != "" {
+		t.Errorf("static set of a policy no interface runs (-want +got):\n%s", diff)
+	}
+}
+
+// ports returns the elements of a port set.
+func ports(t *testing.T, texts ...string) artifact.Elements {
+	t.Helper()
+	e, err := artifact.ParseElements(artifact.SetPort, texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

@@ -81,7 +81,7 @@ func TestDynamicSets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return got
+		return got.Elements.Strings()
 	}
 	wantList := []string{"10.9.0.0/16", "192.0.2.1/32", "2001:db8::/32"}
 	if diff := cmp.Diff(wantList, list()); diff != "" {
@@ -184,7 +184,7 @@ func TestDynamicSetIPv4Mapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"10.9.0.0/16", "::ffff:192.0.2.1/128"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"10.9.0.0/16", "::ffff:192.0.2.1/128"}, got.Elements.Strings()); diff != "" {
 		t.Errorf("set list (-want +got):\n%s", diff)
 	}
 	for _, bad := range []string{"10.9.1.2/16", "8080", "02:00:00:00:00:01"} {

@@ -11,11 +11,12 @@ import (
 func newSetCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "set add|del|list SET [ELEMENT...]",
-		Short: "Change or list a dynamic set of an applied policy",
-		Long: `Add elements to, remove elements from, or list a set declared with
-dynamic = true in an applied policy. Changes take effect at once and are kept
-across applies. --policy picks the policy when several applied policies have
-a set of that name.`,
+		Short: "Change a dynamic set of an applied policy, or list a set",
+		Long: `Add elements to or remove elements from a set declared with dynamic = true
+in an applied policy, or list any set of it. Changes take effect at once, all
+or nothing, and are kept across applies; they say how many elements changed
+the set. --policy picks the policy when several applied policies have a set of
+that name.`,
 	}
 	c.AddCommand(
 		newSetChangeCommand("add", "Add elements to a dynamic set", runtime.SetAdd),
@@ -78,14 +79,20 @@ func newSetListCommand() *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "list SET",
-		Short: "List the elements of a dynamic set",
-		Args:  exactArgs(1, "one set name"),
+		Short: "List the elements of a set",
+		Long: `List the elements of a set of an applied policy, one per line (a port
+range lists its ports). A static set is listed too, with a note on stderr: it
+holds what its policy declares and changes only with the policy.`,
+		Args: exactArgs(1, "one set name"),
 		RunE: func(c *cobra.Command, args []string) error {
-			els, err := runtime.SetList(runtime.SetOptions{Options: rf.options(), Policy: policy, Set: args[0]})
+			sc, err := runtime.SetList(runtime.SetOptions{Options: rf.options(), Policy: policy, Set: args[0]})
 			if err != nil {
 				return runtimeError(err)
 			}
-			for _, e := range els {
+			if sc.Static {
+				fmt.Fprintln(c.ErrOrStderr(), staticSetNote(sc))
+			}
+			for _, e := range sc.Elements.Strings() {
 				fmt.Fprintln(c.OutOrStdout(), e)
 			}
 			return nil
@@ -94,4 +101,18 @@ func newSetListCommand() *cobra.Command {
 	rf.register(c, runtimeUse{noNetns: setsEverywhere, noLockWait: readsOnly})
 	c.Flags().StringVar(&policy, "policy", "", "the applied policy whose set is meant")
 	return c
+}
+
+// staticSetNote says that a listed set is static, and where its elements
+// were read.
+func staticSetNote(sc *runtime.SetContents) string {
+	what := "static"
+	if sc.Implicit {
+		what = "static (made of a rule's list)"
+	}
+	note := fmt.Sprintf("set %s of policy %s is %s: it holds what the policy declares and changes only with the policy", sc.Set, sc.Policy, what)
+	if sc.Declared {
+		note += fmt.Sprintf("; no interface runs the version of policy %s applied last, so these are the elements it declares", sc.Policy)
+	}
+	return note
 }
