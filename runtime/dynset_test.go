@@ -2,12 +2,17 @@ package runtime_test
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/runtime"
@@ -278,4 +283,102 @@ func ports(t *testing.T, texts ...string) artifact.Elements {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// TestSetChangeTakesTheLock holds the lock every apply takes: SetAdd and
+// SetDel wait for it as apply does, and fail with ErrLocked when it is
+// held longer than LockWait.
+func TestSetChangeTakesTheLock(t *testing.T) {
+	e := newEnv(t)
+	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(16), allowRule)))
+	f, err := os.OpenFile(filepath.Join(e.opts.StateDir, "lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	so := runtime.SetOptions{Options: e.opts, Set: "allow"}
+	for name, op := range map[string]func(runtime.SetOptions, []string) (*runtime.SetChange, error){"add": runtime.SetAdd, "del": runtime.SetDel} {
+		if _, err := op(so, []string{"192.0.2.1"}); !errors.Is(err, runtime.ErrLocked) {
+			t.Errorf("%s while the lock is held: error %v, want ErrLocked", name, err)
+		}
+	}
+	released := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		released <- time.Now()
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	}()
+	so.LockWait = 10 * time.Second
+	if _, err := runtime.SetAdd(so, []string{"192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if at := <-released; time.Now().Before(at) {
+		t.Error("SetAdd returned before the lock was released")
+	}
+	if diff := cmp.Diff([]string{"10.9.0.0/16", "192.0.2.1/32"}, setList(t, so)); diff != "" {
+		t.Errorf("set after the wait (-want +got):\n%s", diff)
+	}
+}
+
+// TestSetAddDuringApplies adds elements one by one while applies change
+// the set's capacity back and forth, so that each apply recreates its
+// map and copies the elements: none that SetAdd reported added is lost.
+func TestSetAddDuringApplies(t *testing.T) {
+	e := newEnv(t)
+	small := compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(1024), allowRule))
+	large := compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(2048), allowRule))
+	e.apply(t, small)
+	done := make(chan error, 1)
+	go func() {
+		for i := range 10 {
+			elf := large
+			if i%2 == 1 {
+				elf = small
+			}
+			if _, err := runtime.Apply(elf, runtime.ApplyOptions{Options: runtime.Options{PinRoot: e.opts.PinRoot, StateDir: e.opts.StateDir, Netns: e.opts.Netns, LockWait: 10 * time.Second}}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	so := runtime.SetOptions{Options: e.opts, Set: "allow"}
+	so.LockWait = 10 * time.Second
+	want := []string{"10.9.0.0/16"}
+	// Add until the applies are done, or 1000 elements (the set holds 1024).
+	var applyErr error
+	finished := false
+	for i := 0; i < 1000 && !finished; i++ {
+		select {
+		case applyErr = <-done:
+			finished = true
+			continue
+		default:
+		}
+		p := fmt.Sprintf("192.0.%d.%d/32", i/256, i%256)
+		if _, err := runtime.SetAdd(so, []string{p}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p)
+	}
+	if !finished {
+		applyErr = <-done
+	}
+	if applyErr != nil {
+		t.Fatal(applyErr)
+	}
+	got := setList(t, so)
+	lost := 0
+	for _, p := range want {
+		if !slices.Contains(got, p) {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of the %d elements added during the applies are lost", lost, len(want)-1)
+	}
+	t.Logf("%d elements added during 10 applies", len(want)-1)
 }
