@@ -43,16 +43,14 @@ type SetChange struct {
 	Given, Changed int
 }
 
-// readKeptManifest returns the manifest the policy's kept maps follow.
+// readKeptManifest returns the manifest the policy's kept maps follow, in
+// the current format whichever xdpc wrote it (loadKeptManifest).
 func readKeptManifest(l layout, policy string) (*artifact.Manifest, error) {
-	var m artifact.Manifest
-	if err := readJSON(l.keptManifest(policy), &m); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("policy %s is not applied", policy)
-		}
-		return nil, err
+	m, err := loadKeptManifest(l.keptManifest(policy))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("policy %s is not applied", policy)
 	}
-	return &m, nil
+	return m, err
 }
 
 // appliedSet is a set of an applied policy, and the manifest of the
@@ -76,16 +74,16 @@ func findSet(l layout, opts SetOptions) (appliedSet, error) {
 	var found []appliedSet
 	var owners []string
 	for _, f := range files {
-		var m artifact.Manifest
-		if err := readJSON(f, &m); err != nil {
-			return appliedSet{}, err
-		}
-		if opts.Policy != "" && m.Policy != opts.Policy {
+		if opts.Policy != "" && filepath.Base(filepath.Dir(f)) != opts.Policy {
 			continue
+		}
+		m, err := loadKeptManifest(f)
+		if err != nil {
+			return appliedSet{}, err
 		}
 		for _, s := range m.Sets {
 			if s.Set == opts.Set {
-				found = append(found, appliedSet{s, &m})
+				found = append(found, appliedSet{s, m})
 				owners = append(owners, m.Policy)
 			}
 		}
