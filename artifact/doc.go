@@ -33,7 +33,8 @@
 // (a missing name, a reference to no map, a BTF type of the wrong size);
 // Read refuses bytes that are not an artifact of this ManifestFormat, or
 // whose manifest and object disagree. Element parsers and SetMap.Entries
-// return errors that wrap ErrBadElement (an *ElementError, with a
-// *HostBitsError or *NumberError inside when that is the reason). An
+// return errors that wrap ErrBadElement (an *ElementError, in the policy
+// language's words, with a *HostBitsError or *NumberError inside when that
+// is the reason; ParseElements returns ElementErrors, one per bad element). An
 // unknown MapKind passed to Layout is a bug in xdpc and panics.
 package artifact

@@ -196,18 +196,44 @@ func (e *Elements) Sort() {
 var ErrBadElement = errors.New("not an element of this set's type")
 
 // ElementError is an element that is not one of its set's type: Text as
-// given, Reason what is wrong in words, Err the detail when there is one
-// (a *HostBitsError or a *NumberError). errors.Is finds ErrBadElement in
-// it, errors.As its Err.
+// given, Set the set's name when the caller knows it, Err the detail when
+// there is one (a *HostBitsError or a *NumberError). Its message is the
+// policy language's for the same text (the Detail of its diagnostic), the
+// set named where the language names it, so that `xdpc set add` and a
+// policy refuse an element in the same words. errors.Is finds
+// ErrBadElement in it, errors.As its Err.
 type ElementError struct {
-	Type   SetType
-	Text   string
-	Reason string
-	Err    error
+	Type SetType
+	Text string
+	Set  string
+	Err  error
 }
 
 func (e *ElementError) Error() string {
-	return fmt.Sprintf("%q: %v (%s)", e.Text, ErrBadElement, e.Reason)
+	text := strings.TrimSpace(e.Text)
+	what := fmt.Sprintf("set %q", e.Set)
+	if e.Set == "" {
+		what = "a " + e.Type.String() + " set"
+	}
+	var hb *HostBitsError
+	var ne *NumberError
+	switch {
+	case errors.As(e.Err, &hb):
+		return fmt.Sprintf("%q has bits set after the prefix length. Did you mean %s?", text, hb.Masked())
+	case errors.As(e.Err, &ne) && ne.Problem == NumberTooLarge:
+		return fmt.Sprintf("%d is out of range for %s, which takes 0 to %d.", ne.Lo, what, ne.Max)
+	case errors.As(e.Err, &ne) && ne.Problem == NumberReversed:
+		return fmt.Sprintf("The range %d-%d of %s ends before it starts. Did you mean \"%d-%d\"?", ne.Lo, ne.Hi, what, ne.Hi, ne.Lo)
+	}
+	switch e.Type {
+	case SetCIDR:
+		return fmt.Sprintf("%q is not an IPv4 or IPv6 address or CIDR prefix, which %s needs.", text, what)
+	case SetPort:
+		return fmt.Sprintf("%q is not a valid %s value; it must be a number from 0 to 65535 or a range \"lo-hi\".", text, what)
+	case SetMAC:
+		return fmt.Sprintf("%q is not a MAC address like \"02:00:00:00:00:01\", which %s needs.", text, what)
+	}
+	return fmt.Sprintf("%q: %v", text, ErrBadElement)
 }
 
 func (e *ElementError) Unwrap() []error {
@@ -215,6 +241,41 @@ func (e *ElementError) Unwrap() []error {
 		return []error{ErrBadElement}
 	}
 	return []error{ErrBadElement, e.Err}
+}
+
+// ElementErrors are every element of a list that is not one of its set's
+// type, in the order given: ParseElements reports them all, as the policy
+// language does, not only the first.
+type ElementErrors []*ElementError
+
+// Error gives one element's message per line.
+func (es ElementErrors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap gives the element errors, so errors.Is finds ErrBadElement and
+// errors.As the first *ElementError.
+func (es ElementErrors) Unwrap() []error {
+	errs := make([]error, len(es))
+	for i, e := range es {
+		errs[i] = e
+	}
+	return errs
+}
+
+// InSet names the set in every error, for its message.
+func (es ElementErrors) InSet(set string) ElementErrors {
+	out := make(ElementErrors, len(es))
+	for i, e := range es {
+		c := *e
+		c.Set = set
+		out[i] = &c
+	}
+	return out
 }
 
 // HostBitsError is a prefix with bits set after its length, such as
@@ -238,26 +299,22 @@ func (e *HostBitsError) Error() string {
 // stays IPv6.
 func ParsePrefix(s string) (netip.Prefix, error) {
 	text := strings.TrimSpace(s)
-	bad := func(reason string, err error) (netip.Prefix, error) {
-		return netip.Prefix{}, &ElementError{Type: SetCIDR, Text: s, Reason: reason, Err: err}
+	bad := func(err error) (netip.Prefix, error) {
+		return netip.Prefix{}, &ElementError{Type: SetCIDR, Text: s, Err: err}
 	}
 	if strings.Contains(text, "/") {
 		p, err := netip.ParsePrefix(text)
 		if err != nil {
-			return bad("want an IPv4 or IPv6 address or CIDR", nil)
+			return bad(nil)
 		}
 		if p.Masked() != p {
-			hb := &HostBitsError{Prefix: p}
-			return bad(hb.Error(), hb)
+			return bad(&HostBitsError{Prefix: p})
 		}
 		return p, nil
 	}
 	a, err := netip.ParseAddr(text)
-	if err != nil {
-		return bad("want an IPv4 or IPv6 address or CIDR", nil)
-	}
-	if a.Zone() != "" {
-		return bad("an address in a set has no zone", nil)
+	if err != nil || a.Zone() != "" {
+		return bad(nil)
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
@@ -269,15 +326,7 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 func ParsePortRange(s string) (PortRange, error) {
 	lo, hi, err := ParseNumberRange(strings.TrimSpace(s), 65535, true)
 	if err != nil {
-		ne := err.(*NumberError)
-		reason := "want a port 0-65535 or a range LO-HI"
-		switch ne.Problem {
-		case NumberTooLarge:
-			reason = fmt.Sprintf("%d is above 65535", ne.Lo)
-		case NumberReversed:
-			reason = "the range runs backwards"
-		}
-		return PortRange{}, &ElementError{Type: SetPort, Text: s, Reason: reason, Err: ne}
+		return PortRange{}, &ElementError{Type: SetPort, Text: s, Err: err}
 	}
 	return PortRange{uint16(lo), uint16(hi)}, nil
 }
@@ -288,40 +337,46 @@ func ParsePortRange(s string) (PortRange, error) {
 func ParseMAC(s string) (MAC, error) {
 	hw, err := net.ParseMAC(strings.TrimSpace(s))
 	if err != nil || len(hw) != 6 {
-		return MAC{}, &ElementError{Type: SetMAC, Text: s, Reason: "want a MAC address such as 02:00:00:00:00:01"}
+		return MAC{}, &ElementError{Type: SetMAC, Text: s}
 	}
 	return MAC(hw), nil
 }
 
 // ParseElements reads elements of a set of type t from their text, as an
 // operator gives them to `xdpc set add`, by the rules of the policy
-// language (ParsePrefix, ParsePortRange, ParseMAC). The first element that
-// is not one is an error.
+// language (ParsePrefix, ParsePortRange, ParseMAC). Every element that is
+// not one is reported, in order, as ElementErrors.
 func ParseElements(t SetType, texts []string) (Elements, error) {
+	if !t.known() {
+		return Elements{}, fmt.Errorf("parse elements: unknown set type %s", t)
+	}
 	var e Elements
+	var bad ElementErrors
 	for _, s := range texts {
+		var err error
 		switch t {
 		case SetCIDR:
-			p, err := ParsePrefix(s)
-			if err != nil {
-				return Elements{}, err
+			var p netip.Prefix
+			if p, err = ParsePrefix(s); err == nil {
+				e.Prefixes = append(e.Prefixes, p)
 			}
-			e.Prefixes = append(e.Prefixes, p)
 		case SetPort:
-			r, err := ParsePortRange(s)
-			if err != nil {
-				return Elements{}, err
+			var r PortRange
+			if r, err = ParsePortRange(s); err == nil {
+				e.Ports = append(e.Ports, r)
 			}
-			e.Ports = append(e.Ports, r)
 		case SetMAC:
-			m, err := ParseMAC(s)
-			if err != nil {
-				return Elements{}, err
+			var m MAC
+			if m, err = ParseMAC(s); err == nil {
+				e.MACs = append(e.MACs, m)
 			}
-			e.MACs = append(e.MACs, m)
-		default:
-			return Elements{}, fmt.Errorf("parse elements: unknown set type %s", t)
 		}
+		if err != nil {
+			bad = append(bad, err.(*ElementError))
+		}
+	}
+	if len(bad) > 0 {
+		return Elements{}, bad
 	}
 	return e, nil
 }

@@ -220,3 +220,61 @@ func TestSetTypes(t *testing.T) {
 		t.Error(`SetTypeNamed("") found a type`)
 	}
 }
+
+// TestElementErrorWords checks the words an element is refused in: the
+// policy language's, so that `xdpc set add` and a policy say the same.
+func TestElementErrorWords(t *testing.T) {
+	tests := []struct {
+		typ  artifact.SetType
+		text string
+		want string
+	}{
+		{artifact.SetCIDR, "10.1.2.3/8", `"10.1.2.3/8" has bits set after the prefix length. Did you mean 10.0.0.0/8?`},
+		{artifact.SetCIDR, "2001:db8::1/32", `"2001:db8::1/32" has bits set after the prefix length. Did you mean 2001:db8::/32?`},
+		{artifact.SetCIDR, "fe80::1%eth0", `"fe80::1%eth0" is not an IPv4 or IPv6 address or CIDR prefix, which set "s" needs.`},
+		{artifact.SetCIDR, "8080", `"8080" is not an IPv4 or IPv6 address or CIDR prefix, which set "s" needs.`},
+		{artifact.SetPort, "70000", `70000 is out of range for set "s", which takes 0 to 65535.`},
+		{artifact.SetPort, "0x10000", `65536 is out of range for set "s", which takes 0 to 65535.`},
+		{artifact.SetPort, "90-80", `The range 90-80 of set "s" ends before it starts. Did you mean "80-90"?`},
+		{artifact.SetPort, "10.0.0.0/8", `"10.0.0.0/8" is not a valid set "s" value; it must be a number from 0 to 65535 or a range "lo-hi".`},
+		{artifact.SetMAC, "aa:bb", `"aa:bb" is not a MAC address like "02:00:00:00:00:01", which set "s" needs.`},
+	}
+	for _, tt := range tests {
+		_, err := artifact.ParseElements(tt.typ, []string{tt.text})
+		es, ok := errors.AsType[artifact.ElementErrors](err)
+		if !ok {
+			t.Errorf("%s %q: error %v, want ElementErrors", tt.typ, tt.text, err)
+			continue
+		}
+		if got := es.InSet("s").Error(); got != tt.want {
+			t.Errorf("%s %q: error\n%s\nwant\n%s", tt.typ, tt.text, got, tt.want)
+		}
+	}
+	_, err := artifact.ParsePrefix("10.0.0.300")
+	if want := `"10.0.0.300" is not an IPv4 or IPv6 address or CIDR prefix, which a cidr set needs.`; err == nil || err.Error() != want {
+		t.Errorf("ParsePrefix(10.0.0.300) error %v, want %s", err, want)
+	}
+}
+
+// TestParseElementsNamesEveryBadElement gives good and bad elements at
+// once: none is returned, and every bad one is named, in order.
+func TestParseElementsNamesEveryBadElement(t *testing.T) {
+	els, err := artifact.ParseElements(artifact.SetCIDR, []string{"192.0.2.1", "10.1.2.3/8", "2001:db8::/32", "fe80::1%eth0"})
+	if els.Len() != 0 {
+		t.Errorf("ParseElements returned %v with its error", els.Strings())
+	}
+	es, ok := errors.AsType[artifact.ElementErrors](err)
+	if !ok || !errors.Is(err, artifact.ErrBadElement) {
+		t.Fatalf("error %v, want ElementErrors wrapping ErrBadElement", err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Text)
+	}
+	if diff := cmp.Diff([]string{"10.1.2.3/8", "fe80::1%eth0"}, got); diff != "" {
+		t.Errorf("bad elements named (-want +got):\n%s", diff)
+	}
+	if _, ok := errors.AsType[*artifact.HostBitsError](err); !ok {
+		t.Errorf("error %v: errors.As finds no HostBitsError", err)
+	}
+}

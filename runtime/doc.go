@@ -23,7 +23,11 @@
 // compiler bug. An Apply that returns an error has left every interface
 // with the program it had before (the one exception, a failed mode change,
 // says so in its error). ErrNoInterface, ErrNotDynamic, ErrNothingPending,
-// ErrPending, ErrLocked, ErrNoSuchSet, ErrSetFull and ErrBadElement (an
-// element the policy language would refuse) mark errors callers may want
-// to tell apart.
+// ErrPending, ErrLocked, ErrNoSuchSet, ErrSetFull, ErrBadElement (an
+// element the policy language would refuse) and ErrManifestFormat (state
+// left by a newer xdpc) mark errors callers may want to tell apart.
+//
+// The state a host keeps outlives the xdpc that wrote it: kept manifests
+// of every format an xdpc has written are read and upgraded (upgrade.go),
+// so a new xdpc keeps the counters and dynamic sets of the previous one.
 package runtime

@@ -76,8 +76,18 @@ func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *artifact.Manifest) (*k
 		pins:         map[string]string{},
 		copies:       map[string]*ebpf.Map{},
 	}
+	// The kept maps follow the manifest of the previous apply, in any
+	// format an xdpc wrote (an upgrade keeps them); one this xdpc cannot
+	// read fails the apply rather than lose what the maps hold.
 	var old artifact.Manifest
-	hasOld := readJSON(l.keptManifest(m.Policy), &old) == nil
+	prev, err := loadKeptManifest(l.keptManifest(m.Policy))
+	hasOld := err == nil
+	switch {
+	case hasOld:
+		old = *prev
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("%w (detach the policy's interfaces to start it afresh)", err)
+	}
 
 	if name := m.Counters.Map; name != "" {
 		path := l.counterPin(m.Policy)

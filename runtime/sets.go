@@ -1,7 +1,9 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/cilium/ebpf"
 
@@ -39,4 +41,66 @@ func putEntries(maps map[string]*ebpf.Map, set artifact.SetMap, entries []artifa
 		}
 	}
 	return nil
+}
+
+// openLoaded opens the maps of a static set in a program that runs the
+// version of its policy applied last, by spec map name (the kernel's
+// name of each map); nil when no interface runs that version. A static
+// set's maps are not pinned: they live as long as a program uses them.
+func (s appliedSet) openLoaded(l layout) (map[string]*ebpf.Map, error) {
+	want := map[string]bool{}
+	for _, name := range s.MapNames() {
+		want[name] = true
+	}
+	recs, err := records(l)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if r.Policy != s.manifest.Policy || r.Hash != s.manifest.Hash {
+			continue
+		}
+		maps, err := programMaps(l.withNetns(r.Netns).progPin(r.Interface), want)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", s, err)
+		}
+		if len(maps) == len(want) {
+			return maps, nil
+		}
+		closeMaps(maps)
+	}
+	return nil, nil
+}
+
+// programMaps opens the maps named in want that the program pinned at
+// path uses; none when nothing is pinned there.
+func programMaps(path string, want map[string]bool) (map[string]*ebpf.Map, error) {
+	prog, err := ebpf.LoadPinnedProgram(path, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	info, err := prog.Info()
+	prog.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read program %s: %w", path, err)
+	}
+	ids, _ := info.MapIDs()
+	maps := map[string]*ebpf.Map{}
+	for _, id := range ids {
+		m, err := ebpf.NewMapFromID(id)
+		if err != nil {
+			closeMaps(maps)
+			return nil, fmt.Errorf("open map %d of program %s: %w", id, path, err)
+		}
+		mi, err := m.Info()
+		if err != nil || !want[mi.Name] || maps[mi.Name] != nil {
+			m.Close()
+			continue
+		}
+		maps[mi.Name] = m
+	}
+	return maps, nil
 }

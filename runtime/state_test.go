@@ -67,7 +67,7 @@ func TestDynamicSets(t *testing.T) {
 	if diff := cmp.Diff(want, e.counts(t, "edge", want)); diff != "" {
 		t.Fatalf("before add (-want +got):\n%s", diff)
 	}
-	if err := runtime.SetAdd(so, []string{"192.0.2.1", "2001:db8::/32"}); err != nil {
+	if _, err := runtime.SetAdd(so, []string{"192.0.2.1", "2001:db8::/32"}); err != nil {
 		t.Fatal(err)
 	}
 	s.sendN(t, from, 2)
@@ -81,7 +81,7 @@ func TestDynamicSets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return got
+		return got.Elements.Strings()
 	}
 	wantList := []string{"10.9.0.0/16", "192.0.2.1/32", "2001:db8::/32"}
 	if diff := cmp.Diff(wantList, list()); diff != "" {
@@ -110,7 +110,7 @@ func TestDynamicSets(t *testing.T) {
 		t.Errorf("set list after recreation (-want +got):\n%s", diff)
 	}
 
-	if err := runtime.SetDel(so, []string{"192.0.2.1"}); err != nil {
+	if _, err := runtime.SetDel(so, []string{"192.0.2.1"}); err != nil {
 		t.Fatal(err)
 	}
 	s.sendN(t, from, 1)
@@ -119,14 +119,14 @@ func TestDynamicSets(t *testing.T) {
 		t.Fatalf("after del (-want +got):\n%s", diff)
 	}
 
-	err := runtime.SetAdd(runtime.SetOptions{Options: e.opts, Set: "static"}, []string{"8"})
+	_, err := runtime.SetAdd(runtime.SetOptions{Options: e.opts, Set: "static"}, []string{"8"})
 	if !errors.Is(err, runtime.ErrNotDynamic) {
 		t.Errorf("add to a static set: error %v, want ErrNotDynamic", err)
 	}
-	if err := runtime.SetAdd(runtime.SetOptions{Options: e.opts, Set: "nosuch"}, []string{"8"}); !errors.Is(err, runtime.ErrNoSuchSet) {
+	if _, err := runtime.SetAdd(runtime.SetOptions{Options: e.opts, Set: "nosuch"}, []string{"8"}); !errors.Is(err, runtime.ErrNoSuchSet) {
 		t.Errorf("add to an unknown set: error %v, want ErrNoSuchSet", err)
 	}
-	if err := runtime.SetAdd(so, []string{"10.0.0.0/40"}); !errors.Is(err, runtime.ErrBadElement) {
+	if _, err := runtime.SetAdd(so, []string{"10.0.0.0/40"}); !errors.Is(err, runtime.ErrBadElement) {
 		t.Errorf("add a bad prefix: error %v, want ErrBadElement", err)
 	}
 }
@@ -137,10 +137,10 @@ func TestDynamicSetFull(t *testing.T) {
 	e := newEnv(t)
 	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(2), allowRule)))
 	so := runtime.SetOptions{Options: e.opts, Set: "allow"}
-	if err := runtime.SetAdd(so, []string{"192.0.2.1"}); err != nil {
+	if _, err := runtime.SetAdd(so, []string{"192.0.2.1"}); err != nil {
 		t.Fatalf("add the second element: %v", err)
 	}
-	err := runtime.SetAdd(so, []string{"192.0.2.2"})
+	_, err := runtime.SetAdd(so, []string{"192.0.2.2"})
 	if !errors.Is(err, runtime.ErrSetFull) || !strings.Contains(err.Error(), "max_elements 2") {
 		t.Errorf("add a third element to a set of 2: error %v, want ErrSetFull naming max_elements 2", err)
 	}
@@ -154,7 +154,7 @@ func TestDynamicSetIPv4Mapped(t *testing.T) {
 	e := newEnv(t)
 	e.apply(t, compileSrc(t, policySrc("edge", "native", []string{"dut0"}, allowSet(16), allowRule)))
 	so := runtime.SetOptions{Options: e.opts, Set: "allow"}
-	if err := runtime.SetAdd(so, []string{"::ffff:192.0.2.1"}); err != nil {
+	if _, err := runtime.SetAdd(so, []string{"::ffff:192.0.2.1"}); err != nil {
 		t.Fatalf("add ::ffff:192.0.2.1: %v", err)
 	}
 	mapped := netip.MustParsePrefix("::ffff:192.0.2.1/128")
@@ -184,11 +184,11 @@ func TestDynamicSetIPv4Mapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"10.9.0.0/16", "::ffff:192.0.2.1/128"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"10.9.0.0/16", "::ffff:192.0.2.1/128"}, got.Elements.Strings()); diff != "" {
 		t.Errorf("set list (-want +got):\n%s", diff)
 	}
 	for _, bad := range []string{"10.9.1.2/16", "8080", "02:00:00:00:00:01"} {
-		if err := runtime.SetAdd(so, []string{bad}); !errors.Is(err, runtime.ErrBadElement) {
+		if _, err := runtime.SetAdd(so, []string{bad}); !errors.Is(err, runtime.ErrBadElement) {
 			t.Errorf("add %q to a cidr set: error %v, want ErrBadElement", bad, err)
 		}
 	}
