@@ -141,12 +141,9 @@ func ReadManifest(r io.ReaderAt) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read section %s: %w", ManifestSection, err)
 	}
-	var m Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
+	m, err := DecodeManifest(data)
+	if err != nil {
 		return nil, fmt.Errorf("decode manifest: %w", err)
 	}
-	if m.Format != ManifestFormat {
-		return nil, fmt.Errorf("decode manifest: format %d, this build reads format %d", m.Format, ManifestFormat)
-	}
-	return &m, nil
+	return m, nil
 }
