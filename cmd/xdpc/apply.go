@@ -144,7 +144,7 @@ func applyError(c *cobra.Command, err error, source string) error {
 	if rej, ok := errors.AsType[*runtime.VerifierRejection](err); ok {
 		fmt.Fprint(c.ErrOrStderr(), rej.Report())
 	}
-	return runtimeError(fmt.Errorf("%w; the previous policy stays in place", err))
+	return confirmationError(fmt.Errorf("%w; the previous policy stays in place", err))
 }
 
 func shortHash(h string) string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -27,4 +28,17 @@ func newConfirmCommand() *cobra.Command {
 	}
 	rf.register(c, runtimeUse{noNetns: "it keeps the apply that waits for confirmation, in whichever namespaces that changed"})
 	return c
+}
+
+// confirmationError gives the refusals that a pending confirmation causes
+// (or the lack of one) exit code 1: the operator asked for what cannot be
+// done now, and nothing on the host failed. Other errors go to
+// runtimeError.
+func confirmationError(err error) error {
+	for _, refused := range []error{runtime.ErrPending, runtime.ErrWaiterGone, runtime.ErrNothingPending} {
+		if errors.Is(err, refused) {
+			return policyError(err)
+		}
+	}
+	return runtimeError(err)
 }

@@ -323,6 +323,39 @@ func TestConfirmWithoutOutput(t *testing.T) {
 	e.checkNothingPending(t)
 }
 
+// TestDetachWhileConfirmPending: detach is refused while an apply waits
+// for confirmation, since the rollback would attach the previous program
+// again behind the operator's back; it says until when and what to do.
+func TestDetachWhileConfirmPending(t *testing.T) {
+	e := newConfirmEnv(t)
+	e.apply(t, "one.hcl")
+	c := e.start(t, nil, "apply", "--netns", e.ns.Name, "--confirm", "60s", e.policy("two.hcl"))
+	c.waitStderr(t, waitMessage)
+	applied := e.program(t)
+	for _, args := range [][]string{{"detach"}, {"detach", "--netns", e.ns.Name, "dut0"}} {
+		stdout, stderr, code := e.run(t, args...)
+		if code != exitPolicy {
+			t.Errorf("xdpc %s while a confirmation is pending: exit %d, want %d; stdout %q", strings.Join(args, " "), code, exitPolicy, stdout)
+		}
+		for _, want := range []string{"waiting for confirmation", "until ", "xdpc confirm"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("xdpc %s: stderr does not say %q:\n%s", strings.Join(args, " "), want, stderr)
+			}
+		}
+		if got := e.program(t); got != applied {
+			t.Fatalf("refused detach changed dut0's program to %q", got)
+		}
+	}
+	e.mustRun(t, 0, "confirm")
+	if code := c.exitCode(t); code != 0 {
+		t.Errorf("confirmed apply exited %d", code)
+	}
+	e.mustRun(t, 0, "detach")
+	if got := e.program(t); got != "" {
+		t.Errorf("after detach dut0 runs %q", got)
+	}
+}
+
 // TestSignalDuringApply signals an apply while it is inside the change
 // (it waits for the lock this test holds): the apply is completed, not cut
 // off half way; a plain apply then exits as the signal asks, an apply
