@@ -42,7 +42,10 @@ func usageError(err error) error { return &exitError{exitUsage, err} }
 // silentExit ends a command with code after it printed its own report.
 func silentExit(code int) error { return &exitError{code, nil} }
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	exitsAfterRun = true
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 // run executes the command line and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {

@@ -76,8 +76,17 @@ func (in *interruptions) came() os.Signal {
 	}
 }
 
-// stop ends the holding.
+// exitsAfterRun is set when the process ends as soon as run returns
+// (main, a test's child process): held signals then stay held until the
+// exit, so that one coming after the command finished cannot kill the
+// process and make its exit code lie about what was done.
+var exitsAfterRun bool
+
+// stop ends the holding, unless the process is about to exit.
 func (in *interruptions) stop() {
+	if exitsAfterRun {
+		return
+	}
 	signal.Stop(in.sigs)
 	close(in.sigs)
 	<-in.ended
