@@ -388,7 +388,7 @@ func TestSignalDuringApply(t *testing.T) {
 			if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(100 * time.Millisecond) // let the signal land before the lock is free
+			time.Sleep(300 * time.Millisecond) // let the signal land before the lock is free
 			syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 			if code := c.exitCode(t); code != tc.wantCode {
 				t.Errorf("xdpc exited with %d, want %d; stderr:\n%s", code, tc.wantCode, c.stderr.String())
