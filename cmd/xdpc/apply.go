@@ -35,7 +35,9 @@ none, and the exit code is 1. Ctrl-C, SIGTERM and a hang-up (the terminal or
 SSH session is gone) roll back at once, and further signals do not stop the
 rollback. Without a terminal ('ssh host xdpc apply --confirm 60s ...') a
 dropped connection sends no signal: the rollback comes at the deadline, and
-output nobody reads cannot stop it.
+output nobody reads cannot stop it. 'xdpc status' shows the pending
+confirmation; 'xdpc confirm --help' says what to do when the waiting
+command was killed.
 
 A signal before the apply began stops it (exit 130 for SIGINT, 143 for
 SIGTERM, 129 for a hang-up); once it began, the apply is completed (or
@@ -86,7 +88,7 @@ func waitConfirm(c *cobra.Command, opts runtime.Options, p *runtime.Pending, d t
 	fmt.Fprintf(c.ErrOrStderr(), "run 'xdpc confirm' within %s or the previous policy is restored\n", d)
 	ok, err := runtime.WaitConfirm(opts, p, in.first)
 	if err != nil {
-		return &exitError{exitSystem, fmt.Errorf("roll back: %w", err)}
+		return &exitError{exitSystem, fmt.Errorf("roll back: %w; the previous programs stay saved: 'xdpc confirm --rollback' tries again", err)}
 	}
 	if ok {
 		fmt.Fprintln(c.OutOrStdout(), "confirmed")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -321,6 +322,141 @@ func TestConfirmWithoutOutput(t *testing.T) {
 		t.Errorf("dut0 runs %q, want the previous program %q", got, prev)
 	}
 	e.checkNothingPending(t)
+}
+
+// killWaiter starts 'apply --confirm 60s two.hcl', waits until it waits,
+// and kills it with SIGKILL, which no process can handle: the
+// confirmation stays pending with nobody to roll it back.
+func (e *confirmEnv) killWaiter(t *testing.T) {
+	t.Helper()
+	c := e.start(t, nil, "apply", "--netns", e.ns.Name, "--confirm", "60s", e.policy("two.hcl"))
+	c.waitStderr(t, waitMessage)
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+	if _, err := os.Stat(e.pendingPath()); err != nil {
+		t.Fatalf("no confirmation pending after SIGKILL: %v", err)
+	}
+}
+
+// TestConfirmAfterWaiterKilled kills the waiting apply with SIGKILL and
+// checks what the operator sees and can do then: confirm says the waiter
+// is gone instead of claiming success and changes nothing, status shows
+// the confirmation and that nobody waits for it, and each way out
+// (restore the previous policy, keep the new one, apply another) leaves
+// nothing pending.
+func TestConfirmAfterWaiterKilled(t *testing.T) {
+	t.Run("confirm refuses, status tells", func(t *testing.T) {
+		e := newConfirmEnv(t)
+		e.apply(t, "one.hcl")
+		e.killWaiter(t)
+		applied := e.program(t)
+		stdout, stderr, code := e.run(t, "confirm")
+		if code != exitPolicy || strings.Contains(stdout, "confirmed") {
+			t.Errorf("confirm: exit %d, stdout %q; want exit %d and no claim of success", code, stdout, exitPolicy)
+		}
+		for _, want := range []string{"is gone", "xdpc confirm --keep", "xdpc confirm --rollback"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("confirm: stderr does not say %q:\n%s", want, stderr)
+			}
+		}
+		if _, err := os.Stat(e.pendingPath()); err != nil {
+			t.Errorf("the refused confirm removed the confirmation: %v", err)
+		}
+		if got := e.program(t); got != applied {
+			t.Errorf("the refused confirm changed dut0's program")
+		}
+		stdout, _ = e.mustRun(t, 0, "status")
+		if !strings.Contains(stdout, "awaiting confirmation") || !strings.Contains(stdout, "gone") {
+			t.Errorf("status does not show a confirmation whose waiter is gone:\n%s", stdout)
+		}
+		stdout, _ = e.mustRun(t, 0, "status", "--json")
+		var rec struct {
+			Policy  string `json:"policy"`
+			Confirm *struct {
+				Deadline time.Time `json:"deadline"`
+				PID      int       `json:"pid"`
+				Waiting  bool      `json:"waiting"`
+			} `json:"confirm"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &rec); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, stdout)
+		}
+		if rec.Policy != "two" || rec.Confirm == nil || rec.Confirm.Waiting || rec.Confirm.PID == 0 || rec.Confirm.Deadline.IsZero() {
+			t.Errorf("status --json = %s; want policy two with a confirmation nobody waits for", stdout)
+		}
+	})
+	t.Run("rollback", func(t *testing.T) {
+		e := newConfirmEnv(t)
+		prev := e.apply(t, "one.hcl")
+		e.killWaiter(t)
+		stdout, _ := e.mustRun(t, 0, "confirm", "--rollback")
+		if !strings.Contains(stdout, "restored the previous policy") {
+			t.Errorf("confirm --rollback: stdout %q", stdout)
+		}
+		if got := e.program(t); got != prev {
+			t.Errorf("after confirm --rollback dut0 runs %q, want the previous program %q", got, prev)
+		}
+		e.checkNothingPending(t)
+	})
+	t.Run("rollback, nothing before", func(t *testing.T) {
+		e := newConfirmEnv(t)
+		e.killWaiter(t)
+		e.mustRun(t, 0, "confirm", "--rollback")
+		if got := e.program(t); got != "" {
+			t.Errorf("after confirm --rollback dut0 runs %q, want nothing", got)
+		}
+		e.checkNothingPending(t)
+	})
+	t.Run("keep", func(t *testing.T) {
+		e := newConfirmEnv(t)
+		e.apply(t, "one.hcl")
+		e.killWaiter(t)
+		applied := e.program(t)
+		stdout, _ := e.mustRun(t, 0, "confirm", "--keep")
+		if !strings.Contains(stdout, "kept") {
+			t.Errorf("confirm --keep: stdout %q", stdout)
+		}
+		if got := e.program(t); got != applied {
+			t.Errorf("confirm --keep changed dut0's program")
+		}
+		e.checkNothingPending(t)
+	})
+	t.Run("apply", func(t *testing.T) {
+		e := newConfirmEnv(t)
+		e.apply(t, "one.hcl")
+		e.killWaiter(t)
+		_, stderr := e.mustRun(t, 0, "apply", "--netns", e.ns.Name, e.policy("three.hcl"))
+		if !strings.Contains(stderr, "gone") {
+			t.Errorf("apply over a confirmation whose waiter is gone does not say so:\n%s", stderr)
+		}
+		e.checkNothingPending(t)
+	})
+	t.Run("apply, process id reused", func(t *testing.T) {
+		// The process id recorded may belong to another process by now
+		// (this test's own, here): a later apply is still not refused.
+		e := newConfirmEnv(t)
+		e.apply(t, "one.hcl")
+		e.killWaiter(t)
+		data, err := os.ReadFile(e.pendingPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p map[string]any
+		if err := json.Unmarshal(data, &p); err != nil {
+			t.Fatal(err)
+		}
+		p["pid"] = os.Getpid()
+		if data, err = json.Marshal(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(e.pendingPath(), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e.mustRun(t, 0, "apply", "--netns", e.ns.Name, e.policy("three.hcl"))
+		e.checkNothingPending(t)
+	})
 }
 
 // TestDetachWhileConfirmPending: detach is refused while an apply waits
