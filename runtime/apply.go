@@ -22,7 +22,9 @@ type ApplyOptions struct {
 	// Interfaces, when set, replaces the manifest's interface bindings.
 	Interfaces []artifact.InterfaceBinding
 	// Confirm, when positive, records what the interfaces had before so
-	// that WaitConfirm restores it unless Confirm is called in time.
+	// that WaitConfirm restores it unless Confirm is called in time. The
+	// calling process is the one that waits: the confirmation counts as
+	// abandoned (ErrWaiterGone) once it ends, or once WaitConfirm returns.
 	Confirm time.Duration
 }
 
@@ -75,26 +77,44 @@ func Apply(elf []byte, opts ApplyOptions) (*ApplyReport, error) {
 	}
 	defer lock.release()
 
-	var pending *Pending
-	if opts.Confirm <= 0 {
-		// Rolling back would undo this apply too.
-		if p, err := readPending(l); err != nil {
+	// A confirmation still waited for would roll this apply back too. One
+	// whose process is gone is set aside, and dropped once this apply has
+	// replaced it.
+	stale, err := readPending(l)
+	if err != nil {
+		return nil, err
+	}
+	if stale != nil {
+		if stale.Waiting() {
+			return nil, stale.pendingError(fmt.Sprintf("apply policy %q", m.Policy))
+		}
+		if err := stale.setAside(l); err != nil {
 			return nil, err
-		} else if p != nil && p.alive() {
-			return nil, fmt.Errorf("apply policy %q: %w (until %s); run 'xdpc confirm' first", m.Policy, ErrPending, p.Deadline.Format(time.RFC3339))
 		}
 	}
+	var pending *Pending
 	if opts.Confirm > 0 {
 		if pending, err = beginConfirm(l, bindings, opts.Confirm); err != nil {
+			if stale != nil {
+				stale.putBack(l)
+			}
 			return nil, err
 		}
 	}
 	rep, err := apply(l, elf, spec, m, bindings)
 	if err != nil {
 		if pending != nil {
-			pending.discard(l)
+			pending.discard()
+			pending.release()
+		}
+		if stale != nil {
+			stale.putBack(l)
 		}
 		return nil, err
+	}
+	if stale != nil {
+		stale.discard()
+		rep.Notes = append(rep.Notes, stale.supersededNote(bindings, l.netns))
 	}
 	rep.Pending = pending
 	return rep, nil

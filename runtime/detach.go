@@ -11,7 +11,8 @@ import (
 // interface when ifname is "" (of opts.Netns when it is set, of every
 // namespace otherwise), with its pins and records. Maps no attached policy uses any more are removed too.
 // Detaching what is not attached is not an error: the result lists what
-// was detached.
+// was detached. While an apply awaits confirmation and its process waits,
+// Detach returns ErrPending and changes nothing.
 func Detach(opts Options, ifname string) ([]Attachment, error) {
 	l := opts.layout()
 	if err := checkNetns(l); err != nil {
@@ -22,6 +23,13 @@ func Detach(opts Options, ifname string) ([]Attachment, error) {
 		return nil, err
 	}
 	defer lock.release()
+	// The rollback of a confirmation still waited for would attach the
+	// previous programs again behind the operator's back.
+	if p, err := readPending(l); err != nil {
+		return nil, err
+	} else if p != nil && p.Waiting() {
+		return nil, p.pendingError("detach")
+	}
 	var targets []Attachment
 	if ifname == "" {
 		if targets, err = recordsOf(l, opts.Netns); err != nil {

@@ -14,7 +14,8 @@
 // Apply attaches an artifact to the interfaces its policy names through
 // pinned bpf_links, replacing a previous program atomically and keeping
 // counters and dynamic sets; Status, Stats, Detach, SetAdd, SetDel,
-// SetList, Confirm and WaitConfirm operate what is applied. Options say
+// SetList, Confirm, Keep, RollBack, PendingConfirmation and WaitConfirm
+// operate what is applied. Options say
 // where pins and state live (docs/runtime.md describes the layout).
 //
 // Errors from the kernel are wrapped with the operation that failed. A
@@ -23,9 +24,10 @@
 // compiler bug. An Apply that returns an error has left every interface
 // with the program it had before (the one exception, a failed mode change,
 // says so in its error). ErrNoInterface, ErrNotDynamic, ErrNothingPending,
-// ErrPending, ErrLocked, ErrNoSuchSet, ErrSetFull, ErrBadElement (an
-// element the policy language would refuse) and ErrManifestFormat (state
-// left by a newer xdpc) mark errors callers may want to tell apart.
+// ErrPending, ErrWaiterGone, ErrLocked, ErrNoSuchSet, ErrSetFull,
+// ErrBadElement (an element the policy language would refuse) and
+// ErrManifestFormat (state left by a newer xdpc) mark errors callers may
+// want to tell apart.
 //
 // The state a host keeps outlives the xdpc that wrote it: kept manifests
 // of every format an xdpc has written are read and upgraded (upgrade.go),

@@ -61,6 +61,17 @@ func TestConfirm(t *testing.T) {
 			if _, err := runtime.Apply(one(t), runtime.ApplyOptions{Options: e.opts}); !errors.Is(err, runtime.ErrPending) {
 				t.Errorf("apply while a confirmation is pending: error %v, want ErrPending", err)
 			}
+			// So must a detach: the rollback would attach "one" again.
+			if done, err := runtime.Detach(e.opts, ""); !errors.Is(err, runtime.ErrPending) || len(done) != 0 {
+				t.Errorf("detach while a confirmation is pending = %+v, %v; want nothing and ErrPending", done, err)
+			}
+			// And a rollback from elsewhere: this process waits, and rolls back itself.
+			if _, err := runtime.RollBack(e.opts); !errors.Is(err, runtime.ErrPending) {
+				t.Errorf("roll back while the apply waits: error %v, want ErrPending", err)
+			}
+			if st := e.status(t); len(st) != 1 || st[0].Policy != "two" {
+				t.Fatalf("status after refused detach and rollback = %+v, want two", st)
+			}
 			done := make(chan bool, 1)
 			go func() {
 				ok, err := runtime.WaitConfirm(e.opts, rep.Pending, nil)

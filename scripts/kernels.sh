@@ -67,7 +67,7 @@ part_runtime() { cd runtime && "$bin/runtime.test" -test.v -test.count=1 -test.t
 part_differential() { cd lab && "$bin/lab.test" -test.v -test.short -test.run '^TestDifferential$' -test.timeout=12m; }
 part_lab() { cd lab && "$bin/lab.test" -test.v -test.skip '^TestDifferential$' -test.timeout=12m; }
 part_compiler() { cd compiler && "$bin/compiler.test" -test.v -test.timeout=12m; }
-part_cli() { cd cmd/xdpc && "$bin/xdpc.test" -test.v -test.run '^(TestScripts|TestDemo.*|TestInterrupt.*)$' -test.timeout=12m; }
+part_cli() { cd cmd/xdpc && "$bin/xdpc.test" -test.v -test.run '^(TestScripts|TestDemo.*|TestInterrupt.*|TestConfirm.*|TestDetachWhileConfirmPending|TestSignalDuringApply)$' -test.timeout=12m; }
 
 case ${1:-} in
 --guest)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,14 +30,28 @@ Counters of rules that still exist and the contents of dynamic sets are kept.
 When anything fails the previous program stays attached.
 
 With --confirm DURATION the command waits: unless 'xdpc confirm' runs within
-DURATION (or when interrupted), the previous programs are restored, or
-detached when there were none. A hang-up does not stop the wait.
-Exit code 1 then says the change was rolled back.`,
+DURATION, the previous programs are restored, or detached when there were
+none, and the exit code is 1. Ctrl-C, SIGTERM and a hang-up (the terminal or
+SSH session is gone) roll back at once, and further signals do not stop the
+rollback. Without a terminal ('ssh host xdpc apply --confirm 60s ...') a
+dropped connection sends no signal: the rollback comes at the deadline, and
+output nobody reads cannot stop it. 'xdpc status' shows the pending
+confirmation; 'xdpc confirm --help' says what to do when the waiting
+command was killed.
+
+A signal before the apply began stops it (exit 130 for SIGINT, 143 for
+SIGTERM, 129 for a hang-up); once it began, the apply is completed (or
+rolled back with --confirm) first.`,
 		Args: exactArgs(1, "one policy file or artifact"),
 		RunE: func(c *cobra.Command, args []string) error {
+			in := holdInterruptions(c.ErrOrStderr())
+			defer in.stop()
 			elf, source, err := readPolicyOrArtifact(c, args[0], &pf)
 			if err != nil {
 				return err
+			}
+			if sig := in.came(); sig != nil {
+				return in.exitAfter(sig, "nothing applied")
 			}
 			start := time.Now()
 			rep, err := runtime.Apply(elf, runtime.ApplyOptions{Options: rf.options(), Confirm: confirm})
@@ -54,38 +66,36 @@ Exit code 1 then says the change was rolled back.`,
 					a.Policy, shortHash(a.Hash), ifaceName(a), a.Mode, a.ProgramID)
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "applied in %s\n", time.Since(start).Round(time.Millisecond))
-			if rep.Pending == nil {
-				return nil
+			if rep.Pending != nil {
+				return waitConfirm(c, rf.options(), rep.Pending, confirm, in)
 			}
-			return waitConfirm(c, rf.options(), rep.Pending, confirm)
+			if sig := in.came(); sig != nil {
+				return in.exitAfter(sig, "came while applying; the apply was completed")
+			}
+			return nil
 		},
 	}
+	holdSignals(c)
 	pf.register(c)
 	rf.register(c, runtimeUse{})
 	durationVar(c.Flags(), &confirm, "confirm", 0, false, "restore the previous policy unless 'xdpc confirm' runs within this time")
 	return c
 }
 
-// waitConfirm waits for 'xdpc confirm' and reports the outcome.
-func waitConfirm(c *cobra.Command, opts runtime.Options, p *runtime.Pending, d time.Duration) error {
+// waitConfirm waits for 'xdpc confirm' and reports the outcome. The
+// first signal (in) rolls back at once.
+func waitConfirm(c *cobra.Command, opts runtime.Options, p *runtime.Pending, d time.Duration, in *interruptions) error {
 	fmt.Fprintf(c.ErrOrStderr(), "run 'xdpc confirm' within %s or the previous policy is restored\n", d)
-	signal.Ignore(syscall.SIGHUP)
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	abort := make(chan struct{})
-	go func() {
-		if _, ok := <-sigs; ok {
-			close(abort)
-		}
-	}()
-	ok, err := runtime.WaitConfirm(opts, p, abort)
+	ok, err := runtime.WaitConfirm(opts, p, in.first)
 	if err != nil {
-		return &exitError{exitSystem, fmt.Errorf("roll back: %w", err)}
+		return &exitError{exitSystem, fmt.Errorf("roll back: %w; the previous programs stay saved: 'xdpc confirm --rollback' tries again", err)}
 	}
 	if ok {
 		fmt.Fprintln(c.OutOrStdout(), "confirmed")
 		return nil
+	}
+	if sig := in.came(); sig != nil {
+		fmt.Fprintf(c.ErrOrStderr(), "xdpc: %s while waiting for 'xdpc confirm'\n", signalName(sig))
 	}
 	fmt.Fprintln(c.OutOrStdout(), "not confirmed: restored the previous policy")
 	return silentExit(exitPolicy)
@@ -136,7 +146,7 @@ func applyError(c *cobra.Command, err error, source string) error {
 	if rej, ok := errors.AsType[*runtime.VerifierRejection](err); ok {
 		fmt.Fprint(c.ErrOrStderr(), rej.Report())
 	}
-	return runtimeError(fmt.Errorf("%w; the previous policy stays in place", err))
+	return confirmationError(fmt.Errorf("%w; the previous policy stays in place", err))
 }
 
 func shortHash(h string) string {

@@ -16,7 +16,12 @@ func newDetachCommand() *cobra.Command {
 		Long: `Detach the policy from IFACE (in --netns), or from every interface in every
 namespace when no IFACE is given, removing its pinned link, program and
 records; kept maps of policies no interface runs any more are removed too.
-Detaching what is not attached succeeds and says so.`,
+Detaching what is not attached succeeds and says so.
+
+While an 'xdpc apply --confirm' waits for confirmation, detach is refused
+(exit 1): its rollback would attach the previous programs again, undoing
+the detach unseen. Run 'xdpc confirm' first, then detach, or let it roll
+back.`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usageError(fmt.Errorf("detach: want at most one interface, got %d arguments", len(args)))
@@ -28,19 +33,25 @@ Detaching what is not attached succeeds and says so.`,
 			if len(args) == 1 {
 				ifname = args[0]
 			}
+			in := holdInterruptions(c.ErrOrStderr())
+			defer in.stop()
 			done, err := runtime.Detach(rf.options(), ifname)
 			for _, a := range done {
 				fmt.Fprintf(c.OutOrStdout(), "detached policy %q from %s\n", a.Policy, ifaceName(a))
 			}
 			if err != nil {
-				return runtimeError(err)
+				return confirmationError(err)
 			}
 			if len(done) == 0 {
 				fmt.Fprintln(c.OutOrStdout(), "nothing attached")
 			}
+			if sig := in.came(); sig != nil {
+				return in.exitAfter(sig, "came while detaching; the detach was completed")
+			}
 			return nil
 		},
 	}
+	holdSignals(c)
 	rf.register(c, runtimeUse{})
 	return c
 }

@@ -42,16 +42,24 @@ func usageError(err error) error { return &exitError{exitUsage, err} }
 // silentExit ends a command with code after it printed its own report.
 func silentExit(code int) error { return &exitError{code, nil} }
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	exitsAfterRun = true
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 // run executes the command line and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	// Deferred Close calls tear labs down on success, failure and panic;
-	// this does it on SIGINT and SIGTERM.
-	stop := lab.TeardownOnInterrupt(os.Exit)
-	defer stop()
 	root := newRootCommand(stdout, stderr)
-	root.SetArgs(terraformStyleVars(args))
+	args = terraformStyleVars(args)
+	root.SetArgs(args)
+	// Deferred Close calls tear labs down on success, failure and panic;
+	// this does it on SIGINT and SIGTERM, exiting at once. Commands that
+	// change what is applied must not be stopped half way (an apply
+	// --confirm rolls back on a signal): they handle signals themselves.
+	if !handlesSignals(root, args) {
+		stop := lab.TeardownOnInterrupt(os.Exit)
+		defer stop()
+	}
 	err := root.Execute()
 	if err == nil {
 		return exitOK

@@ -24,10 +24,10 @@ const runAsXDPC = "XDPC_TEST_RUN_AS_XDPC"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(runAsXDPC) != "" {
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+		main()
 	}
 	testscript.Main(m, map[string]func(){
-		"xdpc": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
+		"xdpc": main,
 	})
 }
 

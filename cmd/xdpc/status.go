@@ -22,21 +22,30 @@ func newStatusCommand() *cobra.Command {
 		Long: `Show every interface xdpc attached a policy to, in every network namespace
 or in --netns: policy name, policy hash, attach mode, kernel program id and
 when it was attached. An attachment whose interface was removed is shown as gone; 'xdpc
-detach IFACE' cleans it up.`,
+detach IFACE' cleans it up. A last line shows an 'xdpc apply --confirm' awaiting
+confirmation, and whether that apply still waits ('confirm' in --json).`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			st, err := runtime.Status(rf.options())
 			if err != nil {
 				return runtimeError(err)
 			}
+			pending, err := runtime.PendingConfirmation(rf.options())
+			if err != nil {
+				return runtimeError(err)
+			}
+			waiting := pending != nil && pending.Waiting()
 			if asJSON {
 				enc := json.NewEncoder(c.OutOrStdout())
 				for _, a := range st {
-					if err := enc.Encode(a); err != nil {
+					if err := enc.Encode(withConfirmation(a, pending, waiting)); err != nil {
 						return err
 					}
 				}
 				return nil
+			}
+			if pending != nil {
+				defer describeConfirmation(c.OutOrStdout(), pending, waiting)
 			}
 			if len(st) == 0 {
 				fmt.Fprintln(c.OutOrStdout(), "nothing attached")
