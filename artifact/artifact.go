@@ -23,22 +23,57 @@ type Map struct {
 	Key, Value btf.Type
 }
 
-// Artifact is the deterministic output of the compiler: one XDP program, the
-// maps it references and the manifest that maps counters and sets back to the
+// Artifact is the deterministic output of the compiler: one XDP program
+// (and, when the policy tracks connections, a TC egress program), the maps
+// they reference and the manifest that maps counters and sets back to the
 // policy. Nothing in it depends on the host that built it.
 type Artifact struct {
-	// Program is the ELF function symbol and kernel program name (at most 15 bytes).
+	// Program is the XDP program's ELF function symbol and kernel program
+	// name (at most 15 bytes).
 	Program string
 	// License is written to the ELF "license" section.
 	License string
-	// Instructions reference maps by name: asm.LoadMapPtr(r, 0).WithReference(Map.Name).
+	// Instructions are the XDP program's. They reference maps by name:
+	// asm.LoadMapPtr(r, 0).WithReference(Map.Name).
 	Instructions asm.Instructions
-	Maps         []Map
-	Manifest     Manifest
+	// Egress is the TC egress program that records the host's own
+	// traffic for connection tracking; nil when the policy tracks none.
+	Egress   *Program
+	Maps     []Map
+	Manifest Manifest
+}
+
+// Program is a program of an artifact besides its XDP program.
+type Program struct {
+	// Name is the ELF function symbol and kernel program name (at most 15 bytes).
+	Name string
+	// Instructions reference maps by name, as the XDP program's do.
+	Instructions asm.Instructions
 }
 
 // ProgramSection is the ELF section holding the XDP program.
 const ProgramSection = "xdp"
+
+// EgressSection is the ELF section holding the TC egress program: loaders
+// take a program in section "tc" as a BPF_PROG_TYPE_SCHED_CLS program.
+const EgressSection = "tc"
+
+// elfProgram is one program as the ELF writer lays it out.
+type elfProgram struct {
+	name, section string
+	// context is the BTF struct the program's one argument points to.
+	context string
+	insns   asm.Instructions
+}
+
+// programs lists the artifact's programs, the XDP program first.
+func (a *Artifact) programs() []elfProgram {
+	progs := []elfProgram{{a.Program, ProgramSection, "xdp_md", a.Instructions}}
+	if a.Egress != nil {
+		progs = append(progs, elfProgram{a.Egress.Name, EgressSection, "__sk_buff", a.Egress.Instructions})
+	}
+	return progs
+}
 
 // ManifestSection is the ELF section holding the JSON manifest.
 const ManifestSection = ".xdpc.manifest"

@@ -17,15 +17,16 @@ import (
 // object, so that libbpf (and so iproute2), cilium/ebpf and llvm-objdump all
 // read it:
 //
-//	xdp             the program (SHT_PROGBITS, AX), jumps resolved
+//	xdp             the XDP program (SHT_PROGBITS, AX), jumps resolved
 //	.relxdp         R_BPF_64_64 for every ld_imm64 that loads a map
+//	tc, .reltc      the TC egress program, when there is one, likewise
 //	license         the license string, NUL-terminated
 //	.maps           one zero-filled BTF map definition per map
 //	.xdpc.manifest  the manifest as JSON
-//	.BTF            the program's function, the map definitions' types, a
+//	.BTF            the programs' functions, the map definitions' types, a
 //	                VAR per map, DATASEC .maps
-//	.BTF.ext        func_info of the program, line_info of source comments
-//	.symtab         the program (STT_FUNC) and the maps (STT_OBJECT)
+//	.BTF.ext        func_info of each program, line_info of source comments
+//	.symtab         the programs (STT_FUNC) and the maps (STT_OBJECT)
 //	.strtab         symbol names
 //	.shstrtab       section names
 //
@@ -89,16 +90,13 @@ func (a *Artifact) layoutELF() (*elfObject, error) {
 	if err := a.checkNames(); err != nil {
 		return nil, err
 	}
+	progs := a.programs()
 
-	insns, err := a.marshalInstructions()
-	if err != nil {
-		return nil, err
-	}
 	mapDefs, mapOffsets, err := a.layoutMapDefinitions()
 	if err != nil {
 		return nil, err
 	}
-	btfData, btfExt, err := a.marshalBTF(mapOffsets)
+	btfData, btfExt, err := a.marshalBTF(progs, mapOffsets)
 	if err != nil {
 		return nil, err
 	}
@@ -110,13 +108,6 @@ func (a *Artifact) layoutELF() (*elfObject, error) {
 	strtab := newStringTable()
 	symtab := &elfSection{name: ".symtab", typ: elf.SHT_SYMTAB, align: 8, entsize: elf.Sym64Size}
 	strsec := &elfSection{name: ".strtab", typ: elf.SHT_STRTAB, align: 1}
-	prog := &elfSection{
-		name:  ProgramSection,
-		typ:   elf.SHT_PROGBITS,
-		flags: elf.SHF_ALLOC | elf.SHF_EXECINSTR,
-		align: 8,
-		data:  insns,
-	}
 	maps := &elfSection{
 		name:  elfSectionMaps,
 		typ:   elf.SHT_PROGBITS,
@@ -125,15 +116,31 @@ func (a *Artifact) layoutELF() (*elfObject, error) {
 		data:  mapDefs,
 	}
 
-	// Symbols: the null symbol, then the globals (no locals are needed).
+	// Symbols: the null symbol, then the globals (no locals are needed):
+	// one function per program, one object per map.
 	syms := []elf.Sym64{{}}
-	syms = append(syms, elf.Sym64{
-		Name:  strtab.add(a.Program),
-		Info:  elf.ST_INFO(elf.STB_GLOBAL, elf.STT_FUNC),
-		Value: 0,
-		Size:  uint64(len(insns)),
-	})
-	progSym := len(syms) - 1
+	progSections := make([]*elfSection, len(progs))
+	progSyms := make([]int, len(progs))
+	for i, p := range progs {
+		insns, err := marshalInstructions(p.insns)
+		if err != nil {
+			return nil, err
+		}
+		progSections[i] = &elfSection{
+			name:  p.section,
+			typ:   elf.SHT_PROGBITS,
+			flags: elf.SHF_ALLOC | elf.SHF_EXECINSTR,
+			align: 8,
+			data:  insns,
+		}
+		progSyms[i] = len(syms)
+		syms = append(syms, elf.Sym64{
+			Name:  strtab.add(p.name),
+			Info:  elf.ST_INFO(elf.STB_GLOBAL, elf.STT_FUNC),
+			Value: 0,
+			Size:  uint64(len(insns)),
+		})
+	}
 	mapSym := make(map[string]uint32, len(a.Maps))
 	for i, m := range a.Maps {
 		mapSym[m.Name] = uint32(len(syms))
@@ -145,24 +152,25 @@ func (a *Artifact) layoutELF() (*elfObject, error) {
 		})
 	}
 
-	rels, err := a.mapRelocations(mapSym)
-	if err != nil {
-		return nil, err
-	}
-
 	obj := &elfObject{}
 	obj.add(strsec)
-	obj.add(prog)
-	if len(rels) > 0 {
-		obj.add(&elfSection{
-			name:        ".rel" + ProgramSection,
-			typ:         elf.SHT_REL,
-			align:       8,
-			entsize:     16,
-			data:        rels,
-			link:        symtab,
-			infoSection: prog,
-		})
+	for i, p := range progs {
+		obj.add(progSections[i])
+		rels, err := mapRelocations(p.insns, mapSym)
+		if err != nil {
+			return nil, err
+		}
+		if len(rels) > 0 {
+			obj.add(&elfSection{
+				name:        ".rel" + p.section,
+				typ:         elf.SHT_REL,
+				align:       8,
+				entsize:     16,
+				data:        rels,
+				link:        symtab,
+				infoSection: progSections[i],
+			})
+		}
 	}
 	obj.add(&elfSection{
 		name:  "license",
@@ -181,7 +189,9 @@ func (a *Artifact) layoutELF() (*elfObject, error) {
 	obj.add(&elfSection{name: ".shstrtab", typ: elf.SHT_STRTAB, align: 1})
 
 	// Section indices are known now: point the symbols at their sections.
-	syms[progSym].Shndx = uint16(obj.index(prog))
+	for i := range progs {
+		syms[progSyms[i]].Shndx = uint16(obj.index(progSections[i]))
+	}
 	for _, idx := range mapSym {
 		syms[idx].Shndx = uint16(obj.index(maps))
 	}
@@ -204,6 +214,12 @@ func (a *Artifact) checkNames() error {
 		return errors.New("write elf: artifact has no program name")
 	}
 	seen := map[string]bool{a.Program: true}
+	if a.Egress != nil {
+		if a.Egress.Name == "" || seen[a.Egress.Name] {
+			return fmt.Errorf("write elf: egress program name %q is empty or taken", a.Egress.Name)
+		}
+		seen[a.Egress.Name] = true
+	}
 	for _, m := range a.Maps {
 		if m.Name == "" {
 			return errors.New("write elf: map without a name")
@@ -223,11 +239,11 @@ func (a *Artifact) license() string {
 	return a.License
 }
 
-// marshalInstructions encodes the program little-endian with every jump to a
+// marshalInstructions encodes a program little-endian with every jump to a
 // label resolved. Map loads are written as clang writes them: an ld_imm64 of
 // 0 with source register 0, to be patched through a relocation.
-func (a *Artifact) marshalInstructions() ([]byte, error) {
-	insns := slices.Clone(a.Instructions)
+func marshalInstructions(prog asm.Instructions) ([]byte, error) {
+	insns := slices.Clone(prog)
 	for i := range insns {
 		if insns[i].IsLoadFromMap() && insns[i].Reference() != "" {
 			insns[i].Src = asm.R0
@@ -241,11 +257,12 @@ func (a *Artifact) marshalInstructions() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// mapRelocations returns the .relxdp entries: one R_BPF_64_64 per ld_imm64
-// that references a map, against that map's symbol.
-func (a *Artifact) mapRelocations(mapSym map[string]uint32) ([]byte, error) {
+// mapRelocations returns a program section's relocations (.relxdp, .reltc):
+// one R_BPF_64_64 per ld_imm64 that references a map, against that map's
+// symbol.
+func mapRelocations(insns asm.Instructions, mapSym map[string]uint32) ([]byte, error) {
 	var buf bytes.Buffer
-	iter := a.Instructions.Iterate()
+	iter := insns.Iterate()
 	for iter.Next() {
 		ins := iter.Ins
 		ref := ins.Reference()
@@ -296,13 +313,14 @@ func (a *Artifact) layoutMapDefinitions() ([]byte, []uint64, error) {
 	return make([]byte, size), offsets, nil
 }
 
-// marshalBTF returns the .BTF and .BTF.ext contents. .BTF holds the
-// program's function (int PROGRAM(struct xdp_md *ctx)), each map's
-// definition struct, a global VAR per map and the DATASEC .maps placing
-// them. .BTF.ext holds the program's func_info and a line_info per
-// instruction that carries a source comment, so that verifier logs and
-// disassemblers show the policy line an instruction came from.
-func (a *Artifact) marshalBTF(offsets []uint64) (types, ext []byte, _ error) {
+// marshalBTF returns the .BTF and .BTF.ext contents. .BTF holds each
+// program's function (int PROGRAM(struct xdp_md *ctx), or struct
+// __sk_buff for the egress program), each map's definition struct, a
+// global VAR per map and the DATASEC .maps placing them. .BTF.ext holds
+// each program's func_info and a line_info per instruction that carries a
+// source comment, so that verifier logs and disassemblers show the policy
+// line an instruction came from.
+func (a *Artifact) marshalBTF(progs []elfProgram, offsets []uint64) (types, ext []byte, _ error) {
 	intType := &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed}
 	indexType := &btf.Int{Name: "__ARRAY_SIZE_TYPE__", Size: 4}
 	// number is libbpf's __uint(name, n): a pointer to an array of n ints.
@@ -310,20 +328,22 @@ func (a *Artifact) marshalBTF(offsets []uint64) (types, ext []byte, _ error) {
 		return &btf.Pointer{Target: &btf.Array{Index: indexType, Type: intType, Nelems: n}}
 	}
 
-	fn := &btf.Func{
-		Name: a.Program,
-		Type: &btf.FuncProto{Return: intType, Params: []btf.FuncParam{
-			{Name: "ctx", Type: &btf.Pointer{Target: &btf.Fwd{Name: "xdp_md", Kind: btf.FwdStruct}}},
-		}},
-		Linkage: btf.GlobalFunc,
-	}
 	b, err := btf.NewBuilder(nil, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("build btf: %w", err)
 	}
-	fnID, err := b.Add(fn)
-	if err != nil {
-		return nil, nil, fmt.Errorf("build btf: %w", err)
+	fnIDs := make([]btf.TypeID, len(progs))
+	for i, p := range progs {
+		fn := &btf.Func{
+			Name: p.name,
+			Type: &btf.FuncProto{Return: intType, Params: []btf.FuncParam{
+				{Name: "ctx", Type: &btf.Pointer{Target: &btf.Fwd{Name: p.context, Kind: btf.FwdStruct}}},
+			}},
+			Linkage: btf.GlobalFunc,
+		}
+		if fnIDs[i], err = b.Add(fn); err != nil {
+			return nil, nil, fmt.Errorf("build btf: %w", err)
+		}
 	}
 
 	if len(a.Maps) > 0 {
@@ -350,7 +370,7 @@ func (a *Artifact) marshalBTF(offsets []uint64) (types, ext []byte, _ error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ext = a.marshalBTFExt(fnID, strs)
+	ext = a.marshalBTFExt(progs, fnIDs, strs)
 	return strs.finish(), ext, nil
 }
 
@@ -363,44 +383,46 @@ const (
 	btfLineInfoSize = 16
 )
 
-// marshalBTFExt returns the .BTF.ext section: one func_info record for the
-// program and the line_info records of the instructions' source comments.
-// The first instruction always has a line_info, as the kernel requires.
-// A record's file is the policy's name (an artifact names no path), its
-// line and column those the comment starts with, if any.
-func (a *Artifact) marshalBTFExt(fnID btf.TypeID, strs *btfStrings) []byte {
+// marshalBTFExt returns the .BTF.ext section: for each program's section,
+// one func_info record and the line_info records of its instructions'
+// source comments. The first instruction always has a line_info, as the
+// kernel requires. A record's file is the policy's name (an artifact names
+// no path), its line and column those the comment starts with, if any.
+func (a *Artifact) marshalBTFExt(progs []elfProgram, fnIDs []btf.TypeID, strs *btfStrings) []byte {
 	le := binary.LittleEndian
-	secName := strs.add(ProgramSection)
 	file := strs.add(fmt.Sprintf("policy %q", a.Manifest.Policy))
 
 	funcInfo := le.AppendUint32(nil, btfFuncInfoSize)
-	funcInfo = le.AppendUint32(funcInfo, secName)
-	funcInfo = le.AppendUint32(funcInfo, 1)
-	funcInfo = le.AppendUint32(funcInfo, 0) // insn_off
-	funcInfo = le.AppendUint32(funcInfo, uint32(fnID))
-
-	var records []byte
-	n := uint32(0)
-	iter := a.Instructions.Iterate()
-	for iter.Next() {
-		line := ""
-		if src := iter.Ins.Source(); src != nil {
-			line = src.String()
-		} else if iter.Index != 0 {
-			continue
-		} else {
-			line = a.Program
-		}
-		records = le.AppendUint32(records, uint32(iter.Offset)*asm.InstructionSize)
-		records = le.AppendUint32(records, file)
-		records = le.AppendUint32(records, strs.add(line))
-		records = le.AppendUint32(records, lineCol(line))
-		n++
-	}
 	lineInfo := le.AppendUint32(nil, btfLineInfoSize)
-	lineInfo = le.AppendUint32(lineInfo, secName)
-	lineInfo = le.AppendUint32(lineInfo, n)
-	lineInfo = append(lineInfo, records...)
+	for i, p := range progs {
+		secName := strs.add(p.section)
+		funcInfo = le.AppendUint32(funcInfo, secName)
+		funcInfo = le.AppendUint32(funcInfo, 1)
+		funcInfo = le.AppendUint32(funcInfo, 0) // insn_off
+		funcInfo = le.AppendUint32(funcInfo, uint32(fnIDs[i]))
+
+		var records []byte
+		n := uint32(0)
+		iter := p.insns.Iterate()
+		for iter.Next() {
+			line := ""
+			if src := iter.Ins.Source(); src != nil {
+				line = src.String()
+			} else if iter.Index != 0 {
+				continue
+			} else {
+				line = p.name
+			}
+			records = le.AppendUint32(records, uint32(iter.Offset)*asm.InstructionSize)
+			records = le.AppendUint32(records, file)
+			records = le.AppendUint32(records, strs.add(line))
+			records = le.AppendUint32(records, lineCol(line))
+			n++
+		}
+		lineInfo = le.AppendUint32(lineInfo, secName)
+		lineInfo = le.AppendUint32(lineInfo, n)
+		lineInfo = append(lineInfo, records...)
+	}
 
 	ext := le.AppendUint16(nil, btfMagic)
 	ext = append(ext, 1, 0) // version, flags

@@ -174,20 +174,33 @@ func kindsArtifact() *artifact.Artifact {
 		artifact.MapPorts.Map("ports", 4),
 		artifact.MapMACs.Map("macs", 4),
 		artifact.MapRedirect.Map("redirect", 1),
+		artifact.MapCTAssured.Map("ct", 64),
+		artifact.MapCTUnassured.Map("ct_new", 64),
 	}
 	var insns asm.Instructions
 	for _, m := range maps {
 		insns = append(insns, asm.LoadMapPtr(asm.R1, 0).WithReference(m.Name))
 	}
 	insns = append(insns, asm.Mov.Imm(asm.R0, xdpPass), asm.Return())
+	// The egress program shares the connection table and goes on
+	// (TC_ACT_UNSPEC, as tcx's TCX_NEXT).
+	egress := asm.Instructions{
+		asm.LoadMapPtr(asm.R1, 0).WithReference("ct"),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("ct_new"),
+		asm.Mov.Imm(asm.R0, -1),
+		asm.Return(),
+	}
 	return &artifact.Artifact{
 		Program:      "xdpc_kinds",
 		Instructions: insns,
+		Egress:       &artifact.Program{Name: "xdpc_kinds_out", Instructions: egress},
 		Maps:         maps,
 		Manifest: artifact.Manifest{
-			Format:  artifact.ManifestFormat,
-			Policy:  "kinds",
-			Program: "xdpc_kinds",
+			Format:    artifact.ManifestFormat,
+			Policy:    "kinds",
+			Program:   "xdpc_kinds",
+			Egress:    "xdpc_kinds_out",
+			Conntrack: &artifact.ConntrackTables{Assured: "ct", Unassured: "ct_new"},
 			Counters: artifact.CounterTable{Map: "counters", Slots: []artifact.CounterSlot{
 				{Slot: 0, Name: "default", Kind: artifact.SlotDefault},
 				{Slot: 1, Name: "malformed", Kind: artifact.SlotMalformed},
@@ -409,8 +422,19 @@ func TestLoadCollectionSpec(t *testing.T) {
 				t.Errorf("maps (-want +got):\n%s", diff)
 			}
 
-			if len(spec.Programs) != 1 {
-				t.Fatalf("got %d programs, want 1", len(spec.Programs))
+			wantProgs := 1
+			if a.Egress != nil {
+				wantProgs = 2
+				eg := spec.Programs[a.Egress.Name]
+				if eg == nil || eg.Type != ebpf.SchedCLS || eg.SectionName != artifact.EgressSection {
+					t.Fatalf("egress program %q: %+v, want a SchedCLS program in section %s", a.Egress.Name, eg, artifact.EgressSection)
+				}
+				if diff := cmp.Diff(mapReferences(a.Egress.Instructions), mapReferences(eg.Instructions)); diff != "" {
+					t.Errorf("egress map references by instruction offset (-want +got):\n%s", diff)
+				}
+			}
+			if len(spec.Programs) != wantProgs {
+				t.Fatalf("got %d programs, want %d", len(spec.Programs), wantProgs)
 			}
 			prog := spec.Programs[a.Program]
 			if prog == nil {
@@ -586,7 +610,14 @@ func TestObjdump(t *testing.T) {
 			if strings.Contains(text, "<unknown>") {
 				t.Errorf("llvm-objdump cannot decode some instructions:\n%s", text)
 			}
-			if got, want := len(objdumpInsn.FindAllString(text, -1)), len(a.Instructions); got != want {
+			want := len(a.Instructions)
+			if a.Egress != nil {
+				want += len(a.Egress.Instructions)
+				if !strings.Contains(text, "Disassembly of section tc:") {
+					t.Errorf("llvm-objdump output lacks the egress program:\n%s", text)
+				}
+			}
+			if got := len(objdumpInsn.FindAllString(text, -1)); got != want {
 				t.Errorf("llvm-objdump shows %d instructions, want %d:\n%s", got, want, text)
 			}
 			for _, m := range a.Maps {

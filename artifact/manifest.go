@@ -22,6 +22,12 @@ type Manifest struct {
 	Policy  string `json:"policy"`
 	Hash    string `json:"hash"`
 	Program string `json:"program"`
+	// Egress is the TC egress program, when the policy tracks
+	// connections: loaders attach it to the same interfaces.
+	Egress string `json:"egress,omitempty"`
+	// Conntrack names the connection table's maps, when the policy
+	// tracks connections.
+	Conntrack *ConntrackTables `json:"conntrack,omitempty"`
 	// Counters is the per-CPU array of packet and byte counters.
 	Counters CounterTable `json:"counters"`
 	Sets     []SetMap     `json:"sets,omitempty"`
@@ -32,6 +38,14 @@ type Manifest struct {
 	// index under its key.
 	RedirectMap string           `json:"redirect_map,omitempty"`
 	Redirects   []RedirectTarget `json:"redirects,omitempty"`
+}
+
+// ConntrackTables names the two maps of the connection table
+// (docs/conntrack.md). Loaders replace them with the network namespace's
+// pinned ones, so every program there shares one table.
+type ConntrackTables struct {
+	Assured   string `json:"assured"`
+	Unassured string `json:"unassured"`
 }
 
 // RedirectTarget is one key of the redirect device map.
@@ -80,6 +94,9 @@ func (m *Manifest) Maps() []MapRef {
 	}
 	if m.RedirectMap != "" {
 		refs = append(refs, MapRef{m.RedirectMap, MapRedirect})
+	}
+	if c := m.Conntrack; c != nil {
+		refs = append(refs, MapRef{c.Assured, MapCTAssured}, MapRef{c.Unassured, MapCTUnassured})
 	}
 	return refs
 }

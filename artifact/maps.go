@@ -6,6 +6,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/xdpc/xdpc/conntrack"
 )
 
 // MapKind is a kind of map xdpc programs use: what it holds, its BPF map
@@ -36,6 +38,15 @@ const (
 	// MapRedirect is the device map of redirect targets: key u32 (the
 	// RedirectTarget key), value u32 interface index.
 	MapRedirect
+	// MapCTAssured is the connection table's map of assured connections
+	// (docs/conntrack.md): a hash keyed by struct ct_key
+	// (conntrack.Key.Encode), value struct ct_entry (conntrack.Entry).
+	// Nothing evicts its entries.
+	MapCTAssured
+	// MapCTUnassured is the connection table's map of new, unreplied and
+	// closing flows: an LRU hash with the same key and value, which the
+	// kernel evicts from under a flood.
+	MapCTUnassured
 )
 
 // Keep says whether a kind's maps outlive an apply: pinned by the runtime
@@ -52,6 +63,9 @@ const (
 	// KeepDynamic maps are kept when the set they hold is dynamic, so
 	// elements added at run time survive; a static set's are made afresh.
 	KeepDynamic
+	// KeepShared maps are pinned once per network namespace and shared by
+	// every program there, whatever its policy (the connection table).
+	KeepShared
 )
 
 // MapLayout is what every map of one kind has in common.
@@ -118,6 +132,14 @@ var kinds = [...]struct {
 		Type: ebpf.DevMapHash, KeySize: 4, ValueSize: 4, Keep: KeepNever,
 		key: btfU32, value: btfU32,
 	}},
+	MapCTAssured: {"ct-assured", MapLayout{
+		Type: ebpf.Hash, KeySize: conntrack.KeySize, ValueSize: conntrack.EntrySize, Keep: KeepShared,
+		key: btfCTKey, value: btfCTEntry,
+	}},
+	MapCTUnassured: {"ct-unassured", MapLayout{
+		Type: ebpf.LRUHash, KeySize: conntrack.KeySize, ValueSize: conntrack.EntrySize, Keep: KeepShared,
+		key: btfCTKey, value: btfCTEntry,
+	}},
 }
 
 // MapKinds lists every kind, in declaration order.
@@ -134,7 +156,7 @@ func MapKinds() []MapKind {
 func (k MapKind) known() bool { return int(k) < len(kinds) && kinds[k].name != "" }
 
 // String names the kind: "counters", "cidr-v4", "cidr-v6", "ports",
-// "macs", "redirect".
+// "macs", "redirect", "ct-assured", "ct-unassured".
 func (k MapKind) String() string {
 	if k.known() {
 		return kinds[k].name
@@ -206,6 +228,38 @@ func btfLPMKey(addrLen uint32) btf.Type {
 		Members: []btf.Member{
 			{Name: "prefixlen", Type: btfU32()},
 			{Name: "addr", Type: btfBytes(addrLen), Offset: 32},
+		},
+	}
+}
+
+// btfCTKey describes conntrack.Key as the datapath encodes it.
+func btfCTKey() btf.Type {
+	return &btf.Struct{
+		Name: "xdpc_ct_key",
+		Size: conntrack.KeySize,
+		Members: []btf.Member{
+			{Name: "family", Type: btfU8()},
+			{Name: "proto", Type: btfU8(), Offset: 8},
+			{Name: "pad", Type: btfU16(), Offset: 16},
+			{Name: "lo_port", Type: btfU16(), Offset: 32},
+			{Name: "hi_port", Type: btfU16(), Offset: 48},
+			{Name: "lo_addr", Type: btfBytes(16), Offset: 64},
+			{Name: "hi_addr", Type: btfBytes(16), Offset: 192},
+		},
+	}
+}
+
+// btfCTEntry describes conntrack.Entry as the datapath encodes it.
+func btfCTEntry() btf.Type {
+	return &btf.Struct{
+		Name: "xdpc_ct_entry",
+		Size: conntrack.EntrySize,
+		Members: []btf.Member{
+			{Name: "expires", Type: btfU64()},
+			{Name: "created", Type: btfU64(), Offset: 64},
+			{Name: "state", Type: btfU8(), Offset: 128},
+			{Name: "flags", Type: btfU8(), Offset: 136},
+			{Name: "reserved", Type: btfBytes(14), Offset: 144},
 		},
 	}
 }

@@ -17,8 +17,8 @@ import (
 // Check accepts the blueprint and refuses it with any size or type changed.
 func TestMapKindLayouts(t *testing.T) {
 	kinds := artifact.MapKinds()
-	if len(kinds) != 6 {
-		t.Errorf("%d map kinds, want 6: %v", len(kinds), kinds)
+	if len(kinds) != 8 {
+		t.Errorf("%d map kinds, want 8: %v", len(kinds), kinds)
 	}
 	for _, k := range kinds {
 		t.Run(k.String(), func(t *testing.T) {

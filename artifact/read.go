@@ -29,8 +29,16 @@ func Read(elf []byte) (*ebpf.CollectionSpec, *Manifest, error) {
 // checkManifest verifies that spec holds the program m names, and every
 // map m names with the layout of its kind.
 func checkManifest(spec *ebpf.CollectionSpec, m *Manifest) error {
-	if spec.Programs[m.Program] == nil {
-		return fmt.Errorf("manifest names program %q, the object has none", m.Program)
+	if p := spec.Programs[m.Program]; p == nil || p.Type != ebpf.XDP {
+		return fmt.Errorf("manifest names XDP program %q, the object has none", m.Program)
+	}
+	if m.Egress != "" {
+		if p := spec.Programs[m.Egress]; p == nil || p.Type != ebpf.SchedCLS {
+			return fmt.Errorf("manifest names TC egress program %q, the object has none", m.Egress)
+		}
+	}
+	if (m.Egress != "") != (m.Conntrack != nil) {
+		return fmt.Errorf("manifest names an egress program and a connection table only together")
 	}
 	if len(m.Redirects) > 0 && m.RedirectMap == "" {
 		return fmt.Errorf("manifest names redirect targets but no redirect map")
