@@ -35,8 +35,8 @@ var DefaultTimeouts = Timeouts{
 	Other:          10 * time.Minute,
 }
 
-// TimeoutNames are the names of the timeouts in a policy's conntrack
-// block, each with a pointer to its field.
+// fields names the timeouts as a policy's conntrack block does, each with
+// a pointer to its field.
 func (t *Timeouts) fields() map[string]*time.Duration {
 	return map[string]*time.Duration{
 		"tcp_syn_sent":    &t.TCPSynSent,
@@ -63,6 +63,14 @@ func TimeoutNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Named returns the timeout called name (0 when there is none).
+func (t Timeouts) Named(name string) time.Duration {
+	if p, ok := t.fields()[name]; ok {
+		return *p
+	}
+	return 0
 }
 
 // Set sets the timeout called name; false when there is none of that name.

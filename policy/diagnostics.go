@@ -334,3 +334,42 @@ func diagBadIfname(name string, rng hcl.Range) *hcl.Diagnostic {
 	return errorAt(rng, "Invalid interface name",
 		"%q is not a Linux interface name: it must have 1 to %d characters and no '/', ':' or white space.", name, maxIfnameLen)
 }
+
+func diagDuplicateConntrack(rng, first hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Duplicate conntrack block",
+		"The file already has a conntrack block on line %d; the connection table has one set of settings.", lineOf(first))
+}
+
+func diagConntrackEntries(rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid max_entries",
+		"max_entries must be a whole number from %d to %d: the most connections the table holds.", MinConntrackEntries, MaxConntrackEntries)
+}
+
+func diagTimeoutsNotMap(rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid timeouts",
+		"timeouts must be a map of state to duration, such as { tcp_established = \"5d\", udp = \"30s\" }.")
+}
+
+func diagDuplicateTimeout(name string, rng, first hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Duplicate timeout", "The timeout of %s is already set on line %d.", name, lineOf(first))
+}
+
+func diagBadDuration(name, got string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid timeout",
+		"%q is not a duration for %s; write one such as \"30s\", \"2m\", \"1h30m\" or \"5d\".", got, name)
+}
+
+func diagTimeoutRange(name, got string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Timeout out of range",
+		"The timeout of %s, %s, must be from 1s to 30d: shorter ones expire entries between a packet and its answer, longer ones keep dead flows for months.", name, got)
+}
+
+func diagTrackingUnbound(policy string, rng hcl.Range) *hcl.Diagnostic {
+	return warningAt(rng, "Connection tracking attached nowhere",
+		"Policy %q matches ct_state, but no interface block attaches it: applied, nothing would record its interfaces' traffic. Add an interface block with policy = %q.", policy, policy)
+}
+
+func diagConntrackUnused(rng hcl.Range) *hcl.Diagnostic {
+	return warningAt(rng, "Conntrack block has no effect",
+		"No rule of the file matches ct_state, so no policy tracks connections and these settings are not used.")
+}

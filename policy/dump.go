@@ -8,7 +8,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/xdpc/xdpc/conntrack"
 )
 
 // Dump renders the checked model as stable, readable text: variables,
@@ -34,10 +37,25 @@ func (c *Config) Dump() string {
 		}
 		fmt.Fprintf(&b, "interface %q policy=%q mode=%s\n", i.Name, pn, i.Mode)
 	}
+	tracks := c.Conntrack.DeclRange != (hcl.Range{})
+	for _, p := range c.Policies {
+		tracks = tracks || p.TracksConnections()
+	}
+	if tracks {
+		dumpConntrack(&b, c.Conntrack)
+	}
 	for _, p := range c.Policies {
 		dumpPolicy(&b, p)
 	}
 	return b.String()
+}
+
+// dumpConntrack renders the connection table's settings, timeouts by name.
+func dumpConntrack(b *strings.Builder, ct Conntrack) {
+	fmt.Fprintf(b, "conntrack max_entries=%d\n", ct.MaxEntries)
+	for _, name := range conntrack.TimeoutNames() {
+		fmt.Fprintf(b, "  %s %s\n", name, ct.Timeouts.Named(name))
+	}
 }
 
 // PolicyHash returns the hex SHA-256 of the canonical dump of p and of the
@@ -60,6 +78,9 @@ func (c *Config) PolicyHash(p *Policy) string {
 	sort.Strings(names)
 	for _, n := range names {
 		dumpSet(&b, sets[n])
+	}
+	if p.TracksConnections() {
+		dumpConntrack(&b, c.Conntrack)
 	}
 	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:])
@@ -133,6 +154,10 @@ func (m *Match) String() string {
 			if m.Fragments.Has(f) {
 				vals = append(vals, f.String())
 			}
+		}
+	case m.Field.Kind() == KindCTState:
+		for _, st := range m.CTStates.Statuses() {
+			vals = append(vals, st.String())
 		}
 	}
 	return fmt.Sprintf("%s %s %s", m.Field, op, strings.Join(vals, ", "))

@@ -8,6 +8,7 @@ import "github.com/xdpc/xdpc/wire"
 
 // lint runs every lint on every policy.
 func (l *loader) lint() {
+	l.lintConntrack()
 	for _, p := range l.cfg.Policies {
 		l.lintUnreachable(p)
 		if p.Default != ActionDrop {
@@ -75,7 +76,8 @@ var ndTypes = []uint32{133, 134, 135, 136}
 // mayMatchND reports whether rule r can match an ICMPv6 neighbour
 // discovery message (hop limit 255, code 0, not fragmented).
 func mayMatchND(r *Rule) bool {
-	if r.Match(FieldSrcPort) != nil || r.Match(FieldDstPort) != nil || r.Match(FieldTCPFlags) != nil {
+	// Neighbour discovery is not tracked: no ct_state matches it.
+	if r.Match(FieldSrcPort) != nil || r.Match(FieldDstPort) != nil || r.Match(FieldTCPFlags) != nil || r.Match(FieldCTState) != nil {
 		return false
 	}
 	if !mayContain(r.Match(FieldEtherType), wire.EtherTypeIPv6) || !mayContain(r.Match(FieldProto), wire.ProtoICMPv6) ||

@@ -149,11 +149,13 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "interface", LabelNames: []string{"ifname"}},
 		{Type: "policy", LabelNames: []string{"name"}},
 		{Type: "nat", LabelNames: []string{"name"}},
+		{Type: "conntrack"},
 	},
 }
 
 // load runs the passes in order: parse, declare variables and apply -var,
-// declare sets, decode policies, attach interfaces, then lint.
+// declare sets, the conntrack block, decode policies, attach interfaces,
+// then lint.
 func (l *loader) load(src []byte) {
 	file, diags := hclsyntax.ParseConfig(src, l.cfg.Filename, hcl.InitialPos)
 	l.add(diags...)
@@ -170,6 +172,7 @@ func (l *loader) load(src []byte) {
 	l.applyOverrides()
 	l.buildEvalContext()
 	l.declareSets(byType["set"])
+	l.declareConntrack(byType["conntrack"])
 	l.declarePolicies(byType["policy"])
 	l.declareInterfaces(byType["interface"])
 	for _, b := range byType["nat"] {

@@ -9,6 +9,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/xdpc/xdpc/artifact"
+	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/wire"
 )
 
@@ -25,6 +26,41 @@ type Config struct {
 	Sets       []*Set
 	Interfaces []*Interface
 	Policies   []*Policy
+	// Conntrack is the connection table's settings: the conntrack
+	// block's, or the defaults when the file has none.
+	Conntrack Conntrack
+}
+
+// Conntrack is the top-level conntrack block: the connection table's
+// capacity and timeouts (docs/conntrack.md). They apply to every policy
+// of the file that tracks connections.
+type Conntrack struct {
+	// MaxEntries is the capacity for assured connections; new and
+	// unreplied flows get a quarter of it besides (at least 1,024).
+	MaxEntries int
+	// Timeouts are by state; every field is set (defaults filled in).
+	Timeouts conntrack.Timeouts
+	// DeclRange is the block's header; zero when the file has none.
+	DeclRange hcl.Range
+}
+
+// Connection table capacity: the default, and the bounds a conntrack
+// block's max_entries must lie in.
+const (
+	DefaultConntrackEntries = 65536
+	MinConntrackEntries     = 64
+	MaxConntrackEntries     = 1 << 22
+)
+
+// TracksConnections reports whether policy p needs connection tracking:
+// one of its rules matches ct_state.
+func (p *Policy) TracksConnections() bool {
+	for _, r := range p.Rules {
+		if r.Match(FieldCTState) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Policy returns the policy named name, or nil.
@@ -223,6 +259,7 @@ const (
 	FieldTTL                        // ttl: IPv4 TTL or IPv6 hop limit
 	FieldLength                     // length: IPv4 total length, IPv6 40 + payload length
 	FieldFragment                   // fragment: none, first, later
+	FieldCTState                    // ct_state: new, established, related, invalid
 	fieldEnd
 )
 
@@ -243,6 +280,7 @@ var fieldNames = [...]string{
 	FieldTTL:       "ttl",
 	FieldLength:    "length",
 	FieldFragment:  "fragment",
+	FieldCTState:   "ct_state",
 }
 
 // String returns the field's attribute name in the policy language.
@@ -283,6 +321,8 @@ func (f Field) Kind() MatchKind {
 		return KindFlags
 	case FieldFragment:
 		return KindFragment
+	case FieldCTState:
+		return KindCTState
 	}
 	return KindRange
 }
@@ -296,6 +336,7 @@ const (
 	KindMAC                           // Match.MACs or Match.Set
 	KindFlags                         // Match.Flags
 	KindFragment                      // Match.Fragments
+	KindCTState                       // Match.CTStates
 )
 
 // Match is one field condition of a rule. Which member holds the values
@@ -315,6 +356,7 @@ type Match struct {
 	Set       *Set
 	Flags     TCPFlags
 	Fragments FragmentMask
+	CTStates  CTStateMask
 	// Range is the source range of the value expression.
 	Range hcl.Range
 }
@@ -387,6 +429,29 @@ type FragmentMask uint8
 
 // Has reports whether f is in the mask.
 func (m FragmentMask) Has(f Fragment) bool { return uint8(m)&uint8(f) != 0 }
+
+// CTStateMask is a set of ct_state values: bit 1<<s for each
+// conntrack.Status s it holds. A negated ct_state match is stored as the
+// complement among the four statuses: an untracked packet matches neither.
+type CTStateMask uint8
+
+// CTStates is the mask of every ct_state value.
+const CTStates = CTStateMask(1<<conntrack.StatusNew | 1<<conntrack.StatusEstablished |
+	1<<conntrack.StatusRelated | 1<<conntrack.StatusInvalid)
+
+// Has reports whether status s is in the mask.
+func (m CTStateMask) Has(s conntrack.Status) bool { return s != conntrack.StatusNone && m&(1<<s) != 0 }
+
+// Statuses lists the statuses of the mask in numeric order.
+func (m CTStateMask) Statuses() []conntrack.Status {
+	var out []conntrack.Status
+	for s := conntrack.StatusNew; s <= conntrack.StatusInvalid; s++ {
+		if m.Has(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // MaxIPv6ExtHdrs is the most IPv6 extension headers a packet may carry
 // before its upper layer: a longer chain is malformed (docs/datapath.md).

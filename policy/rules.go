@@ -37,7 +37,6 @@ var ruleSchema = func() *hcl.BodySchema {
 
 var notYetAttributes = []struct{ name, what string }{
 	{"log", "Logging (log)"},
-	{"ct_state", "Connection tracking (ct_state)"},
 }
 
 // declarePolicies decodes the policy blocks and their rules.
@@ -234,6 +233,18 @@ func (l *loader) decodeMatch(f Field, expr hcl.Expression) (Match, []item, bool)
 			return m, nil, false
 		}
 		m.Flags, ok = l.parseTCPFlags(its[0])
+	case KindCTState:
+		for _, it := range its {
+			cm, valid := l.parseCTStateItem(it)
+			ok = ok && valid
+			m.CTStates |= cm
+		}
+		if m.Negate {
+			// "!new" is "established, related or invalid": an untracked
+			// packet matches neither form.
+			m.CTStates = CTStates &^ m.CTStates
+			m.Negate = false
+		}
 	case KindFragment:
 		for _, it := range its {
 			fm, valid := l.parseFragmentItem(it)
@@ -466,7 +477,7 @@ func (f families) String() string {
 
 // ipFields are the fields only IPv4 and IPv6 packets have.
 var ipFields = []Field{FieldSrc, FieldDst, FieldProto, FieldSrcPort, FieldDstPort, FieldTCPFlags,
-	FieldICMPType, FieldICMPCode, FieldTTL, FieldLength, FieldFragment}
+	FieldICMPType, FieldICMPCode, FieldTTL, FieldLength, FieldFragment, FieldCTState}
 
 // checkFamilies rejects IP fields under a non-IP ether_type and src/dst
 // prefixes of families that the rule excludes.

@@ -14,6 +14,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/xdpc/xdpc/artifact"
+	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/wire"
 )
 
@@ -308,6 +309,23 @@ var fragmentNames = map[string]FragmentMask{
 	"first": FragmentMask(FragFirst),
 	"later": FragmentMask(FragLater),
 	"any":   FragmentMask(FragFirst | FragLater),
+}
+
+// ctStateNames are ct_state's values in the order docs list them.
+var ctStateNames = []string{"new", "established", "related", "invalid"}
+
+func (l *loader) parseCTStateItem(it item) (CTStateMask, bool) {
+	s, ok := it.str()
+	if !ok {
+		l.add(diagWrongType("ct_state", "one of "+quoteList(ctStateNames), typeName(it.val), it.rng))
+		return 0, false
+	}
+	st, ok := conntrack.StatusNames[strings.TrimSpace(s)]
+	if !ok {
+		l.add(diagBadKeyword("ct_state", s, ctStateNames, it.rng))
+		return 0, false
+	}
+	return 1 << st, true
 }
 
 func (l *loader) parseFragmentItem(it item) (FragmentMask, bool) {
