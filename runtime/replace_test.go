@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,15 @@ import (
 // replaceRounds is how many applies each replace test runs under traffic.
 const replaceRounds = 100
 
+// bulkRule matches the flood's frames (UDP to port 9).
+const bulkRule = `
+  rule "bulk" {
+    proto    = "udp"
+    dst_port = 9
+    action   = "drop"
+  }
+`
+
 // TestReplaceUnderTraffic floods dut0 at full rate while applying two
 // policies alternately: every frame dut0's XDP program saw was counted by
 // one of the two programs, so no frame met a moment without a program.
@@ -25,6 +35,53 @@ func TestReplaceUnderTraffic(t *testing.T) {
 	alpha := compileSrc(t, policySrc("alpha", "native", []string{"dut0"}, "", webRule))
 	beta := compileSrc(t, policySrc("beta", "native", []string{"dut0"}, "", dnsRule))
 	e.replaceUnderFlood(t, [][]byte{alpha, beta}, "alpha", "beta")
+}
+
+// TestReplaceKeepsCountsWhenSlotsChange floods dut0 at full rate while one
+// policy is applied replaceRounds times, so that its counter slots change
+// on every apply: the counts of the rules must add up to the frames dut0's
+// XDP program saw, exactly, though each apply gives the program a new
+// counter map while the previous program still counts in the old one.
+func TestReplaceKeepsCountsWhenSlotsChange(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		v1, v2 string
+	}{
+		// The flood is counted by "bulk" and by the default verdict in
+		// turn; "bulk" comes back with its counts.
+		{"rule matching the flood added and removed", bulkRule + webRule, webRule},
+		// The flood is always the default verdict's, whose slot moves.
+		{"rule before the others added and removed", dnsRule + webRule, webRule},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			v1 := compileSrc(t, policySrc("edge", "native", []string{"dut0"}, "", tc.v1))
+			v2 := compileSrc(t, policySrc("edge", "native", []string{"dut0"}, "", tc.v2))
+			maps := e.replaceUnderFlood(t, [][]byte{v1, v2}, "edge")
+			if len(maps) < replaceRounds {
+				t.Errorf("the policy had %d counter maps over %d applies; want a new one on each", len(maps), replaceRounds)
+			}
+			// Each apply folds the maps no program counts in any more.
+			if n := len(e.retired(t, "edge")); n > replaceRounds/2 {
+				t.Errorf("%d retired counter maps left after %d applies: they are not folded", n, replaceRounds)
+			}
+		})
+	}
+}
+
+// TestReplaceReusesCountersWhenSlotsStay applies two versions of a policy
+// whose rules count the same things (one rule matches other ports) under
+// the same flood: the counter map is the first apply's all along and the
+// counts add up.
+func TestReplaceReusesCountersWhenSlotsStay(t *testing.T) {
+	e := newEnv(t)
+	other := strings.ReplaceAll(bulkRule, "dst_port = 9", "dst_port = 10")
+	v1 := compileSrc(t, policySrc("edge", "native", []string{"dut0"}, "", bulkRule+webRule))
+	v2 := compileSrc(t, policySrc("edge", "native", []string{"dut0"}, "", other+webRule))
+	maps := e.replaceUnderFlood(t, [][]byte{v1, v2}, "edge")
+	if len(maps) != 1 {
+		t.Errorf("the policy had %d counter maps, want the first one reused by every apply", len(maps))
+	}
 }
 
 // replaceUnderFlood applies every version once, versions[0] last, floods dut0 from src0 with UDP
@@ -83,6 +140,16 @@ func (e *env) replaceUnderFlood(t *testing.T, versions [][]byte, policies ...str
 		t.Errorf("dut0 saw %d frames during the %d applies and %d after: the flood did not overlap them", midway-seen0, replaceRounds, e.seen(t)-midway)
 	}
 	return maps
+}
+
+// retired returns the pins of the policy's retired counter maps.
+func (e *env) retired(t testing.TB, policyName string) []string {
+	t.Helper()
+	pins, err := filepath.Glob(filepath.Join(e.opts.PinRoot, "maps", policyName, "counters_g*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pins
 }
 
 // flooding is a livegen flood into dut0 running in the background.
