@@ -125,8 +125,13 @@ func (e *env) replaceUnderFlood(t *testing.T, versions [][]byte, policies ...str
 		}
 		maps[e.counterMapID(t, policies[0])] = true
 	}
+	// Traffic after the last apply too, whatever the pauses between the
+	// generator's runs.
 	midway := e.seen(t)
-	time.Sleep(20 * time.Millisecond) // traffic after the last apply
+	for deadline := time.Now().Add(5 * time.Second); e.seen(t) == midway && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	after := e.seen(t)
 	res := flood.stop(t)
 
 	// dut0 counts a frame after its program ran; wait for the last poll.
@@ -136,8 +141,8 @@ func (e *env) replaceUnderFlood(t *testing.T, versions [][]byte, policies ...str
 	if got != seen {
 		t.Errorf("counted %d frames, dut0's program ran on %d: %d lost or counted twice (%s)", got, seen, int64(seen)-int64(got), e.drops(t))
 	}
-	if midway-seen0 < replaceRounds || e.seen(t) == midway {
-		t.Errorf("dut0 saw %d frames during the %d applies and %d after: the flood did not overlap them", midway-seen0, replaceRounds, e.seen(t)-midway)
+	if midway-seen0 < replaceRounds || after == midway {
+		t.Errorf("dut0 saw %d frames during the %d applies and %d after: the flood did not overlap them", midway-seen0, replaceRounds, after-midway)
 	}
 	return maps
 }
