@@ -178,6 +178,9 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest
 		}
 	}()
 
+	if err := foldCounters(l, m.Policy); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("warning: counters of policy %s: %v", m.Policy, err))
+	}
 	kept, err := planKeptMaps(l, spec, m)
 	if err != nil {
 		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
@@ -189,7 +192,7 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest
 		return nil, fmt.Errorf("load policy %q: %w", m.Policy, describeLoadError(err, spec.Programs[m.Program]))
 	}
 	defer coll.Close()
-	if err := kept.populate(coll, m); err != nil {
+	if err := kept.populate(coll); err != nil {
 		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
 	}
 	err = inNetns(l.nsName, func() error {
@@ -199,12 +202,22 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest
 		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
 	}
 	prog := coll.Programs[m.Program]
+	if err := kept.startCounters(coll, m); err != nil {
+		if rerr := kept.restoreCounters(coll, prog, false); rerr != nil {
+			err = fmt.Errorf("%w; restoring the counters failed too: %v", err, rerr)
+		}
+		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
+	}
 
 	for i, c := range changes {
 		note, err := c.attach(l, prog)
 		if err != nil {
 			for j := i - 1; j >= 0; j-- {
 				changes[j].undo()
+			}
+			// Interfaces before i ran the new program for a while.
+			if rerr := kept.restoreCounters(coll, prog, i > 0); rerr != nil {
+				err = fmt.Errorf("%w; restoring the counters failed too: %v", err, rerr)
 			}
 			return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
 		}
@@ -214,7 +227,7 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest
 	}
 
 	// Every interface runs the new program: make it outlive this process.
-	if err := kept.catchUp(coll, m); err != nil {
+	if err := kept.commitCounters(m); err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("warning: counters of policy %s: %v", m.Policy, err))
 	}
 	if err := kept.extendSets(coll); err != nil {

@@ -10,7 +10,7 @@ import (
 
 // BenchmarkApply measures one apply of a compiled 1,000-rule policy that
 // replaces the previous one on a veth in native mode (load, verify,
-// carry counters, BPF_LINK_UPDATE, pin, record); it reports the median.
+// keep counters, BPF_LINK_UPDATE, pin, record); it reports the median.
 func BenchmarkApply(b *testing.B) {
 	e := newEnv(b)
 	elf := compileBenchPolicy(b, 1000)

@@ -87,14 +87,23 @@ func detachOne(l layout, ifname string) error {
 	return nil
 }
 
-// gcMaps removes the kept maps of policies no interface runs any more.
+// gcMaps removes the kept maps of policies no interface runs any more, the
+// retired generations of their counters included, and folds the retired
+// counter generations of the others that no program counts in any more
+// (a detached interface's program was the last).
 func gcMaps(l layout) error {
 	recs, err := records(l)
 	if err != nil {
 		return err
 	}
 	inUse := map[string]bool{}
+	var errs []error
 	for _, r := range recs {
+		if !inUse[r.Policy] {
+			if err := foldCounters(l, r.Policy); err != nil {
+				errs = append(errs, fmt.Errorf("counters of policy %s: %w", r.Policy, err))
+			}
+		}
 		inUse[r.Policy] = true
 	}
 	for _, dir := range []string{filepath.Join(l.stateDir, "maps"), filepath.Join(l.pinRoot, "maps")} {
@@ -113,7 +122,7 @@ func gcMaps(l layout) error {
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // recordsOf returns the attachment records of the namespace l is for, of

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/cilium/ebpf"
 
@@ -16,8 +17,10 @@ import (
 //
 //   - the counter map is reused when its layout and its slots (what each
 //     counts: rule name and kind, artifact.SlotID) are unchanged, wherever
-//     the rules are written; otherwise a new one is created and the old
-//     per-CPU values are copied by SlotID before the program goes live;
+//     the rules are written; otherwise the program gets a new, zeroed map
+//     and the old one is retired as a generation that readers go on
+//     adding (generations.go): no count is ever copied into a map a
+//     program is counting in;
 //   - a dynamic set's maps are reused when their layout is unchanged, and
 //     elements newly declared in the policy are added; when the layout
 //     changed they are recreated, the old elements copied when the key
@@ -30,11 +33,9 @@ type keptMaps struct {
 	replacements map[string]*ebpf.Map
 	// pins are new maps of the collection to pin: spec map name -> path.
 	pins map[string]string
-	// oldCounters and oldSlots are the previous counters to carry by name.
-	oldCounters *ebpf.Map
-	oldSlots    []artifact.CounterSlot
-	// carried is what was copied: new slot -> old slot and its values.
-	carried map[uint32]carriedCounter
+	// counters is what happens to the counter map; nil when the
+	// program has none.
+	counters *counterPlan
 	// fill are the sets whose declared elements go into new maps; extend
 	// the elements newly declared for reused maps, added only once the new
 	// program runs so that a failed apply leaves the sets as they were.
@@ -89,23 +90,11 @@ func planKeptMaps(l layout, spec *ebpf.CollectionSpec, m *artifact.Manifest) (*k
 		return nil, fmt.Errorf("%w (detach the policy's interfaces to start it afresh)", err)
 	}
 
-	if name := m.Counters.Map; name != "" {
-		path := l.counterPin(m.Policy)
-		pm, err := k.openPinned(path)
-		if err != nil {
+	if m.Counters.Map != "" {
+		// prev is nil when there was no previous apply.
+		if err := k.planCounters(spec, m, prev); err != nil {
 			k.close()
 			return nil, err
-		}
-		switch {
-		case pm == nil:
-			k.pins[name] = path
-		case hasOld && compatible(pm, spec.Maps[name]) == nil && old.Counters.SameSlots(m.Counters):
-			k.replacements[name] = pm
-		default:
-			k.pins[name] = path
-			if hasOld && artifact.MapCounters.Fits(pm.Type(), pm.KeySize(), pm.ValueSize()) == nil {
-				k.oldCounters, k.oldSlots = pm, old.Counters.Slots
-			}
 		}
 	}
 
@@ -210,9 +199,9 @@ func compatible(m *ebpf.Map, spec *ebpf.MapSpec) error {
 	return nil
 }
 
-// populate fills the new collection's maps: declared set elements, copied
-// set elements and counters carried by rule name.
-func (k *keptMaps) populate(coll *ebpf.Collection, m *artifact.Manifest) error {
+// populate fills the new collection's maps: declared set elements and
+// copied set elements.
+func (k *keptMaps) populate(coll *ebpf.Collection) error {
 	if err := fillSets(coll.Maps, k.fill); err != nil {
 		return err
 	}
@@ -221,60 +210,7 @@ func (k *keptMaps) populate(coll *ebpf.Collection, m *artifact.Manifest) error {
 			return fmt.Errorf("copy elements into recreated map %s: %w", name, err)
 		}
 	}
-	if k.oldCounters != nil {
-		carried, err := carryCounters(k.oldCounters, k.oldSlots, coll.Maps[m.Counters.Map], m.Counters.Slots)
-		if err != nil {
-			return err
-		}
-		k.carried = carried
-	}
 	return nil
-}
-
-// catchUp adds to the new counters what the old program counted between
-// populate and the replace. A frame the new program counts on the same
-// slot and CPU during the read-modify-write of that slot can still be
-// lost; the window is a few microseconds.
-func (k *keptMaps) catchUp(coll *ebpf.Collection, m *artifact.Manifest) error {
-	if len(k.carried) == 0 {
-		return nil
-	}
-	nm := coll.Maps[m.Counters.Map]
-	cpus := len(k.carried[firstKey(k.carried)].values)
-	now := make([]Counter, cpus)
-	cur := make([]Counter, cpus)
-	for slot, c := range k.carried {
-		if err := k.oldCounters.Lookup(c.from, now); err != nil {
-			return fmt.Errorf("read counters: %w", err)
-		}
-		moved := false
-		for i := range now {
-			if now[i] != c.values[i] {
-				moved = true
-			}
-		}
-		if !moved {
-			continue
-		}
-		if err := nm.Lookup(slot, cur); err != nil {
-			return fmt.Errorf("read counters: %w", err)
-		}
-		for i := range cur {
-			cur[i].Packets += now[i].Packets - c.values[i].Packets
-			cur[i].Bytes += now[i].Bytes - c.values[i].Bytes
-		}
-		if err := nm.Put(slot, cur); err != nil {
-			return fmt.Errorf("carry counters: %w", err)
-		}
-	}
-	return nil
-}
-
-func firstKey(m map[uint32]carriedCounter) uint32 {
-	for k := range m {
-		return k
-	}
-	return 0
 }
 
 // extendSets adds the newly declared elements to reused set maps.
@@ -315,38 +251,161 @@ func copyEntries(old, m *ebpf.Map) error {
 	return it.Err()
 }
 
-// carriedCounter is an old slot's per-CPU values as copied.
-type carriedCounter struct {
-	from   uint32
-	values []Counter
+// counterPlan is what one apply does with the policy's counter map.
+type counterPlan struct {
+	name string // the counter map's name in the spec
+	// rec is the record of generations before the apply; nil when there
+	// is none (first apply, or counters of unknown slots).
+	rec *counterRecord
+	// pinned is the map pinned as the current generation, cur the same
+	// when it is the map rec says is current.
+	pinned, cur *ebpf.Map
+	// reuse: the program counts in cur. retire: cur is retired.
+	reuse, retire bool
+	// recorded: rec was read from the record, not made from the kept
+	// manifest of counters older than records of generations.
+	recorded bool
+	// next is the record a new generation started; nil until then.
+	next *counterRecord
 }
 
-// carryCounters copies the per-CPU counters of every rule that still
-// exists (same name and kind) from the old map to the new one and returns
-// what it copied, by new slot.
-func carryCounters(old *ebpf.Map, oldSlots []artifact.CounterSlot, m *ebpf.Map, slots []artifact.CounterSlot) (map[uint32]carriedCounter, error) {
-	cpus, err := ebpf.PossibleCPU()
+// planCounters decides whether the program counts in the current
+// generation's map or in a new one.
+func (k *keptMaps) planCounters(spec *ebpf.CollectionSpec, m *artifact.Manifest, old *artifact.Manifest) error {
+	c := &counterPlan{name: m.Counters.Map}
+	k.counters = c
+	rec, err := readCounterRecord(k.l, k.policy)
 	if err != nil {
-		return nil, fmt.Errorf("count possible cpus: %w", err)
+		return err
 	}
-	carried := map[uint32]carriedCounter{}
-	from := map[artifact.SlotID]int{}
-	for _, s := range oldSlots {
-		from[s.ID()] = s.Slot
+	c.recorded = rec != nil
+	if rec == nil && old != nil {
+		rec = legacyRecord(old)
 	}
-	for _, s := range slots {
-		o, ok := from[s.ID()]
-		if !ok || uint32(o) >= old.MaxEntries() {
-			continue
-		}
-		values := make([]Counter, cpus)
-		if err := old.Lookup(uint32(o), values); err != nil {
-			return nil, fmt.Errorf("read counter %s: %w", s.Name, err)
-		}
-		if err := m.Put(uint32(s.Slot), values); err != nil {
-			return nil, fmt.Errorf("carry counter %s: %w", s.Name, err)
-		}
-		carried[uint32(s.Slot)] = carriedCounter{uint32(o), values}
+	c.rec = rec
+	pm, err := k.openPinned(k.l.counterPin(k.policy))
+	if err != nil || pm == nil || rec == nil {
+		c.pinned = pm
+		return err
 	}
-	return carried, nil
+	c.pinned = pm
+	id, err := mapID(pm)
+	if err != nil {
+		return fmt.Errorf("kept counters of policy %s: %w", k.policy, err)
+	}
+	if rec.Current.MapID != 0 && rec.Current.MapID != id {
+		// Not the map the record names: an apply was interrupted after
+		// it had retired that map (and listed it) and before it pinned
+		// the next. Start a new generation.
+		return nil
+	}
+	rec.Current.MapID = id
+	c.cur = pm
+	if compatible(pm, spec.Maps[c.name]) == nil && (artifact.CounterTable{Slots: rec.Current.Slots}).SameSlots(m.Counters) {
+		c.reuse = true
+		k.replacements[c.name] = pm
+		return nil
+	}
+	c.retire = artifact.MapCounters.Fits(pm.Type(), pm.KeySize(), pm.ValueSize()) == nil
+	return nil
+}
+
+// startCounters makes the new collection's counter map the current
+// generation, before the program goes live: the current one is pinned
+// as retired, with the programs that count in it, and the record names
+// both; then the new map takes the pin. A reader sees the old record
+// with the old pins or the new record with the new ones (or, for the
+// moment between the last two steps, a pin that does not match, and
+// reads again).
+func (k *keptMaps) startCounters(coll *ebpf.Collection, m *artifact.Manifest) error {
+	c := k.counters
+	if c == nil || c.reuse {
+		return nil
+	}
+	nm := coll.Maps[c.name]
+	id, err := mapID(nm)
+	if err != nil {
+		return fmt.Errorf("new counters: %w", err)
+	}
+	next := &counterRecord{Next: 1}
+	if c.rec != nil {
+		next = c.rec.clone()
+	}
+	if c.retire {
+		g := c.rec.Current
+		if g.Programs, err = writersOf(k.l, g.MapID); err != nil {
+			return fmt.Errorf("retire counters: %w", err)
+		}
+		if err := pinReplace(c.cur, k.l.retiredCounterPin(k.policy, g.Gen)); err != nil {
+			return err
+		}
+		next.Retired = append(next.Retired, g)
+	}
+	next.Current = counterGeneration{Gen: next.Next, MapID: id, Slots: m.Counters.Slots}
+	next.Next++
+	if err := writeJSON(k.l.counterRecordFile(k.policy), next); err != nil {
+		return err
+	}
+	c.next = next
+	return pinReplace(nm, k.l.counterPin(k.policy))
+}
+
+// restoreCounters undoes startCounters after a failed attach: the
+// previous generation is current again. When the new program ran on an
+// interface before it was undone (ran), its counts are kept: its map
+// stays as a retired generation.
+func (k *keptMaps) restoreCounters(coll *ebpf.Collection, prog *ebpf.Program, ran bool) error {
+	c := k.counters
+	if c == nil || c.next == nil {
+		return nil
+	}
+	path := k.l.counterRecordFile(k.policy)
+	if c.rec == nil {
+		// Nothing was counted before; nothing runs the new program now.
+		os.Remove(path)
+		if c.pinned != nil {
+			return pinReplace(c.pinned, k.l.counterPin(k.policy))
+		}
+		os.Remove(k.l.counterPin(k.policy))
+		return nil
+	}
+	back := c.rec.clone()
+	back.Next = c.next.Next
+	if ran {
+		g := c.next.Current
+		if info, err := prog.Info(); err == nil {
+			if pid, ok := info.ID(); ok {
+				g.Programs = []ebpf.ProgramID{pid}
+			}
+		}
+		if err := pinReplace(coll.Maps[c.name], k.l.retiredCounterPin(k.policy, g.Gen)); err != nil {
+			return err
+		}
+		back.Retired = append(back.Retired, g)
+	}
+	if err := writeJSON(path, back); err != nil {
+		return err
+	}
+	if c.pinned != nil {
+		if err := pinReplace(c.pinned, k.l.counterPin(k.policy)); err != nil {
+			return err
+		}
+	}
+	if c.retire {
+		os.Remove(k.l.retiredCounterPin(k.policy, c.rec.Current.Gen))
+	}
+	return nil
+}
+
+// commitCounters records, once the program runs, the slots of a reused
+// counter map as the new manifest gives them (rules may have moved), and
+// the map's id when the map predates records of generations.
+func (k *keptMaps) commitCounters(m *artifact.Manifest) error {
+	c := k.counters
+	if c == nil || !c.reuse || (c.recorded && slices.Equal(c.rec.Current.Slots, m.Counters.Slots)) {
+		return nil
+	}
+	next := c.rec.clone()
+	next.Current.Slots = m.Counters.Slots
+	return writeJSON(k.l.counterRecordFile(k.policy), next)
 }

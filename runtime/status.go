@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/xdpc/xdpc/artifact"
 )
 
@@ -116,7 +114,11 @@ func PolicyCounters(opts Options, policy string) (*PolicyStats, error) {
 	return ps, nil
 }
 
-// readPolicyCounters fills ps.Rules from the policy's pinned counters.
+// readPolicyCounters fills ps.Rules from the policy's kept counters: for
+// each slot of the current generation, what that rule (by name and kind)
+// counted in every generation of the policy's counter maps. Counts of
+// rules that no longer exist are not shown; they are shown again, with
+// what they counted before, if the rule comes back.
 func readPolicyCounters(l layout, ps *PolicyStats) error {
 	m, err := readKeptManifest(l, ps.Policy)
 	if err != nil {
@@ -126,24 +128,12 @@ func readPolicyCounters(l layout, ps *PolicyStats) error {
 	if m.Counters.Map == "" {
 		return nil
 	}
-	cm, err := ebpf.LoadPinnedMap(l.counterPin(ps.Policy), nil)
+	slots, sums, err := policyCounts(l, ps.Policy, m)
 	if err != nil {
-		return fmt.Errorf("open counters of policy %s: %w", ps.Policy, err)
+		return fmt.Errorf("read counters of policy %s: %w", ps.Policy, err)
 	}
-	defer cm.Close()
-	t, err := newCounterTable(cm)
-	if err != nil {
-		return err
-	}
-	values, err := t.read()
-	if err != nil {
-		return fmt.Errorf("policy %s: %w", ps.Policy, err)
-	}
-	for _, s := range m.Counters.Slots {
-		if s.Slot < 0 || s.Slot >= len(values) {
-			return fmt.Errorf("policy %s: counter slot %d of %s out of range", ps.Policy, s.Slot, s.Name)
-		}
-		v := values[s.Slot]
+	for _, s := range slots {
+		v := sums[s.ID()]
 		ps.Rules = append(ps.Rules, RuleStats{Rule: s.Name, Kind: s.Kind, Pos: s.Pos.String(), Packets: v.Packets, Bytes: v.Bytes})
 	}
 	return nil
