@@ -14,6 +14,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpc/xdpc/internal/nsrun"
 )
 
 // NamespacePrefix starts the name of every network namespace the lab creates,
@@ -42,21 +44,8 @@ func randomSuffix() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-// inNamespace runs fn on an OS thread switched into ns. The thread is never
-// handed back to the Go scheduler: it ends with its goroutine, so no other
-// goroutine ever runs in the namespace by accident.
-func inNamespace(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		goruntime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("enter network namespace: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+// inNamespace runs fn on an OS thread switched into ns (nsrun.In).
+func inNamespace(ns netns.NsHandle, fn func() error) error { return nsrun.In(ns, fn) }
 
 // newNamespace creates the named network namespace name.
 func newNamespace(name string) (*namespace, error) {

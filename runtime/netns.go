@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpc/xdpc/internal/nsrun"
 )
 
 // ErrNoNetns is returned for an Options.Netns that names no network
@@ -43,35 +44,7 @@ func checkNetns(l layout) error {
 // inNetns runs fn on a thread in the named network namespace ("" is the
 // caller's). Attaching XDP resolves the interface index in the namespace
 // of the calling thread, so attaches run in here.
-func inNetns(name string, fn func() error) error {
-	if name == "" {
-		return fn()
-	}
-	target, err := netns.GetFromName(name)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", name, err)
-	}
-	defer target.Close()
-	goruntime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		goruntime.UnlockOSThread()
-		return fmt.Errorf("open current netns: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(target); err != nil {
-		goruntime.UnlockOSThread()
-		return fmt.Errorf("enter netns %s: %w", name, err)
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		// The thread stays locked and dies with its goroutine: it must not
-		// run anything else in the wrong namespace.
-		return fmt.Errorf("leave netns %s: %w", name, err)
-	}
-	goruntime.UnlockOSThread()
-	return ferr
-}
+func inNetns(name string, fn func() error) error { return nsrun.Named(name, fn) }
 
 // linkHandle returns a netlink handle in the named namespace.
 func linkHandle(name string) (*netlink.Handle, error) {

@@ -26,13 +26,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	goruntime "runtime"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpc/xdpc/internal/nsrun"
 )
 
 // Options say where to send, what and for how long. Frames and Duration
@@ -175,32 +175,4 @@ func send(ctx context.Context, prog *ebpf.Program, ifindex int, opts Options) (R
 
 // inNetns runs fn on a thread in the named network namespace ("" is the
 // caller's).
-func inNetns(name string, fn func() error) error {
-	if name == "" {
-		return fn()
-	}
-	target, err := netns.GetFromName(name)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", name, err)
-	}
-	defer target.Close()
-	goruntime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		goruntime.UnlockOSThread()
-		return fmt.Errorf("open current netns: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(target); err != nil {
-		goruntime.UnlockOSThread()
-		return fmt.Errorf("enter netns %s: %w", name, err)
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		// The thread stays locked and dies with its goroutine: it is in
-		// the wrong namespace.
-		return fmt.Errorf("leave netns %s: %w", name, err)
-	}
-	goruntime.UnlockOSThread()
-	return ferr
-}
+func inNetns(name string, fn func() error) error { return nsrun.Named(name, fn) }
