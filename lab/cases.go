@@ -162,7 +162,7 @@ func buildCapture(name, caseName string, packets io.Reader) ([]byte, error) {
 		return nil, err
 	}
 	var out bytes.Buffer
-	if err := WritePcap(&out, FrameData(frames)); err != nil {
+	if err := WritePcap(&out, frames); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil
@@ -212,7 +212,7 @@ func (c Case) CheckCapture() error {
 		return &CaseError{Case: c.Name, Err: err}
 	}
 	var want bytes.Buffer
-	if err := WritePcap(&want, FrameData(listed)); err != nil {
+	if err := WritePcap(&want, listed); err != nil {
 		return err
 	}
 	have, err := os.ReadFile(filepath.Join(c.Dir, CaseCaptureFile))

@@ -52,7 +52,7 @@ func Counters(b Backend, p *policy.Policy, replayed []Verdict) ([]CounterRow, er
 		return rows, nil
 	}
 	for _, v := range replayed {
-		if v.Error != "" {
+		if v.Error != "" || v.Verdict == VerdictOut {
 			continue
 		}
 		for _, slot := range append([]int{v.Slot}, v.CountedSlots...) {

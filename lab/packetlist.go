@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/xdpc/xdpc/lab/corpus"
 )
@@ -54,26 +55,49 @@ func (e *PacketListError) Error() string {
 // `xdpc pcap` hold. Each line is one of
 //
 //	PACKET                 a packet in the syntax of docs/packets.md
+//	out PACKET             a packet the host itself sends out of the
+//	                       interface (egress), not one arriving
 //	class NAME [COUNT]     COUNT (default 1, at most 100) frames of a
 //	                       differential-corpus class (lab/corpus), drawn
 //	                       with a seed derived from opts.Case and the line
 //	                       number
 //	hex BYTES              a raw frame, when opts.Hex admits it
+//	wait DURATION          the clock runs DURATION ("31s", "2m", "1h")
+//	                       before the next frame
 //
-// Blank lines and lines starting with # are skipped. name is the list's
-// file name in error positions. Every bad line is reported, as a
-// *PacketListError; frames are returned only when there is none.
+// Frames are 1 ms apart unless a wait line says otherwise: their Time is
+// the clock connection tracking's timeouts run on. Blank lines and lines
+// starting with # are skipped. name is the list's file name in error
+// positions. Every bad line is reported, as a *PacketListError; frames are
+// returned only when there is none.
 func ReadPacketList(name string, r io.Reader, opts PacketListOptions) ([]Frame, error) {
 	var (
 		frames []Frame
 		bad    []LineError
 	)
+	var clock time.Duration
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	for line := 1; sc.Scan(); line++ {
 		words := strings.Fields(sc.Text())
 		if len(words) == 0 || strings.HasPrefix(words[0], "#") {
 			continue
+		}
+		if words[0] == "wait" {
+			d, err := waitDuration(words[1:])
+			if err != nil {
+				bad = append(bad, LineError{File: name, Line: line, Err: err})
+			}
+			clock += d
+			continue
+		}
+		out := words[0] == "out"
+		if out {
+			words = words[1:]
+			if len(words) == 0 {
+				bad = append(bad, LineError{File: name, Line: line, Err: errors.New(`"out" needs a packet: out tcp A:P > B:P ...`)})
+				continue
+			}
 		}
 		fs, err := opts.listLine(line, words)
 		if err != nil {
@@ -84,7 +108,8 @@ func ReadPacketList(name string, r io.Reader, opts PacketListOptions) ([]Frame, 
 			if len(frames) >= maxFrames {
 				return nil, fmt.Errorf("%s:%d: more than %d packets in one list", name, line, maxFrames)
 			}
-			frames = append(frames, Frame{Index: len(frames) + 1, Line: line, Data: f})
+			frames = append(frames, Frame{Index: len(frames) + 1, Line: line, Data: f, Time: clock, Out: out})
+			clock += frameGap
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -138,4 +163,19 @@ func (opts PacketListOptions) classLine(line int, args []string) ([][]byte, erro
 		return nil, fmt.Errorf("no corpus class %q", args[0])
 	}
 	return frames, nil
+}
+
+// maxWait bounds one wait line: longer than any timeout a policy may set.
+const maxWait = 60 * 24 * time.Hour
+
+// waitDuration reads the argument of a wait line.
+func waitDuration(args []string) (time.Duration, error) {
+	if len(args) != 1 {
+		return 0, errors.New(`want "wait DURATION", such as wait 31s`)
+	}
+	d, err := time.ParseDuration(args[0])
+	if err != nil || d <= 0 || d > maxWait {
+		return 0, fmt.Errorf("wait %q: want a duration from 1ns to %s, such as 31s or 2m", args[0], maxWait)
+	}
+	return d, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -41,6 +42,40 @@ class lldp
 	}
 	if other := mustClassLine(t, "other", 7, "lldp"); cmp.Equal(other, lldp) {
 		t.Error("class lines of two cases drew the same frames: the case name does not seed them")
+	}
+}
+
+// TestReadPacketListTimeAndDirection checks the clock of a list (frames 1
+// ms apart, wait lines moving it on) and its out lines (the host's own
+// frames).
+func TestReadPacketListTimeAndDirection(t *testing.T) {
+	list := `tcp 10.0.0.9:40000 > 10.0.0.2:22 flags S
+out tcp 10.0.0.2:22 > 10.0.0.9:40000 flags SA
+wait 31s
+tcp 10.0.0.9:40000 > 10.0.0.2:22 flags A
+class short-tcp 2
+`
+	got, err := ReadPacketList("list.txt", strings.NewReader(list), PacketListOptions{Case: "clock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type at struct {
+		Time time.Duration
+		Out  bool
+	}
+	var times []at
+	for _, f := range got {
+		times = append(times, at{f.Time, f.Out})
+	}
+	ms := time.Millisecond
+	want := []at{{0, false}, {ms, true}, {2*ms + 31*time.Second, false}, {3*ms + 31*time.Second, false}, {4*ms + 31*time.Second, false}}
+	if diff := cmp.Diff(want, times); diff != "" {
+		t.Errorf("times and directions (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"wait", "wait 5", "wait -1s", "wait 1s 2s", "out"} {
+		if _, err := ReadPacketList("list.txt", strings.NewReader(bad+"\n"), PacketListOptions{}); err == nil {
+			t.Errorf("%q read without an error", bad)
+		}
 	}
 }
 
@@ -84,5 +119,36 @@ cases/x/packets.txt:6: hex frames are not allowed in cases: describe the packet,
 cases/x/packets.txt:8: parse packet "sctp 10.0.0.1:1 > 10.0.0.2:2": word 1 "sctp": expected a body: tcp, udp, icmp, icmpv6, ip, arp or ether 0xTYPE`
 	if diff := cmp.Diff(want, err.Error()); diff != "" {
 		t.Errorf("error (-want +got):\n%s", diff)
+	}
+}
+
+// TestReplayLeavesOutFramesUnfiltered checks that a frame the host sent
+// gets an "out" line and is counted by no slot, on every backend.
+func TestReplayLeavesOutFramesUnfiltered(t *testing.T) {
+	cfg, p := loadTestPolicy(t, `policy "p" {
+  default = "drop"
+}
+`)
+	frames, err := ReadPacketList("list.txt", strings.NewReader("out udp 10.0.0.2:53 > 10.0.0.9:5353\nudp 10.0.0.9:5353 > 10.0.0.2:53\n"), PacketListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{BackendReference, BackendKernel} {
+		b, err := NewBackend(name, cfg, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := Replay(b, frames)
+		rows, err := Counters(b, p, got)
+		b.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[0].Verdict != VerdictOut || got[1].Verdict != "drop" {
+			t.Errorf("%s: verdicts %q, %q; want out, drop", name, got[0].Verdict, got[1].Verdict)
+		}
+		if rows[p.DefaultSlot()].Packets != 1 {
+			t.Errorf("%s: the default counted %d packets, want 1 (the out frame is not filtered)", name, rows[p.DefaultSlot()].Packets)
+		}
 	}
 }

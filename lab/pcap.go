@@ -22,7 +22,32 @@ type Frame struct {
 	// read from a capture.
 	Line int
 	Data []byte
+	// Time is when the frame was seen, from the first frame of its capture
+	// or list: the clock of connection tracking's timeouts.
+	Time time.Duration
+	// Out marks a frame the host itself sent out of the interface (a
+	// packet list's "out" line, a pcapng outbound direction flag): seen by
+	// egress tracking, never filtered.
+	Out bool
 }
+
+// frameGap is the time between consecutive frames of a packet list,
+// unless a "wait" line says otherwise.
+const frameGap = time.Millisecond
+
+// Frames numbers the frames data from 1 and spaces them as a packet list
+// does, 1 ms apart, all arriving.
+func Frames(data [][]byte) []Frame {
+	frames := make([]Frame, len(data))
+	for i, d := range data {
+		frames[i] = Frame{Index: i + 1, Data: d, Time: time.Duration(i) * frameGap}
+	}
+	return frames
+}
+
+// captureStart is the first timestamp of every capture xdpc writes, so the
+// same frames always give the same bytes.
+var captureStart = time.Unix(1700000000, 0).UTC()
 
 // maxFrames bounds how many frames one capture may hold, so a corrupt or
 // hostile file cannot make xdpc read without end.
@@ -51,29 +76,41 @@ func ReadPcap(r io.Reader) ([]Frame, error) {
 	if err != nil {
 		return nil, errors.New("not a pcap or pcapng file: too short for a header")
 	}
-	var src interface {
-		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
-		LinkType() layers.LinkType
-	}
+	// read returns the next frame's bytes, capture info and whether the
+	// capture says the host sent it.
+	var read func() ([]byte, gopacket.CaptureInfo, bool, error)
+	var linkType layers.LinkType
 	if bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
 		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
 		if err != nil {
 			return nil, fmt.Errorf("pcapng header: %w", err)
 		}
-		src = ng
+		linkType = ng.LinkType()
+		read = func() ([]byte, gopacket.CaptureInfo, bool, error) {
+			data, ci, opts, err := ng.ReadPacketDataWithOptions()
+			out := opts.Flags != nil && opts.Flags.Direction == pcapgo.NgEpbFlagDirectionOutbound
+			return data, ci, out, err
+		}
 	} else {
 		pr, err := pcapgo.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("pcap header: %w", err)
 		}
-		src = pr
+		linkType = pr.LinkType()
+		read = func() ([]byte, gopacket.CaptureInfo, bool, error) {
+			data, ci, err := pr.ReadPacketData()
+			return data, ci, false, err
+		}
 	}
-	if lt := src.LinkType(); lt != layers.LinkTypeEthernet {
-		return nil, fmt.Errorf("link type %s: xdpc replays Ethernet captures only", lt)
+	if linkType != layers.LinkTypeEthernet {
+		return nil, fmt.Errorf("link type %s: xdpc replays Ethernet captures only", linkType)
 	}
-	var frames []Frame
+	var (
+		frames []Frame
+		start  time.Time
+	)
 	for i := 1; ; i++ {
-		data, ci, err := src.ReadPacketData()
+		data, ci, out, err := read()
 		if errors.Is(err, io.EOF) {
 			return frames, nil
 		}
@@ -86,23 +123,59 @@ func ReadPcap(r io.Reader) ([]Frame, error) {
 		if ci.Length > ci.CaptureLength {
 			return nil, fmt.Errorf("packet %d: captured %d of %d bytes; capture with a larger snap length", i, ci.CaptureLength, ci.Length)
 		}
-		frames = append(frames, Frame{Index: i, Data: append([]byte(nil), data...)})
+		if i == 1 {
+			start = ci.Timestamp
+		}
+		at := ci.Timestamp.Sub(start)
+		if n := len(frames); n > 0 && at < frames[n-1].Time {
+			return nil, fmt.Errorf("packet %d: its timestamp goes back %s; the frames' times are the clock of connection tracking and must not run backwards", i, frames[n-1].Time-at)
+		}
+		frames = append(frames, Frame{Index: i, Data: append([]byte(nil), data...), Time: at, Out: out})
 	}
 }
 
-// WritePcap writes frames as a pcap stream with fixed, increasing timestamps,
-// so the same frames always give the same bytes.
-func WritePcap(w io.Writer, frames [][]byte) error {
+// WritePcap writes frames as a capture whose timestamps are captureStart
+// plus each frame's Time, so the same frames always give the same bytes: a
+// pcap stream, or pcapng when a frame is Out (pcap has no direction; pcapng's
+// enhanced packet blocks say inbound or outbound).
+func WritePcap(w io.Writer, frames []Frame) error {
+	for _, f := range frames {
+		if f.Out {
+			return writePcapng(w, frames)
+		}
+	}
 	pw := pcapgo.NewWriter(w)
 	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
 		return fmt.Errorf("write pcap header: %w", err)
 	}
-	base := time.Unix(1700000000, 0).UTC()
 	for i, f := range frames {
-		ci := gopacket.CaptureInfo{Timestamp: base.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(f), Length: len(f)}
-		if err := pw.WritePacket(ci, f); err != nil {
+		if err := pw.WritePacket(captureInfo(f), f.Data); err != nil {
 			return fmt.Errorf("write packet %d: %w", i+1, err)
 		}
 	}
 	return nil
+}
+
+func captureInfo(f Frame) gopacket.CaptureInfo {
+	return gopacket.CaptureInfo{Timestamp: captureStart.Add(f.Time), CaptureLength: len(f.Data), Length: len(f.Data)}
+}
+
+func writePcapng(w io.Writer, frames []Frame) error {
+	nw, err := pcapgo.NewNgWriterInterface(w, pcapgo.NgInterface{
+		Name: "dut", LinkType: layers.LinkTypeEthernet, SnapLength: 65535, TimestampResolution: 9,
+	}, pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "xdpc"}})
+	if err != nil {
+		return fmt.Errorf("write pcapng header: %w", err)
+	}
+	for i, f := range frames {
+		dir := pcapgo.NgEpbFlagDirectionInbound
+		if f.Out {
+			dir = pcapgo.NgEpbFlagDirectionOutbound
+		}
+		opts := pcapgo.NgPacketOptions{Flags: &pcapgo.NgEpbFlags{Direction: dir}}
+		if err := nw.WritePacketWithOptions(captureInfo(f), f.Data, opts); err != nil {
+			return fmt.Errorf("write packet %d: %w", i+1, err)
+		}
+	}
+	return nw.Flush()
 }

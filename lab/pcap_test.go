@@ -4,27 +4,42 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestPcapRoundTrip writes frames and reads them back.
+// TestPcapRoundTrip writes frames and reads them back: as pcap when every
+// frame arrives, as pcapng with direction flags when one is the host's,
+// times kept either way.
 func TestPcapRoundTrip(t *testing.T) {
-	frames := [][]byte{bytes.Repeat([]byte{1}, 60), bytes.Repeat([]byte{2}, 14), bytes.Repeat([]byte{3}, 1514)}
-	var buf bytes.Buffer
-	if err := WritePcap(&buf, frames); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ReadPcap(bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []Frame
-	for i, f := range frames {
-		want = append(want, Frame{Index: i + 1, Data: f})
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("frames (-want +got):\n%s", diff)
+	in := Frames([][]byte{bytes.Repeat([]byte{1}, 60), bytes.Repeat([]byte{2}, 14), bytes.Repeat([]byte{3}, 1514)})
+	out := Frames([][]byte{bytes.Repeat([]byte{1}, 60), bytes.Repeat([]byte{2}, 60), bytes.Repeat([]byte{3}, 60)})
+	out[1].Out = true
+	out[2].Time = 31*time.Second + 7*time.Microsecond
+	for name, c := range map[string]struct {
+		frames []Frame
+		magic  []byte
+	}{
+		"pcap":   {in, []byte{0xd4, 0xc3, 0xb2, 0xa1}},
+		"pcapng": {out, []byte{0x0a, 0x0d, 0x0d, 0x0a}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := WritePcap(&buf, c.frames); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.HasPrefix(buf.Bytes(), c.magic) {
+				t.Errorf("capture starts % x, want % x", buf.Bytes()[:4], c.magic)
+			}
+			got, err := ReadPcap(bytes.NewReader(buf.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(c.frames, got); diff != "" {
+				t.Errorf("frames (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -32,7 +47,7 @@ func TestPcapRoundTrip(t *testing.T) {
 // with a message that says why.
 func TestReadPcapRejects(t *testing.T) {
 	var good bytes.Buffer
-	if err := WritePcap(&good, [][]byte{bytes.Repeat([]byte{1}, 60)}); err != nil {
+	if err := WritePcap(&good, Frames([][]byte{bytes.Repeat([]byte{1}, 60)})); err != nil {
 		t.Fatal(err)
 	}
 	g := good.Bytes()
@@ -66,7 +81,7 @@ func TestReadPcapRejects(t *testing.T) {
 // frames, never a panic, and never a frame longer than the input.
 func FuzzReadPcap(f *testing.F) {
 	var good bytes.Buffer
-	if err := WritePcap(&good, [][]byte{bytes.Repeat([]byte{1}, 60), bytes.Repeat([]byte{2}, 100)}); err != nil {
+	if err := WritePcap(&good, Frames([][]byte{bytes.Repeat([]byte{1}, 60), bytes.Repeat([]byte{2}, 100)})); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good.Bytes())

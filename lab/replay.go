@@ -29,7 +29,8 @@ type Verdict struct {
 	Index   int             `json:"index"`
 	Summary string          `json:"summary"`
 	Action  artifact.Action `json:"-"`
-	// Verdict is "pass", "drop" or "redirect".
+	// Verdict is "pass", "drop" or "redirect"; "out" for a frame the host
+	// sent (Frame.Out), which no policy filters.
 	Verdict string `json:"verdict"`
 	// To is the interface of a redirect.
 	To string `json:"to,omitempty"`
@@ -108,13 +109,22 @@ func (e UnknownBackendError) Error() string {
 	return fmt.Sprintf("unknown backend %q (want one of %v)", string(e), Backends())
 }
 
-// Replay runs every frame through b, in order.
+// VerdictOut is the verdict of a frame the host sent: no policy filters it.
+const VerdictOut = "out"
+
+// Replay runs every frame through b, in order. A frame the host sent
+// (Frame.Out) is not filtered: its line says "out".
 func Replay(b Backend, frames []Frame) []Verdict {
 	out := make([]Verdict, 0, len(frames))
 	for _, f := range frames {
-		v, err := b.Run(f.Data)
-		if err != nil {
-			v = Verdict{Error: err.Error()}
+		var v Verdict
+		if f.Out {
+			v = Verdict{Verdict: VerdictOut, Summary: summarize(f.Data), Len: len(f.Data)}
+		} else {
+			var err error
+			if v, err = b.Run(f.Data); err != nil {
+				v = Verdict{Error: err.Error()}
+			}
 		}
 		v.Index = f.Index
 		out = append(out, v)

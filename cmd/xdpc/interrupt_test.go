@@ -37,7 +37,7 @@ func TestInterruptTearsDownTheLab(t *testing.T) {
 		frames[i] = frame
 	}
 	var capture bytes.Buffer
-	if err := lab.WritePcap(&capture, frames); err != nil {
+	if err := lab.WritePcap(&capture, lab.Frames(frames)); err != nil {
 		t.Fatal(err)
 	}
 	pcapPath := filepath.Join(dir, "in.pcap")

@@ -63,7 +63,7 @@ writes exactly the in.pcap that xdpc test expects.`,
 				return policyError(err)
 			}
 			var buf bytes.Buffer
-			if err := lab.WritePcap(&buf, lab.FrameData(frames)); err != nil {
+			if err := lab.WritePcap(&buf, frames); err != nil {
 				return &exitError{exitSystem, err}
 			}
 			if err := atomicfile.Write(out, buf.Bytes(), 0o644); err != nil {
