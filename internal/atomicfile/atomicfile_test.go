@@ -60,3 +60,42 @@ func TestWriteFailureKeepsOld(t *testing.T) {
 		t.Errorf("%d entries, want out.o and sub only", len(entries))
 	}
 }
+
+// TestWriteToDevice writes to /dev/null as `xdpc build -o /dev/null`
+// does: it must stay the device (renaming over it made it a regular
+// file, and broke every program on the host that writes to it).
+func TestWriteToDevice(t *testing.T) {
+	if err := Write(os.DevNull, []byte("artifact"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode()&os.ModeCharDevice == 0 {
+		t.Fatalf("%s is %v after Write, want the character device", os.DevNull, st.Mode())
+	}
+}
+
+// TestWriteThroughSymlink replaces the file a link points to and keeps
+// the link (xdpc fmt -w on a linked policy).
+func TestWriteThroughSymlink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "policy.hcl")
+	link := filepath.Join(dir, "edge.hcl")
+	if err := os.WriteFile(real, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("policy.hcl", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(link, []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("%s is no longer a link: %v, %v", link, st, err)
+	}
+	if got, _ := os.ReadFile(real); string(got) != "new" {
+		t.Errorf("%s holds %q, want the new content", real, got)
+	}
+}
