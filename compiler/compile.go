@@ -128,7 +128,7 @@ func buildProgram(cfg *policy.Config, p *policy.Policy, opts Options) (*Program,
 func emitProgram(prog *Program, c Classifier, file string) (asm.Instructions, error) {
 	e := newEmitter()
 	e.file = file
-	emitParser(e)
+	emitParser(e, xdpParser)
 	emitMalformed(e, prog)
 	c.Emit(e, prog)
 	emitEpilogue(e, prog)
