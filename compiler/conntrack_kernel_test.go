@@ -103,6 +103,9 @@ type pkt struct {
 	innerBytes int
 	// innerOptions gives the embedded IPv4 header options.
 	innerOptions bool
+	// pad is bytes after the IP packet (an Ethernet trailer), which the
+	// tracker must not read as the packet's.
+	pad int
 	// untracked builds a frame the tracker leaves alone: "arp",
 	// "fragment", "router-advert", "ndp".
 	untracked string
@@ -305,7 +308,7 @@ func (p *pkt) frame(t *testing.T) []byte {
 	if err := gopacket.SerializeLayers(buf, ser, ls...); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return append(buf.Bytes(), make([]byte, p.pad)...)
 }
 
 func (p *pkt) String() string {
@@ -336,6 +339,9 @@ func (p *pkt) String() string {
 	}
 	if p.vlan != 0 {
 		s += fmt.Sprintf(" vlan %d", p.vlan)
+	}
+	if p.pad != 0 {
+		s += fmt.Sprintf(" padded by %d", p.pad)
 	}
 	return s
 }
@@ -730,6 +736,12 @@ func errorPkt(out bool, at time.Duration, src, dst netip.Addr, typ uint8, inner 
 		icmpType: typ, inner: &inner, innerBytes: innerBytes, want: want}
 }
 
+// padded is p with n bytes after its IP packet.
+func padded(p pkt, n int) pkt {
+	p.pad = n
+	return p
+}
+
 const (
 	sNew         = conntrack.StatusNew
 	sEstablished = conntrack.StatusEstablished
@@ -839,6 +851,9 @@ var conversations = map[string][]pkt{
 		errorPkt(false, 8*ms, peer4, host4, 3, udpPkt(true, 0, "10.0.0.1:41999", "10.0.0.2:53", sAny), 8, sInvalid),
 		errorPkt(false, 9*ms, peer4, host4, 3, udpPkt(true, 0, "10.0.0.1:41000", "10.0.0.2:53", sAny), 7, sInvalid),
 		errorPkt(false, 10*ms, peer4, host4, 3, udpPkt(true, 0, "10.0.0.1:41000", "10.0.0.2:53", sAny), -1, sInvalid),
+		// Bytes after the IP packet are not the embedded packet's.
+		padded(errorPkt(false, 10*ms, peer4, host4, 3, udpPkt(true, 0, "10.0.0.1:41000", "10.0.0.2:53", sAny), 4, sInvalid), 8),
+		padded(errorPkt(false, 10*ms, peer4, host4, 3, udpPkt(true, 0, "10.0.0.1:41000", "10.0.0.2:53", sAny), -1, sInvalid), 24),
 		// An error about the peer's own packet to the host is of the
 		// same flow.
 		errorPkt(true, 11*ms, host4, peer4, 3, udpPkt(false, 0, "10.0.0.2:53", "10.0.0.1:41000", sAny), 8, sAny),
@@ -859,6 +874,13 @@ var conversations = map[string][]pkt{
 		errorPkt(true, 6*ms, host6, peer6, 4, tcpPkt(false, 0, "[2001:db8::2]:41001", "[2001:db8::1]:443", tSyn, sAny), 8, sAny),
 		errorPkt(false, 7*ms, router6, host6, 4, tcpPkt(true, 0, "[2001:db8::1]:443", "[2001:db8::2]:41001", tSyn|tAck, sAny), 8, sRelated),
 		errorPkt(false, 8*ms, router6, host6, 4, tcpPkt(true, 0, "[2001:db8::1]:443", "[2001:db8::2]:41001", tSyn|tAck, sAny), 3, sInvalid),
+		padded(errorPkt(false, 8*ms, router6, host6, 4, tcpPkt(true, 0, "[2001:db8::1]:443", "[2001:db8::2]:41001", tSyn|tAck, sAny), 4, sInvalid), 8),
+		padded(errorPkt(false, 8*ms, router6, host6, 4, tcpPkt(true, 0, "[2001:db8::1]:443", "[2001:db8::2]:41001", tSyn|tAck, sAny), -1, sInvalid), 48),
+		// Cut inside the embedded header, where the zeros of the padding
+		// would complete the flow's address: invalid.
+		{out: true, at: 9 * ms, kind: conntrack.KindOther, proto: 47, src: netip.AddrPortFrom(host6, 0), dst: ap("[2001:db8::7:0:0]:0"), want: sNew},
+		padded(errorPkt(false, 9*ms, router6, host6, 1, pkt{kind: conntrack.KindOther, proto: 47, src: netip.AddrPortFrom(host6, 0), dst: ap("[2001:db8::7:0:0]:0")}, -1, sInvalid), 48),
+		errorPkt(false, 9*ms, router6, host6, 1, pkt{kind: conntrack.KindOther, proto: 47, src: netip.AddrPortFrom(host6, 0), dst: ap("[2001:db8::7:0:0]:0")}, 0, sRelated),
 		// Neighbour discovery is not tracked.
 		{at: 9 * ms, kind: conntrack.KindUntracked, src: netip.AddrPortFrom(peer6, 0), dst: netip.AddrPortFrom(host6, 0), icmpType: 135, untracked: "ndp"},
 	},
