@@ -105,6 +105,8 @@ func emitTest(e *emitter, t *Test, fail string) {
 		emitMACTest(e, t, fail)
 	case OpSetLookup:
 		emitSetTest(e, t, fail)
+	case OpCTState:
+		emitCTStateTest(e, t, fail)
 	default:
 		panic(fmt.Sprintf("compiler: test %s has no emitter", t.Op))
 	}
@@ -179,6 +181,16 @@ func emitFragmentTest(e *emitter, t *Test, fail string) {
 	e.emit(
 		load(asm.R0, slotFragment),
 		asm.And.Imm32(asm.R0, int32(mask)),
+		asm.JEq.Imm32(asm.R0, 0, fail),
+	)
+}
+
+// emitCTStateTest: the slot holds 1<<status, the untracked packet's bit 0,
+// which no mask has.
+func emitCTStateTest(e *emitter, t *Test, fail string) {
+	e.emit(
+		load(asm.R0, slotCTStatus),
+		asm.And.Imm32(asm.R0, int32(t.CTStates)),
 		asm.JEq.Imm32(asm.R0, 0, fail),
 	)
 }

@@ -56,13 +56,23 @@ func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*artifact.Arti
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}
-	return &artifact.Artifact{
+	a := &artifact.Artifact{
 		Program:      prog.Name,
 		License:      "GPL",
 		Instructions: insns,
 		Maps:         prog.maps(),
 		Manifest:     buildManifest(cfg, p, prog),
-	}, nil
+	}
+	if prog.Conntrack != nil {
+		eg, err := emitEgress(prog, cfg.Filename)
+		if err != nil {
+			return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
+		}
+		a.Egress = eg
+		a.Manifest.Egress = eg.Name
+		a.Manifest.Conntrack = &artifact.ConntrackTables{Assured: prog.Conntrack.Assured.Name, Unassured: prog.Conntrack.Unassured.Name}
+	}
+	return a, nil
 }
 
 // BuildIR lowers policy p of cfg to the IR and runs the IR passes, as
@@ -87,7 +97,9 @@ func BuildIR(cfg *policy.Config, p *policy.Policy, opts Options) (*Program, erro
 //   - OpEq/OpRange values are sorted, merged and disjoint;
 //   - no rule holds a positive test its other tests imply;
 //   - within a rule, scalar tests come before address and MAC lists, and
-//     those before map lookups.
+//     those before map lookups;
+//   - a policy that matches ct_state has its connection table (Conntrack:
+//     the two maps, the timeouts); one that does not has none.
 func buildProgram(cfg *policy.Config, p *policy.Policy, opts Options) (*Program, error) {
 	prog, err := lowerPolicy(cfg, p)
 	if err != nil {
@@ -105,34 +117,52 @@ func buildProgram(cfg *policy.Config, p *policy.Policy, opts Options) (*Program,
 		return nil, err
 	}
 	allocateRedirects(prog)
+	allocateConntrack(prog, cfg, p)
 	orderTests(prog)
 	return prog, nil
 }
 
 // emitProgram lays the program out as
 //
-//	entry, parser        -> classify | malformed
+//	entry, parser        -> classify | malformed (| track)
+//	track (conntrack)    -> classify
 //	malformed            -> epilogue
 //	classify (rules)     -> epilogue, count rules fall through
 //	default              -> epilogue
-//	epilogue             counts slotKey, returns the verdict
+//	epilogue             (commits passed packets,) counts slotKey, returns the verdict
 //
 // Afterwards: no instruction stores metadata no test reads, every
 // instruction is reachable from the entry (the verifier rejects dead code), no unconditional jump targets the next instruction,
 // every jump goes forward and holds a 16-bit offset (far ones through jump
 // islands; no labels remain; map loads reference maps by name), and every
-// instruction carries a source comment.
+// instruction carries a source comment. A program that does not track
+// connections holds no instruction of the tracker or the commit.
 //
 // file is the policy file, for error messages only: nothing of it goes
 // into the instructions.
 func emitProgram(prog *Program, c Classifier, file string) (asm.Instructions, error) {
 	e := newEmitter()
 	e.file = file
-	emitParser(e)
+	opts := xdpParser
+	if ct := prog.Conntrack; ct != nil {
+		opts.next, opts.defaults = labelTrack, trackDefaults
+		emitParser(e, opts)
+		emitTrack(e, trackOptions{next: labelClassify, assured: ct.Assured.Name, unassured: ct.Unassured.Name})
+	} else {
+		emitParser(e, opts)
+	}
 	emitMalformed(e, prog)
 	c.Emit(e, prog)
 	emitEpilogue(e, prog)
-	e.removeStores(unreadStores(prog))
+	return e.finish(unreadStores(prog), prog.Name)
+}
+
+// finish runs the passes that turn emitted code into a program: dead
+// metadata stores and unreachable code go, jumps to the next instruction
+// go, far jumps get islands, labels become offsets; the result is checked
+// for portability and its first instruction named name.
+func (e *emitter) finish(dead map[int16]bool, name string) (asm.Instructions, error) {
+	e.removeStores(dead)
 	e.removeUnreachable()
 	e.removeJumpsToNext()
 	if err := e.routeFarJumps(); err != nil {
@@ -145,6 +175,6 @@ func emitProgram(prog *Program, c Classifier, file string) (asm.Instructions, er
 	if err := checkPortable(insns); err != nil {
 		return nil, fmt.Errorf("compiler bug, please report it: %w", err)
 	}
-	insns[0] = insns[0].WithSymbol(prog.Name)
+	insns[0] = insns[0].WithSymbol(name)
 	return insns, nil
 }

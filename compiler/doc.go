@@ -10,6 +10,15 @@
 // rules (a Classifier strategy; the linear one tries them in order) and a
 // shared epilogue that counts the decision and returns the verdict.
 //
+// A policy that matches ct_state tracks connections (docs/conntrack.md):
+// a tracker between the parser and the rules gives each packet its
+// ct_state from the connection table, the epilogue commits what the
+// policy passes or redirects, and the artifact gets a TC egress program
+// (the same parser, tracker and commit, in a socket buffer's context)
+// that records what the host sends. Both are emitted from package
+// conntrack's data: its key order, state machine, timeouts and assured
+// states (conntrack.go).
+//
 // Everything the compiled program shares with its loaders (map kinds and
 // layouts, counter slots, XDP actions, set elements and their keys, the
 // ELF and manifest formats) is package artifact's; the compiler makes its

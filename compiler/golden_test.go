@@ -72,7 +72,15 @@ func TestGolden(t *testing.T) {
 				asmText = afterParser(asmText)
 			}
 			got := map[string]string{"diagnostics": rendered.String(), "ir": prog.String(), "asm": asmText}
-			for _, name := range []string{"diagnostics", "ir", "asm"} {
+			names := []string{"diagnostics", "ir", "asm"}
+			if art.Egress != nil || section(ar, "egress") != "" {
+				names = append(names, "egress")
+				if art.Egress != nil {
+					eg := &artifact.Artifact{Program: art.Egress.Name, Instructions: art.Egress.Instructions}
+					got["egress"] = egressParts(eg.Disassemble())
+				}
+			}
+			for _, name := range names {
 				if *update {
 					setSection(ar, name, got[name])
 					continue
@@ -121,6 +129,34 @@ func afterParser(dis string) string {
 		return lines[0] + "\t... the parser; offsets count from here\n" + rest
 	}
 	return dis
+}
+
+// egressParts keeps of the egress program's disassembly what is its own:
+// the entry, which pulls the headers of a socket buffer, and the commit
+// of the host's own packets; the parser and the tracker between are the
+// XDP program's, which its asm section shows.
+func egressParts(dis string) string {
+	lines := strings.SplitAfter(dis, "\n")
+	var b strings.Builder
+	state := "entry"
+	for i, l := range lines {
+		if strings.HasPrefix(l, "\t; ") {
+			switch {
+			case state == "entry" && !strings.HasPrefix(l, "\t; entry:"):
+				state = "between"
+				b.WriteString("\t... the parser and the tracker, as in the XDP program\n")
+			case state == "between" && strings.HasPrefix(l, "\t; commit:"):
+				state = "commit"
+				if i > 0 && strings.HasPrefix(lines[i-1], "L") {
+					b.WriteString(lines[i-1])
+				}
+			}
+		}
+		if state != "between" {
+			b.WriteString(l)
+		}
+	}
+	return b.String()
 }
 
 var (

@@ -9,6 +9,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/xdpc/xdpc/artifact"
+	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -32,6 +33,18 @@ type Program struct {
 	// when no rule redirects.
 	Redirects []string
 	Redirect  *artifact.Map
+	// Conntrack is the connection table the program tracks flows in;
+	// nil when no rule matches ct_state.
+	Conntrack *Conntrack
+}
+
+// Conntrack is what a program that tracks connections needs to know of
+// its table: its two maps (docs/conntrack.md) and the policy's timeouts.
+type Conntrack struct {
+	// Assured holds assured connections, Unassured the others.
+	Assured, Unassured artifact.Map
+	// Timeouts are by state, every one set.
+	Timeouts conntrack.Timeouts
 }
 
 // Rule is one rule of the IR.
@@ -79,9 +92,12 @@ const (
 	OpFragment
 	// OpSetLookup: the field's value is an element of Set (a map lookup).
 	OpSetLookup
+	// OpCTState: the packet's ct_state is in CTStates; an untracked
+	// packet has none.
+	OpCTState
 )
 
-var opNames = [...]string{OpEq: "eq", OpRange: "range", OpPrefix: "prefix", OpMAC: "mac", OpFlags: "flags", OpFragment: "fragment", OpSetLookup: "lookup"}
+var opNames = [...]string{OpEq: "eq", OpRange: "range", OpPrefix: "prefix", OpMAC: "mac", OpFlags: "flags", OpFragment: "fragment", OpSetLookup: "lookup", OpCTState: "ctstate"}
 
 func (o Op) String() string {
 	if o > 0 && int(o) < len(opNames) {
@@ -106,6 +122,9 @@ type Test struct {
 	MACs      []policy.MAC
 	Flags     policy.TCPFlags
 	Fragments policy.FragmentMask
+	// CTStates for OpCTState (never negated: a negated ct_state is the
+	// complement, which an untracked packet is not in either).
+	CTStates policy.CTStateMask
 	// Set for OpSetLookup.
 	Set *SetMaps
 	// Pos is where the value expression is written.
@@ -120,7 +139,7 @@ func (t *Test) Equal(u *Test) bool {
 	return t.Field == u.Field && t.Negate == u.Negate && t.Op == u.Op &&
 		slices.Equal(t.Values, u.Values) && slices.Equal(t.Prefixes, u.Prefixes) &&
 		slices.Equal(t.MACs, u.MACs) && t.Flags == u.Flags && t.Fragments == u.Fragments &&
-		t.Set == u.Set
+		t.CTStates == u.CTStates && t.Set == u.Set
 }
 
 // HasTest reports whether r holds a test equal to t.
@@ -158,6 +177,15 @@ func (p *Program) String() string {
 	if p.Redirect != nil {
 		writeMap(&b, p.Redirect)
 	}
+	if ct := p.Conntrack; ct != nil {
+		writeMap(&b, &ct.Assured)
+		writeMap(&b, &ct.Unassured)
+		var ts []string
+		for _, name := range conntrack.TimeoutNames() {
+			ts = append(ts, fmt.Sprintf("%s %s", name, ct.Timeouts.Named(name)))
+		}
+		fmt.Fprintf(&b, "conntrack timeouts %s\n", strings.Join(ts, ", "))
+	}
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		kind := r.Kind()
@@ -194,6 +222,8 @@ func mapTypeName(t ebpf.MapType) string {
 		return "lpm_trie"
 	case ebpf.DevMapHash:
 		return "devmap_hash"
+	case ebpf.LRUHash:
+		return "lru_hash"
 	}
 	return fmt.Sprintf("type%d", uint32(t))
 }
@@ -225,6 +255,10 @@ func (t *Test) String() string {
 			if t.Fragments.Has(f) {
 				vals = append(vals, f.String())
 			}
+		}
+	case OpCTState:
+		for _, s := range t.CTStates.Statuses() {
+			vals = append(vals, s.String())
 		}
 	case OpSetLookup:
 		var maps []string

@@ -63,6 +63,44 @@ const (
 	slotIPEnd  int16 = -260
 	// slotTarget is the device-map key of a redirect decision.
 	slotTarget int16 = -252
+
+	// The connection tracker's slots (conntrack.go), each a u32 at 8k+4
+	// like the parser's: what the tracker found before the rules and the
+	// commit after the decision reads back.
+	//
+	// slotCTStatus holds 1<<status (conntrack.Status), so the untracked
+	// packet's is bit 0, in no ct_state mask, and no value is 0.
+	slotCTStatus int16 = -268
+	// slotCTKind is the packet's conntrack.Kind.
+	slotCTKind int16 = -276
+	// slotCTClass is a TCP segment's conntrack.TCPClass.
+	slotCTClass int16 = -284
+	// slotCTOrder is ctSrcIsLo or ctSrcIsHi: which end of the key the
+	// packet's source is.
+	slotCTOrder int16 = -292
+	// slotCTDir is ctOriginal or ctReply: the packet's direction relative
+	// to its live entry.
+	slotCTDir int16 = -300
+	// slotCTEntry is the live entry's state | flags<<8.
+	slotCTEntry int16 = -308
+	// slotCTCreated and slotCTNow hold the live entry's creation time and
+	// the packet's time (bpf_ktime_get_ns), u64s as two u32 halves, low
+	// first: a u64 needs an 8-byte aligned slot, which the verifier
+	// tracks as a register spill.
+	slotCTCreated int16 = -316 // and -324
+	slotCTNow     int16 = -332 // and -340
+	// slotCTHeld says which maps hold an entry of the key, live or dead
+	// (ctHeld* bits), so a commit can remove the copy it replaces.
+	slotCTHeld int16 = -348
+	// slotCTState is the state a commit gives the entry.
+	slotCTState int16 = -356
+	// ctKeyArea is the struct ct_key of the packet's flow
+	// (conntrack.Key.Encode), 8-byte aligned: family and protocol at +0,
+	// the ports at +4 and +6, the addresses at +8 and +24.
+	ctKeyArea int16 = -400
+	// ctValueArea is the struct ct_entry a commit writes
+	// (conntrack.Entry.Encode), 8-byte aligned.
+	ctValueArea int16 = -432
 )
 
 // lpmKeySizeV6 is the size of an LPM key area: an IPv6 trie key, whose
@@ -153,6 +191,8 @@ func slotsRead(prog *Program) map[int16]bool {
 			}
 		case policy.FieldSrcMAC, policy.FieldDstMAC:
 			// The Ethernet header is copied before any rule runs.
+		case policy.FieldCTState:
+			read[slotCTStatus] = true
 		default:
 			read[fieldSlot(t.Field)] = true
 		}
@@ -160,10 +200,28 @@ func slotsRead(prog *Program) map[int16]bool {
 	return read
 }
 
+// trackerReads are the metadata slots the connection tracker reads.
+var trackerReads = []int16{
+	slotFamily, slotProto, slotFragment, slotSrcPort, slotDstPort, slotTCPFlags, slotICMPType,
+	slotSrcAddr, slotSrcAddr - 8, slotSrcAddr - 16, slotSrcAddr - 24,
+	slotDstAddr, slotDstAddr - 8, slotDstAddr - 16, slotDstAddr - 24,
+}
+
 // unreadStores returns the stack offsets of the metadata no test of prog
-// reads: the parser's stores there, and the entry's defaults, are dead.
+// reads, nor its connection tracker: the parser's stores there, and the
+// entry's defaults, are dead.
 func unreadStores(prog *Program) map[int16]bool {
 	read := slotsRead(prog)
+	if prog.Conntrack != nil {
+		for _, s := range trackerReads {
+			read[s] = true
+		}
+	}
+	return deadStores(read)
+}
+
+// deadStores returns the parser's stores to metadata slots not in read.
+func deadStores(read map[int16]bool) map[int16]bool {
 	dead := map[int16]bool{}
 	for _, s := range append([]int16{slotEtherType, slotFragment}, initSlots...) {
 		if !read[s] {

@@ -96,6 +96,12 @@ func lowerMatch(m *policy.Match) (Test, error) {
 	case policy.KindFragment:
 		t.Op = OpFragment
 		t.Fragments = m.Fragments
+	case policy.KindCTState:
+		if m.Negate || m.CTStates&^policy.CTStates != 0 || m.CTStates == 0 {
+			return t, fmt.Errorf("field %s: mask %#x (negated %v) is not a set of statuses", m.Field, m.CTStates, m.Negate)
+		}
+		t.Op = OpCTState
+		t.CTStates = m.CTStates
 	default:
 		return t, fmt.Errorf("field %s: unknown kind", m.Field)
 	}

@@ -13,6 +13,36 @@ const CounterMap = "xdpc_counters"
 // RedirectMap is the name of the device map of redirect targets.
 const RedirectMap = "xdpc_redirect"
 
+// The connection table's maps. The runtime replaces them with the network
+// namespace's pinned ones (artifact.KeepShared).
+const (
+	CTAssuredMap   = "xdpc_ct_assured"
+	CTUnassuredMap = "xdpc_ct_unassrd"
+)
+
+// minUnassured is the least room the unassured map gets
+// (docs/conntrack.md): a quarter of the assured map's, at least this.
+const minUnassured = 1024
+
+// allocateConntrack describes the connection table of a policy that
+// tracks connections: the assured map with the configured capacity, the
+// unassured one with a quarter of it (at least minUnassured), and the
+// timeouts by state.
+func allocateConntrack(prog *Program, cfg *policy.Config, p *policy.Policy) {
+	if !p.TracksConnections() {
+		return
+	}
+	n := cfg.Conntrack.MaxEntries
+	if n <= 0 {
+		n = policy.DefaultConntrackEntries
+	}
+	prog.Conntrack = &Conntrack{
+		Assured:   artifact.MapCTAssured.Map(CTAssuredMap, uint32(n)),
+		Unassured: artifact.MapCTUnassured.Map(CTUnassuredMap, uint32(max(n/4, minUnassured))),
+		Timeouts:  cfg.Conntrack.Timeouts.WithDefaults(),
+	}
+}
+
 // allocateCounters describes the per-CPU counter array: one slot per rule,
 // then the default and malformed slots.
 func allocateCounters(prog *Program) {
@@ -125,7 +155,8 @@ func allocateRedirects(prog *Program) {
 	prog.Redirect = blueprint(artifact.MapRedirect, RedirectMap, len(prog.Redirects))
 }
 
-// maps lists every map of prog: the counters, then the sets' maps.
+// maps lists every map of prog: the counters, the sets' maps, the
+// redirect map, the connection table's.
 func (p *Program) maps() []artifact.Map {
 	ms := []artifact.Map{p.Counters}
 	for _, s := range p.Sets {
@@ -137,6 +168,9 @@ func (p *Program) maps() []artifact.Map {
 	}
 	if p.Redirect != nil {
 		ms = append(ms, *p.Redirect)
+	}
+	if ct := p.Conntrack; ct != nil {
+		ms = append(ms, ct.Assured, ct.Unassured)
 	}
 	return ms
 }

@@ -11,10 +11,15 @@ import (
 const OldestKernel = "6.1"
 
 // helperKernels are the BPF helpers generated code may call, with the
-// first Linux release that has each for XDP programs. A helper missing
+// first Linux release that has each for the program types that call it
+// (XDP; bpf_skb_pull_data in the TC egress program). A helper missing
 // here is not known to be on OldestKernel.
 var helperKernels = map[asm.BuiltinFunc]string{
 	asm.FnMapLookupElem: "3.19",
+	asm.FnMapUpdateElem: "3.19",
+	asm.FnMapDeleteElem: "3.19",
+	asm.FnKtimeGetNs:    "4.1",
+	asm.FnSkbPullData:   "4.9", // TC programs only
 	asm.FnRedirectMap:   "4.14",
 }
 

@@ -20,6 +20,8 @@ func TestCheckPortable(t *testing.T) {
 		{"masked swap", asm.Instructions{swap, asm.And.Imm(asm.R1, 0xffff), asm.Return()}, ""},
 		{"swap masked narrower", asm.Instructions{swap, asm.And.Imm(asm.R1, 0x0fff), asm.Return()}, ""},
 		{"known helpers", asm.Instructions{asm.FnMapLookupElem.Call(), asm.FnRedirectMap.Call(), asm.Return()}, ""},
+		{"connection tracking helpers", asm.Instructions{asm.FnKtimeGetNs.Call(), asm.FnMapUpdateElem.Call(), asm.FnMapDeleteElem.Call(),
+			asm.FnSkbPullData.Call(), asm.Return()}, ""},
 		{"16-bit jump", asm.Instructions{asm.Ja.Label("x"), asm.Return().WithSymbol("x")}, ""},
 		{"unmasked swap", asm.Instructions{swap, asm.Return()}, "byte swap not followed by a mask"},
 		{"swap masked elsewhere", asm.Instructions{swap, asm.And.Imm(asm.R2, 0xffff), asm.Return()}, "byte swap not followed by a mask"},

@@ -32,7 +32,8 @@ func mergeRanges(prog *Program) {
 //   - any IP field implies ether_type 0x0800 or 0x86dd (just one of them
 //     when the rule's addresses are all of one family);
 //   - any IP field implies fragment none, first or later; layer-4 fields
-//     imply fragment none or first.
+//     and ct_state imply fragment none or first (later fragments are not
+//     tracked); ct_state implies an IP ether_type.
 func dropImpliedTests(prog *Program) {
 	for i := range prog.Rules {
 		r := &prog.Rules[i]
@@ -46,6 +47,9 @@ func dropImpliedTests(prog *Program) {
 // ruleFacts is what the presence of a rule's fields proves about a packet.
 type ruleFacts struct {
 	ip, l4, tcp, ports bool
+	// tracked: the packet has a ct_state, so it is IP and not a later
+	// fragment.
+	tracked bool
 	// v4, v6: the families the rule's address tests admit.
 	v4, v6 bool
 }
@@ -63,6 +67,8 @@ func factsOf(ts []Test) ruleFacts {
 			f.ip, f.l4, f.tcp = true, true, true
 		case policy.FieldICMPType, policy.FieldICMPCode:
 			f.ip, f.l4 = true, true
+		case policy.FieldCTState:
+			f.ip, f.tracked = true, true
 		}
 		if t.Op == OpPrefix {
 			has4, has6 := false, false
@@ -96,7 +102,7 @@ func (f ruleFacts) imply(t *Test) bool {
 		return (!f.v4 || inValues(t.Values, wire.EtherTypeIPv4)) && (!f.v6 || inValues(t.Values, wire.EtherTypeIPv6))
 	case policy.FieldFragment:
 		need := policy.FragmentMask(policy.FragNone | policy.FragFirst)
-		if !f.l4 {
+		if !f.l4 && !f.tracked {
 			need |= policy.FragmentMask(policy.FragLater)
 		}
 		return f.ip && t.Fragments&need == need

@@ -72,15 +72,34 @@ func emitCount(e *emitter, slot int) {
 // verdict returned. Per-CPU counters need no atomic add. A program with
 // redirect rules returns what bpf_redirect_map returns for a redirect:
 // XDP_REDIRECT, or XDP_DROP when the target is not in the device map.
+//
+// A program that tracks connections commits the packets it passes or
+// redirects first (emitCommit), then counts them; the commit keeps
+// rVerdict.
 func emitEpilogue(e *emitter, prog *Program) {
 	verdicts := []artifact.Action{artifact.ActionDrop, artifact.ActionPass}
 	if prog.Redirect != nil {
 		verdicts = append(verdicts, artifact.ActionRedirect)
 	}
+	if ct := prog.Conntrack; ct != nil {
+		// The verdicts that commit last, so pass falls into the commit.
+		verdicts = []artifact.Action{artifact.ActionDrop}
+		if prog.Redirect != nil {
+			verdicts = append(verdicts, artifact.ActionRedirect)
+		}
+		verdicts = append(verdicts, artifact.ActionPass)
+	}
 	for _, v := range verdicts {
 		e.label(verdictLabel(v))
 		e.at("epilogue: verdict %s", v)
-		e.emit(asm.Mov.Imm(rVerdict, int32(v)), asm.Ja.Label(labelCount))
+		next := labelCount
+		if prog.Conntrack != nil && v != artifact.ActionDrop {
+			next = labelCommit
+		}
+		e.emit(asm.Mov.Imm(rVerdict, int32(v)), asm.Ja.Label(next))
+	}
+	if ct := prog.Conntrack; ct != nil {
+		emitCommit(e, commitOptions{next: labelCount, assured: ct.Assured.Name, unassured: ct.Unassured.Name, timeouts: ct.Timeouts})
 	}
 	e.label(labelCount)
 	e.at("epilogue: count the decision and return its verdict")
