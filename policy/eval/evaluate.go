@@ -30,7 +30,8 @@ const (
 // Evaluate does not allocate unless count rules match.
 func Evaluate(p *policy.Policy, frame []byte) Result {
 	var pkt Packet
-	if reason, _ := parse(frame, &pkt); reason != "" {
+	var lay layout
+	if reason, _ := parse(frame, &pkt, &lay); reason != "" {
 		return malformedResult(p, reason)
 	}
 	return decide(p, &pkt, nil)
