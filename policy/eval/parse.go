@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/wire"
 )
@@ -11,6 +12,11 @@ import (
 // Packet is a parsed frame: the fields of docs/datapath.md. A field whose
 // presence flag (Tags, Family, HasPorts, HasTCPFlags, HasICMP) says it is
 // absent holds its zero value.
+//
+// CTState is not read from the frame: it is the packet's ct_state, from
+// the connection table as the packet arrived. Parse leaves it
+// conntrack.StatusNone; Evaluate and a Session set it before the rules run
+// when the policy tracks connections.
 type Packet struct {
 	Len              int // frame length n
 	DstMAC, SrcMAC   policy.MAC
@@ -36,6 +42,7 @@ type Packet struct {
 	HasARP               bool
 	ARPOp                uint16
 	ARPSender, ARPTarget netip.Addr
+	CTState              conntrack.Status
 }
 
 // Malformed says why a frame failed parsing: Reason names the header and the
