@@ -166,10 +166,24 @@ func flowState(s *Session, frame []byte, now uint64) conntrack.State {
 	return conntrack.StateNone
 }
 
+// conversation is a policy, the file's conntrack settings and frames.
+type conversation struct {
+	name  string
+	p     *policy.Policy
+	ct    policy.Conntrack
+	steps []ctStep
+}
+
 // TestConversations are PITFALLS.md's "Connection tracking" lines as
 // conversations through a session: ingress frames decided by the policy,
 // the host's own frames recorded by egress.
 func TestConversations(t *testing.T) {
+	for _, tc := range conversations() {
+		t.Run(tc.name, func(t *testing.T) { runConversation(t, tc.p, tc.ct, tc.steps) })
+	}
+}
+
+func conversations() []conversation {
 	var (
 		none        = conntrack.StateNone
 		synSent     = conntrack.TCPSynSent
@@ -181,12 +195,7 @@ func TestConversations(t *testing.T) {
 	shortEstablished := policy.Conntrack{Timeouts: conntrack.Timeouts{TCPEstablished: time.Hour}}
 	udpQuery := udp4(host4, peer4, 5353, 53)
 	udpReply := udp4(peer4, host4, 53, 5353)
-	tests := []struct {
-		name  string
-		p     *policy.Policy
-		ct    policy.Conntrack
-		steps []ctStep
-	}{
+	return []conversation{
 		{"tcp handshake and teardown, the host serving", host, defaults, []ctStep{
 			{at: 0, frame: sshIn(syn), status: stNew, rule: "ssh", commit: CommitCreate, state: synSent},
 			{at: 1 * ms, out: true, frame: sshOut(synAck), status: stEstablished, commit: CommitUpdate, state: synRecv},
@@ -373,9 +382,6 @@ func TestConversations(t *testing.T) {
 			{out: true, frame: ether(0x0800, v4{src: host4, dst: peer4, proto: wire.ProtoUDP, fo: 8}.build(zeros(64))), status: stNone, state: none},
 			{frame: udpReply, status: stNew, rule: RuleDefault, commit: CommitCreate, state: conntrack.UDPUnreplied},
 		}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { runConversation(t, tc.p, tc.ct, tc.steps) })
 	}
 }
 
