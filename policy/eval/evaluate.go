@@ -38,9 +38,9 @@ const (
 //
 // Evaluate keeps no state. For a policy that tracks connections it decides
 // as a fresh Session would, with an empty connection table: a TCP SYN, a
-// UDP packet or an echo request is new, any other TCP segment, an echo
-// reply or an ICMP error invalid, and no packet established or related.
-// Frames of a conversation need a Session.
+// UDP packet, an echo request or a packet of another protocol is new, any
+// other TCP segment, an echo reply or an ICMP error invalid, and no packet
+// established or related. Frames of a conversation need a Session.
 //
 // Evaluate does not allocate unless count rules match.
 func Evaluate(p *policy.Policy, frame []byte) Result {
