@@ -140,12 +140,10 @@ func (s *Session) egress(frame []byte, now uint64, x *EgressExplanation) EgressR
 	cp := trackedPacket(frame, &pkt, lay)
 	st := s.table.Status(&cp, now)
 	pkt.CTState = st
+	var trace *CTTrace
 	if x != nil {
 		explained := pkt
 		x.Packet = &explained
-	}
-	var trace *CTTrace
-	if x != nil {
 		trace = newTrace(s.table, &pkt, &cp, now, true)
 	}
 	res := EgressResult{CTState: st, Commit: commitOf(&cp, st, true)}
