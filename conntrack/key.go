@@ -153,6 +153,10 @@ type Entry struct {
 	Flags            Flags
 }
 
+// Live reports whether the entry is alive at time now: its timeout has
+// not passed. A dead entry is as good as none.
+func (e Entry) Live(now uint64) bool { return now < e.Expires }
+
 // EntrySize is the size of an encoded Entry.
 const EntrySize = 32
 

@@ -102,10 +102,21 @@ func NewTable(t Timeouts) *Table {
 // lookup returns the live entry of k at time now.
 func (t *Table) lookup(k Key, now uint64) (Entry, bool) {
 	e, ok := t.entries[k]
-	if !ok || now >= e.Expires {
+	if !ok || !e.Live(now) {
 		return Entry{}, false
 	}
 	return e, true
+}
+
+// Lookup returns the entry the table holds for flow k, live or dead, and
+// whether it holds one: for explaining a packet's ct_state ("its entry
+// expired 5 s ago"). Status and Commit see live entries only (Entry.Live).
+// This table keeps a dead entry until a packet replaces it; the
+// datapath's may have dropped it already (evicted, or removed by the
+// runtime).
+func (t *Table) Lookup(k Key) (Entry, bool) {
+	e, ok := t.entries[k]
+	return e, ok
 }
 
 // dir is the direction of a packet whose source is the key's Lo endpoint
@@ -240,7 +251,7 @@ type Flow struct {
 func (t *Table) Flows(now uint64) []Flow {
 	var out []Flow
 	for k, e := range t.entries {
-		if now < e.Expires {
+		if e.Live(now) {
 			out = append(out, Flow{k, e})
 		}
 	}

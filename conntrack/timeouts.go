@@ -103,8 +103,16 @@ func (t Timeouts) WithDefaults() Timeouts {
 }
 
 // Of returns the timeout of an entry in state s (defaults for unset ones).
+// It allocates nothing: the table calls it for every packet it records.
 func (t Timeouts) Of(s State) time.Duration {
-	t = t.WithDefaults()
+	if d := t.of(s); d != 0 {
+		return d
+	}
+	return DefaultTimeouts.of(s)
+}
+
+// of returns the field of t that holds state s's timeout.
+func (t *Timeouts) of(s State) time.Duration {
 	switch s {
 	case TCPSynSent, TCPSynSent2:
 		return t.TCPSynSent

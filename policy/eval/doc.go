@@ -10,4 +10,11 @@
 // Explain gives the same decision with the reason each rule did or did not
 // match. Malformed frames are not errors of the evaluator: they are a verdict
 // of the policy. Nothing in this package panics on any frame.
+//
+// A policy that matches ct_state decides by a connection table
+// (docs/conntrack.md). A Session keeps one, frame after frame, with the
+// frames' timestamps as its clock: Ingress decides an arriving frame and
+// records what the policy lets through, Egress records a frame the host
+// sends, Flows shows the table. Track says what the table reads of a frame.
+// Evaluate and Explain keep no state: they decide as a fresh session would.
 package eval

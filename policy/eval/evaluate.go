@@ -3,6 +3,7 @@ package eval
 import (
 	"net/netip"
 
+	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -14,6 +15,14 @@ type Result struct {
 	Slot      int           // counter slot of the decision
 	Counted   []int         // slots of count rules that matched, in order
 	Malformed string        // reason, when Rule == "malformed"
+	// CTState is the packet's ct_state as the rules saw it: StatusNone
+	// when the policy does not track connections, and for a packet that
+	// is not tracked or malformed.
+	CTState conntrack.Status
+	// CTCommit is what recording the packet does to the connection table:
+	// CommitNone unless the policy tracks connections and passes or
+	// redirects the packet.
+	CTCommit Commit
 }
 
 // Names of the two decisions that are not rules.
@@ -27,13 +36,69 @@ const (
 // order, matching count rules are recorded and skipped over, and the first
 // matching pass, drop or redirect rule decides, else p.Default on the default slot.
 //
+// Evaluate keeps no state. For a policy that tracks connections it decides
+// as a fresh Session would, with an empty connection table: a TCP SYN, a
+// UDP packet, an echo request or a packet of another protocol is new, any
+// other TCP segment, an echo reply or an ICMP error invalid, and no packet
+// established or related. Frames of a conversation need a Session.
+//
 // Evaluate does not allocate unless count rules match.
 func Evaluate(p *policy.Policy, frame []byte) Result {
-	var pkt Packet
-	if reason, _ := parse(frame, &pkt); reason != "" {
-		return malformedResult(p, reason)
+	var t *conntrack.Table
+	if p.TracksConnections() {
+		t = emptyTable
 	}
-	return decide(p, &pkt, nil)
+	return ingress(p, t, frame, 0, false, nil)
+}
+
+// emptyTable is the connection table of a fresh session, for Evaluate. It
+// is only ever read, so Evaluate stays safe to call concurrently.
+var emptyTable = conntrack.NewTable(conntrack.Timeouts{})
+
+// ingress decides what p does with frame arriving at time now, its
+// ct_state from table t (nil when p does not track connections). With
+// record, a packet the policy passes or redirects is committed to t. When
+// x is not nil it receives the explanation: the packet, the rules tried
+// and how the table read the packet.
+func ingress(p *policy.Policy, t *conntrack.Table, frame []byte, now uint64, record bool, x *Explanation) Result {
+	var pkt Packet
+	var lay layout
+	if reason, off := parse(frame, &pkt, &lay); reason != "" {
+		res := malformedResult(p, reason)
+		if x != nil {
+			x.Malformed, x.Result = &Malformed{Reason: reason, Offset: off}, res
+		}
+		return res
+	}
+	var cp conntrack.Packet
+	var trace *CTTrace
+	if t != nil {
+		cp = trackedPacket(frame, &pkt, lay)
+		pkt.CTState = t.Status(&cp, now)
+		if x != nil {
+			trace = newTrace(t, &pkt, &cp, now, false)
+		}
+	}
+	var steps *[]Step
+	if x != nil {
+		steps = &x.Steps
+	}
+	res := decide(p, &pkt, steps)
+	res.CTState = pkt.CTState
+	if t != nil && (res.Verdict == policy.ActionPass || res.Verdict == policy.ActionRedirect) {
+		res.CTCommit = commitOf(&cp, pkt.CTState, false)
+		if record {
+			t.Commit(&cp, pkt.CTState, now, false)
+		}
+		if trace != nil {
+			trace.record(t, res.CTCommit)
+		}
+	}
+	if x != nil {
+		explained := pkt
+		x.Packet, x.CT, x.Result = &explained, trace, res
+	}
+	return res
 }
 
 func malformedResult(p *policy.Policy, reason string) Result {
@@ -117,6 +182,8 @@ func matchField(m *policy.Match, pkt *Packet) outcome {
 		in = m.Flags.Matches(pkt.TCPFlags)
 	case policy.FieldFragment:
 		in = m.Fragments.Has(pkt.Fragment)
+	case policy.FieldCTState:
+		in = m.CTStates.Has(pkt.CTState)
 	default:
 		in = inRanges(ranges(m), value(m.Field, pkt))
 	}
@@ -145,6 +212,8 @@ func has(f policy.Field, pkt *Packet) bool {
 		return pkt.HasTCPFlags
 	case policy.FieldICMPType, policy.FieldICMPCode:
 		return pkt.HasICMP
+	case policy.FieldCTState:
+		return pkt.CTState != conntrack.StatusNone
 	}
 	return false
 }

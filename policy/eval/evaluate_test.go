@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/wire"
 )
@@ -259,10 +260,24 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 		newRule("web", policy.ActionPass, is(policy.FieldProto, 6), inSet(policy.FieldDstPort, portSet), flags(0, wire.TCPRst)),
 		newRule("mac", policy.ActionPass, not(macList(policy.FieldSrcMAC, otherMAC)), cidrs(policy.FieldDst, "10.9.0.0/16", "2001:db8::/32"), fragments(policy.FragNone)),
 	)
+	tracking := hostPolicy()
 	for _, f := range [][]byte{tcp4SSH, tcp4Web, tcp6Web, udp6, later6, qinqFrame, badFrame} {
 		if n := testing.AllocsPerRun(100, func() { Evaluate(p, f) }); n != 0 {
 			t.Errorf("Evaluate allocates %v times per packet on %x", n, f)
 		}
+		if n := testing.AllocsPerRun(100, func() { Evaluate(tracking, f) }); n != 0 {
+			t.Errorf("Evaluate of a policy that tracks allocates %v times per packet on %x", n, f)
+		}
+	}
+	// A session allocates nothing for the packets of a flow it knows.
+	s := NewSession(tracking, policy.Conntrack{})
+	s.Ingress(sshIn(syn), 1)
+	in, out := sshIn(pshAck), sshOut(pshAck)
+	if n := testing.AllocsPerRun(100, func() { s.Ingress(in, 2); s.Egress(out, 3) }); n != 0 {
+		t.Errorf("a session allocates %v times per packet of a known flow", n)
+	}
+	if r := s.Ingress(in, 4); r.CTState != conntrack.StatusEstablished {
+		t.Errorf("the flow's packets are %s, want established", r.CTState)
 	}
 }
 

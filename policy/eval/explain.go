@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/wire"
 )
@@ -18,30 +19,38 @@ type Step struct {
 }
 
 // Explanation is a decision with its reasons: the parsed packet (or why it is
-// malformed), every rule tried in order, and the result, which is always the
-// one Evaluate gives.
+// malformed), how the connection table read it, every rule tried in order,
+// and the result, which is always the one Evaluate (or Session.Ingress)
+// gives.
 type Explanation struct {
 	Packet    *Packet
 	Malformed *Malformed
-	Steps     []Step
-	Result    Result
+	// CT is how the connection table read the packet and what recording
+	// it did; nil when the policy does not track connections or the
+	// packet is malformed.
+	CT     *CTTrace
+	Steps  []Step
+	Result Result
 }
 
 // Explain says which rules of p were tried on frame and why each did or did
 // not match. Rules after the deciding one are not tried; a malformed frame
-// tries none.
+// tries none. For a policy that tracks connections it explains as a fresh
+// Session with the default timeouts would (see Evaluate); Session.Explain
+// explains a frame of a conversation.
 func Explain(p *policy.Policy, frame []byte) Explanation {
-	pkt, bad := Parse(frame)
-	if bad != nil {
-		return Explanation{Malformed: bad, Result: malformedResult(p, bad.Reason)}
+	var t *conntrack.Table
+	if p.TracksConnections() {
+		t = conntrack.NewTable(conntrack.Timeouts{})
 	}
-	e := Explanation{Packet: pkt}
-	e.Result = decide(p, pkt, &e.Steps)
-	return e
+	var x Explanation
+	ingress(p, t, frame, 0, true, &x)
+	return x
 }
 
-// String renders e as text, one line for the packet, one per rule tried and
-// one for the verdict.
+// String renders e as text, one line for the packet, one for its ct_state,
+// one per rule tried, one for the verdict and one for what it did to the
+// connection table.
 func (e Explanation) String() string {
 	var b strings.Builder
 	switch {
@@ -49,6 +58,9 @@ func (e Explanation) String() string {
 		fmt.Fprintf(&b, "packet: %s\n", e.Malformed.Error())
 	case e.Packet != nil:
 		fmt.Fprintf(&b, "packet: %s\n", e.Packet.Summary())
+	}
+	if e.CT != nil {
+		b.WriteString(e.CT.StateLine())
 	}
 	for _, s := range e.Steps {
 		fmt.Fprintf(&b, "rule %q%s: ", s.Rule.Name, position(s.Rule))
@@ -74,6 +86,27 @@ func (e Explanation) String() string {
 			break
 		}
 		fmt.Fprintf(&b, "verdict: %s by rule %q\n", e.Result.Verdict, e.Result.Rule)
+	}
+	if e.CT != nil {
+		b.WriteString(e.CT.EffectLine())
+	}
+	return b.String()
+}
+
+// String renders e as text: the packet, sent by the host, its ct_state and
+// what recording it did.
+func (e EgressExplanation) String() string {
+	var b strings.Builder
+	switch {
+	case e.Malformed != nil:
+		fmt.Fprintf(&b, "packet (out): %s\n", e.Malformed.Error())
+		b.WriteString("conntrack: no change (malformed)\n")
+	case e.CT != nil:
+		fmt.Fprintf(&b, "packet (out): %s\n", e.Packet.Summary())
+		b.WriteString(e.CT.String())
+	case e.Packet != nil:
+		fmt.Fprintf(&b, "packet (out): %s\n", e.Packet.Summary())
+		b.WriteString("conntrack: no change (the policy does not track connections)\n")
 	}
 	return b.String()
 }
@@ -130,6 +163,8 @@ func absence(f policy.Field, pkt *Packet) string {
 		return "packet has no vlan tag"
 	case pkt.Family == 0:
 		return fmt.Sprintf("packet is not IP (ether_type 0x%04x)", pkt.EtherType)
+	case f == policy.FieldCTState:
+		return "packet is not tracked (" + untrackedReason(pkt) + ")"
 	}
 	what := "ports"
 	switch f {
@@ -155,6 +190,8 @@ func fieldText(f policy.Field, pkt *Packet) string {
 		return flagLetters(pkt.TCPFlags)
 	case policy.FieldFragment:
 		return pkt.Fragment.String()
+	case policy.FieldCTState:
+		return pkt.CTState.String()
 	}
 	return rangeText(f, policy.Range{Lo: value(f, pkt), Hi: value(f, pkt)})
 }
@@ -176,6 +213,10 @@ func valuesText(m *policy.Match) string {
 		}
 	case policy.KindFlags:
 		return m.Flags.String()
+	case policy.KindCTState:
+		for _, st := range m.CTStates.Statuses() {
+			vs = append(vs, st.String())
+		}
 	case policy.KindFragment:
 		for _, fr := range []policy.Fragment{policy.FragNone, policy.FragFirst, policy.FragLater} {
 			if m.Fragments.Has(fr) {

@@ -158,3 +158,14 @@ func addr(s, def string) netip.Addr {
 	}
 	return netip.MustParseAddr(s)
 }
+
+// echo is an ICMP or ICMPv6 echo message of type typ with identifier id.
+func echo(typ uint8, id, seq uint16) []byte {
+	return cat([]byte{typ, 0, 0, 0}, put16(id), put16(seq))
+}
+
+// icmpError is an ICMP or ICMPv6 error of type typ and code carrying the
+// packet embedded (its IP header and what follows).
+func icmpError(typ, code uint8, embedded ...[]byte) []byte {
+	return cat(icmp(typ, code), cat(embedded...))
+}

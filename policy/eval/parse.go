@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/wire"
 )
@@ -11,6 +12,11 @@ import (
 // Packet is a parsed frame: the fields of docs/datapath.md. A field whose
 // presence flag (Tags, Family, HasPorts, HasTCPFlags, HasICMP) says it is
 // absent holds its zero value.
+//
+// CTState is not read from the frame: it is the packet's ct_state, from
+// the connection table as the packet arrived. Parse leaves it
+// conntrack.StatusNone; Evaluate and a Session set it before the rules run
+// when the policy tracks connections.
 type Packet struct {
 	Len              int // frame length n
 	DstMAC, SrcMAC   policy.MAC
@@ -36,6 +42,7 @@ type Packet struct {
 	HasARP               bool
 	ARPOp                uint16
 	ARPSender, ARPTarget netip.Addr
+	CTState              conntrack.Status
 }
 
 // Malformed says why a frame failed parsing: Reason names the header and the
@@ -87,16 +94,24 @@ const (
 // Parse reads frame into a Packet, or says why it is malformed.
 func Parse(frame []byte) (*Packet, *Malformed) {
 	p := new(Packet)
-	if reason, off := parse(frame, p); reason != "" {
+	var lay layout
+	if reason, off := parse(frame, p, &lay); reason != "" {
 		return nil, &Malformed{Reason: reason, Offset: off}
 	}
 	return p, nil
 }
 
-// parse fills p from frame. It returns the malformed reason and the offset of
-// the failing header, or "" when the frame is well formed. It does not
-// allocate, so Evaluate can run it on every packet.
-func parse(frame []byte, p *Packet) (reason string, off int) {
+// layout is where a well-formed packet's layer-4 header starts in its
+// frame and where its IP packet ends: what connection tracking reads
+// beyond Packet's fields (an echo's identifier, an error's embedded
+// packet). l4 is 0 when the packet has no layer-4 header (not IP, a later
+// fragment).
+type layout struct{ l4, end int }
+
+// parse fills p and lay from frame. It returns the malformed reason and the
+// offset of the failing header, or "" when the frame is well formed. It does
+// not allocate, so Evaluate can run it on every packet.
+func parse(frame []byte, p *Packet, lay *layout) (reason string, off int) {
 	n := len(frame)
 	p.Len = n
 	if n < ethernetHeaderLength {
@@ -118,9 +133,9 @@ func parse(frame []byte, p *Packet) (reason string, off int) {
 	p.EtherType = et
 	switch et {
 	case wire.EtherTypeIPv4:
-		return parseIPv4(frame, off, p)
+		return parseIPv4(frame, off, p, lay)
 	case wire.EtherTypeIPv6:
-		return parseIPv6(frame, off, p)
+		return parseIPv6(frame, off, p, lay)
 	case wire.EtherTypeARP:
 		parseARP(frame, off, p)
 	}
@@ -150,7 +165,7 @@ func parseARP(frame []byte, off int, p *Packet) {
 
 // parseIPv4 reads the IPv4 header at l3 and, unless the packet is a later
 // fragment, its layer-4 header.
-func parseIPv4(frame []byte, l3 int, p *Packet) (string, int) {
+func parseIPv4(frame []byte, l3 int, p *Packet, lay *layout) (string, int) {
 	n := len(frame)
 	if l3+20 > n {
 		return reasonIPv4Short, l3
@@ -189,13 +204,13 @@ func parseIPv4(frame []byte, l3 int, p *Packet) (string, int) {
 	default:
 		p.Fragment = policy.FragNone
 	}
-	return parseL4(frame, l3+hl, l3+tot, p)
+	return parseL4(frame, l3+hl, l3+tot, p, lay)
 }
 
 // parseIPv6 reads the IPv6 header at l3, walks at most
 // policy.MaxIPv6ExtHdrs extension headers to the upper-layer protocol and,
 // unless the packet is a later fragment, reads its layer-4 header.
-func parseIPv6(frame []byte, l3 int, p *Packet) (string, int) {
+func parseIPv6(frame []byte, l3 int, p *Packet, lay *layout) (string, int) {
 	n := len(frame)
 	if l3+40 > n {
 		return reasonIPv6Short, l3
@@ -213,58 +228,67 @@ func parseIPv6(frame []byte, l3 int, p *Packet) (string, int) {
 	p.TTL = frame[l3+7]
 	p.Src = netip.AddrFrom16([16]byte(frame[l3+8 : l3+24]))
 	p.Dst = netip.AddrFrom16([16]byte(frame[l3+24 : l3+40]))
-	p.Fragment = policy.FragNone
-	nh := frame[l3+6]
-	cur := l3 + 40
+	proto, cur, frag, reason, off := walkIPv6(frame, frame[l3+6], l3+40, end)
+	if reason != "" {
+		return reason, off
+	}
+	p.Proto, p.Fragment = proto, frag
+	if p.Fragment == policy.FragLater {
+		return "", 0
+	}
+	return parseL4(frame, cur, end, p, lay)
+}
+
+// walkIPv6 walks at most policy.MaxIPv6ExtHdrs extension headers from
+// offset cur, whose type is nh, bounded by the IP packet's end: it returns
+// the upper-layer protocol, where its header starts and the fragment
+// class, or the malformed reason and the offset of the failing header. A
+// later fragment's protocol is its fragment header's next header.
+func walkIPv6(frame []byte, nh uint8, cur, end int) (proto uint8, l4 int, frag policy.Fragment, reason string, off int) {
+	frag = policy.FragNone
 	exts := 0
-walk:
 	for {
 		switch nh {
 		case wire.IPv6ExtHopByHop, wire.IPv6ExtRouting, wire.IPv6ExtDestOpts:
 			if exts == policy.MaxIPv6ExtHdrs {
-				return reasonIPv6ExtCount, cur
+				return 0, 0, 0, reasonIPv6ExtCount, cur
 			}
 			exts++
 			if cur+8 > end {
-				return reasonIPv6ExtShort, cur
+				return 0, 0, 0, reasonIPv6ExtShort, cur
 			}
 			hlen := (int(frame[cur+1]) + 1) * 8
 			if cur+hlen > end {
-				return reasonIPv6ExtLen, cur
+				return 0, 0, 0, reasonIPv6ExtLen, cur
 			}
 			nh = frame[cur]
 			cur += hlen
 		case wire.IPv6ExtFragment:
 			if exts == policy.MaxIPv6ExtHdrs {
-				return reasonIPv6ExtCount, cur
+				return 0, 0, 0, reasonIPv6ExtCount, cur
 			}
 			exts++
 			if cur+8 > end {
-				return reasonIPv6FragShort, cur
+				return 0, 0, 0, reasonIPv6FragShort, cur
 			}
 			fo := be16(frame, cur+2)
 			nh = frame[cur]
 			cur += 8
 			if fo&ipv6FragOffsetMask != 0 {
-				p.Fragment = policy.FragLater
-				break walk
+				return nh, cur, policy.FragLater, "", 0
 			}
 			if fo&ipv6MoreFragments != 0 {
-				p.Fragment = policy.FragFirst
+				frag = policy.FragFirst
 			}
 		default:
-			break walk
+			return nh, cur, frag, "", 0
 		}
 	}
-	p.Proto = nh
-	if p.Fragment == policy.FragLater {
-		return "", 0
-	}
-	return parseL4(frame, cur, end, p)
 }
 
 // parseL4 reads the layer-4 header at o, bounded by the IP packet's end.
-func parseL4(frame []byte, o, end int, p *Packet) (string, int) {
+func parseL4(frame []byte, o, end int, p *Packet, lay *layout) (string, int) {
+	lay.l4, lay.end = o, end
 	switch {
 	case p.Proto == wire.ProtoTCP:
 		if o+20 > end {
