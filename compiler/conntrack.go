@@ -430,11 +430,13 @@ func emitTrackICMP(e *emitter, o trackOptions, f icmpFamily, label, addrs, head 
 }
 
 // emitTrackError reads the flow of the packet an ICMP error of family f
-// carries, after the error's 8-byte header: its IP header (IPv4 with
-// options; IPv6 without extension headers: the next header is the
-// protocol) and, for TCP, UDP and its family's ICMP, the first 8 bytes
-// after it: ports, or an echo's identifier. An error that carries less,
-// or another ICMP message than an echo, is invalid. The embedded packet
+// carries, after the error's 8-byte header (docs/conntrack.md, "The packet
+// an ICMP error carries"): its IP header (IPv4 with options, not a later
+// fragment; IPv6 without extension headers: the next header is the
+// protocol) and the first 8 bytes after it: ports for TCP and UDP, an
+// echo's identifier for its family's ICMP, nothing read for the others.
+// An error that carries less, or another ICMP message than an echo, is
+// invalid. The embedded packet
 // is the flow's own as it was sent, so it keys the flow as the flow's
 // packets do.
 func emitTrackError(e *emitter, o trackOptions, f icmpFamily, head string) {
@@ -466,7 +468,9 @@ func emitTrackError(e *emitter, o trackOptions, f icmpFamily, head string) {
 		asm.JNE.Imm32(asm.R0, f.family, short),
 	)
 	if f.family == 4 {
+		e.emit(be16(asm.R0, asm.R4, 6)...)
 		e.emit(
+			asm.JSet.Imm32(asm.R0, 0x1fff, short), // a later fragment carries no ports
 			asm.And.Imm32(asm.R3, 0x0f),
 			asm.JLT.Imm32(asm.R3, 5, short),
 			asm.LSh.Imm32(asm.R3, 2), // header length
@@ -510,9 +514,6 @@ func emitTrackError(e *emitter, o trackOptions, f icmpFamily, head string) {
 		asm.JEq.Imm32(asm.R5, wire.ProtoUDP, ports),
 		asm.JEq.Imm32(asm.R5, f.proto, echo),
 	)
-	e.label(noPorts)
-	unknownZero(e, asm.R3)
-	e.emit(asm.Mov.Reg(asm.R4, asm.R3), asm.Ja.Label(head))
 	l4 := func() {
 		e.emit(
 			asm.JGT.Imm(asm.R0, maxCursor, short),
@@ -524,6 +525,11 @@ func emitTrackError(e *emitter, o trackOptions, f icmpFamily, head string) {
 		)
 		guard(e, asm.R1, 8, asm.R3, short)
 	}
+	e.label(noPorts)
+	e.at("conntrack: an ICMP error about another protocol: ports 0, 8 bytes carried all the same")
+	l4()
+	unknownZero(e, asm.R3)
+	e.emit(asm.Mov.Reg(asm.R4, asm.R3), asm.Ja.Label(head))
 	e.label(ports)
 	l4()
 	e.emit(be16(asm.R3, asm.R1, 0)...)

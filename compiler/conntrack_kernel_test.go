@@ -175,11 +175,9 @@ func (p *pkt) packet() *conntrack.Packet {
 		in := p.inner
 		isrc, idst := in.endpoints()
 		cp.Inner = conntrack.Endpoints{Proto: in.ipProto(), Src: isrc, Dst: idst}
-		need := 8
-		if in.kind == conntrack.KindOther {
-			need = 0
-		}
-		cp.HasInner = p.innerBytes >= need
+		// 8 bytes of the embedded layer 4, whatever its protocol
+		// (docs/conntrack.md, "The packet an ICMP error carries").
+		cp.HasInner = p.innerBytes >= 8
 	}
 	return cp
 }
@@ -880,7 +878,9 @@ var conversations = map[string][]pkt{
 		// would complete the flow's address: invalid.
 		{out: true, at: 9 * ms, kind: conntrack.KindOther, proto: 47, src: netip.AddrPortFrom(host6, 0), dst: ap("[2001:db8::7:0:0]:0"), want: sNew},
 		padded(errorPkt(false, 9*ms, router6, host6, 1, pkt{kind: conntrack.KindOther, proto: 47, src: netip.AddrPortFrom(host6, 0), dst: ap("[2001:db8::7:0:0]:0")}, -1, sInvalid), 48),
-		errorPkt(false, 9*ms, router6, host6, 1, pkt{kind: conntrack.KindOther, proto: 47, src: netip.AddrPortFrom(host6, 0), dst: ap("[2001:db8::7:0:0]:0")}, 0, sRelated),
+		// An error about another protocol carries 8 bytes of it too.
+		errorPkt(false, 9*ms, router6, host6, 1, pkt{kind: conntrack.KindOther, proto: 47, src: netip.AddrPortFrom(host6, 0), dst: ap("[2001:db8::7:0:0]:0")}, 0, sInvalid),
+		errorPkt(false, 9*ms, router6, host6, 1, pkt{kind: conntrack.KindOther, proto: 47, src: netip.AddrPortFrom(host6, 0), dst: ap("[2001:db8::7:0:0]:0")}, 8, sRelated),
 		// Neighbour discovery is not tracked.
 		{at: 9 * ms, kind: conntrack.KindUntracked, src: netip.AddrPortFrom(peer6, 0), dst: netip.AddrPortFrom(host6, 0), icmpType: 135, untracked: "ndp"},
 	},

@@ -117,12 +117,10 @@ func embeddedFlow(frame []byte, o, end, family int) (conntrack.Endpoints, bool) 
 		if o+ipv6HeaderLength > end || frame[o]>>4 != 6 {
 			return f, false
 		}
-		proto, cur, frag, reason, _ := walkIPv6(frame, frame[o+6], o+ipv6HeaderLength, end)
-		if reason != "" || frag == policy.FragLater {
-			return f, false
-		}
-		l4 = cur
-		f.Proto = proto
+		// Extension headers of the embedded packet are not walked: its
+		// next header is the protocol (docs/conntrack.md).
+		l4 = o + ipv6HeaderLength
+		f.Proto = frame[o+6]
 		f.Src.Addr = netip.AddrFrom16([16]byte(frame[o+8 : o+24]))
 		f.Dst.Addr = netip.AddrFrom16([16]byte(frame[o+24 : o+40]))
 	default:
