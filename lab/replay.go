@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"slices"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/policy/eval"
 	"github.com/xdpc/xdpc/runtime"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // Backend names, as `xdpc replay --backend` takes them.
@@ -301,6 +304,9 @@ func (k *kernelBackend) Run(f Frame) (Verdict, error) {
 		v = outVerdict(frame)
 		ret, err := k.prog.RunEgress(frame)
 		if err != nil {
+			if cut, ok := cutL3(frame); ok && errors.Is(err, unix.EINVAL) {
+				return Verdict{}, EgressRefusedError{Len: len(frame), EtherType: cut}
+			}
 			return Verdict{}, err
 		}
 		if ret != runtime.TCActUnspec {
@@ -330,6 +336,34 @@ func (k *kernelBackend) decide(frame []byte) (Verdict, error) {
 		return Verdict{}, fmt.Errorf("program returned %s but counted the packet on %q (%s)", out.Action, v.Rule, v.Verdict)
 	}
 	return v, nil
+}
+
+// EgressRefusedError is returned by the kernel backend for a frame the
+// host sends whose IPv4 or IPv6 header is cut short: BPF_PROG_TEST_RUN
+// refuses such a frame to a TC program (EINVAL), so the egress program
+// cannot be run on it. The reference calls it malformed, which the egress
+// program leaves alone; the differential test checks that it does.
+type EgressRefusedError struct {
+	Len       int
+	EtherType uint16
+}
+
+func (e EgressRefusedError) Error() string {
+	return fmt.Sprintf("BPF_PROG_TEST_RUN refuses a %d-byte frame of ether type %#04x to a TC program: its IP header is cut short", e.Len, e.EtherType)
+}
+
+// cutL3 reports whether frame is an untagged IPv4 or IPv6 frame too short
+// for the fixed IP header, and its ether type.
+func cutL3(frame []byte) (uint16, bool) {
+	if len(frame) < 14 {
+		return 0, false
+	}
+	et := uint16(frame[12])<<8 | uint16(frame[13])
+	switch {
+	case et == wire.EtherTypeIPv4 && len(frame) < 14+20, et == wire.EtherTypeIPv6 && len(frame) < 14+40:
+		return et, true
+	}
+	return 0, false
 }
 
 // errNoDecision is returned by decide when no deciding counter moved.
