@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -113,6 +114,50 @@ func readRaw(m *ebpf.Map) ([]rawEntry, error) {
 		return nil, fmt.Errorf("read connection table map %s: %w", m, err)
 	}
 	return out, nil
+}
+
+func countEntries(m *ebpf.Map) (int, error) {
+	n := 0
+	key, value := make([]byte, m.KeySize()), make([]byte, m.ValueSize())
+	it := m.Iterate()
+	for it.Next(&key, &value) {
+		n++
+	}
+	return n, it.Err()
+}
+
+// removeDead deletes the entries whose time is up (expires <= now on the
+// kernel's monotonic clock, bpf_ktime_get_ns) from both maps, and returns
+// how many went. An entry is looked up again just before it is deleted,
+// so one a program refreshed (made again) meanwhile stays, but for the
+// moment between that look-up and the delete.
+func removeDead(maps [2]*ebpf.Map) (int, error) {
+	n := 0
+	for _, m := range maps {
+		es, err := readRaw(m)
+		if err != nil {
+			return n, err
+		}
+		now := monotonicNow()
+		value := make([]byte, conntrack.EntrySize)
+		for _, e := range es {
+			if e.entry.Expires > now {
+				continue
+			}
+			if err := m.Lookup(e.key, &value); err != nil {
+				continue
+			}
+			if cur, err := conntrack.DecodeEntry(value); err != nil || cur.Expires > monotonicNow() {
+				continue
+			}
+			if err := m.Delete(e.key); err == nil {
+				n++
+			} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return n, fmt.Errorf("remove dead entry from %s: %w", m, err)
+			}
+		}
+	}
+	return n, nil
 }
 
 // monotonicNow is the kernel's CLOCK_MONOTONIC in nanoseconds, the clock

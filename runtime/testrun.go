@@ -56,7 +56,7 @@ func NewTestProgram(elf []byte) (*TestProgram, error) {
 	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
-		return nil, fmt.Errorf("load artifact: %w", describeLoadError(err, spec.Programs[manifest.Program]))
+		return nil, fmt.Errorf("load artifact: %w", describeLoadError(err, loadedProgram(err, spec, manifest)))
 	}
 	t := &TestProgram{coll: coll, prog: coll.Programs[manifest.Program], manifest: manifest}
 	if manifest.Egress != "" {
