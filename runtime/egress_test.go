@@ -307,3 +307,56 @@ func TestEgressRejectedByVerifier(t *testing.T) {
 		t.Errorf("a rejected apply left a table: %v", err)
 	}
 }
+
+// TestAttachEgressForTheLab attaches a TestProgram's XDP and egress
+// programs to dut0 without pinning anything, as the lab does: what the
+// namespace sends lands in the program's own table, which ages and reads
+// as under BPF_PROG_TEST_RUN, and closing the links leaves dut0 bare.
+func TestAttachEgressForTheLab(t *testing.T) {
+	for _, m := range egressMechanisms(t)[:2] {
+		t.Run(m.ask, func(t *testing.T) {
+			e := newEnv(t)
+			host := e.hostSender(t)
+			prog, err := runtime.NewTestProgram(trackingELF(t, cttest.Options{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer prog.Close()
+			xdp, _, _, err := runtime.AttachXDP(runtime.XDPAttachment{Netns: e.ns.Name, Interface: "dut0", Mode: runtime.ModeNative, Program: prog.Program()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer xdp.Close()
+			eg, err := runtime.AttachEgress(runtime.EgressOptions{Netns: e.ns.Name, Interface: "dut0", Mechanism: m.ask, Program: prog.Egress()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if eg.Mechanism() != m.want {
+				t.Errorf("attached with %s, want %s", eg.Mechanism(), m.want)
+			}
+			host.send(t, peerAddr, 53)
+			flows, err := prog.ConntrackFlows()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(flows) != 1 || flows[0].Key != udpKey(hostAddr, peerAddr, 53) {
+				t.Fatalf("the program's table holds %+v, want the datagram to port 53", flows)
+			}
+			if err := prog.AgeConntrack(time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if flows, _ := prog.ConntrackFlows(); len(flows) != 0 {
+				t.Errorf("after an hour: %+v, want nothing live", flows)
+			}
+			if _, err := runtime.OpenConntrack(e.opts); !errors.Is(err, runtime.ErrNoConntrack) {
+				t.Errorf("the lab's attach made a pinned table: %v", err)
+			}
+			if err := eg.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if k := e.kernelEgress(t, "dut0"); len(k.programs()) != 0 || k.Clsact {
+				t.Errorf("dut0's egress after Close: %+v", k)
+			}
+		})
+	}
+}
