@@ -31,13 +31,9 @@ import (
 // (runtime.AgeConntrack), so that the capture's timeouts pass: the
 // kernel's clock runs in real time, a capture's jumps.
 
-// probeSource is the status probe's policy; %d is the connection table's
-// capacity, which must be the table's it shares.
+// probeSource is the status probe's policy. Its table takes the capacity
+// of the one it shares (runtime.TestProgram.LoadSharingConntrack).
 const probeSource = `
-conntrack {
-  max_entries = %d
-}
-
 policy "xdpc_ct_probe" {
   default   = "drop"
   malformed = "drop"
@@ -76,11 +72,10 @@ type ctObserver struct {
 // newCTObserver loads the status probe on prog's connection table; nil
 // when prog does not track connections.
 func newCTObserver(prog *runtime.TestProgram) (*ctObserver, error) {
-	if !prog.Tracks() {
+	if prog.Manifest().Conntrack == nil {
 		return nil, nil
 	}
-	assured, _ := prog.ConntrackMaps()
-	cfg, diags := policy.Load("xdpc-ct-probe.hcl", fmt.Appendf(nil, probeSource, assured.MaxEntries()), policy.LoadOptions{})
+	cfg, diags := policy.Load("xdpc-ct-probe.hcl", []byte(probeSource), policy.LoadOptions{})
 	if diags.HasErrors() {
 		panic("lab: the status probe's policy does not load: " + diags.Error())
 	}
@@ -192,18 +187,15 @@ func (o *ctObserver) close() error { return o.probe.Close() }
 
 // ctSnapshot is the live entries of a table, by key. A key live in both
 // maps is the assured one's, which a lookup finds first.
-type ctSnapshot map[conntrack.Key]runtime.TableFlow
+type ctSnapshot map[conntrack.Key]runtime.ConntrackFlow
 
 func (o *ctObserver) snapshot() (ctSnapshot, error) {
-	tbl, err := o.prog.ConntrackFlows()
+	flows, err := o.prog.ConntrackFlows()
 	if err != nil {
 		return nil, err
 	}
 	s := ctSnapshot{}
-	for _, f := range tbl.Flows {
-		if !f.Entry.Live(tbl.Now) {
-			continue
-		}
+	for _, f := range flows {
 		if _, ok := s[f.Key]; !ok {
 			s[f.Key] = f
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/lab/corpus"
@@ -47,7 +49,7 @@ func loadFlowProgram(gp corpus.GeneratedPolicy, opts compiler.Options) (*flowPro
 	if err != nil {
 		return nil, err
 	}
-	if !d.prog.Tracks() {
+	if d.prog.Manifest().Conntrack == nil {
 		d.prog.Close()
 		return nil, fmt.Errorf("generated policy %s does not track connections\n%s", gp.Name, gp.Source)
 	}
@@ -209,7 +211,7 @@ func runFlow(fp *flowProgram, fl corpus.Flow, tally *flowTally) []Verdict {
 		tally.entries[want.CTEntry]++
 		verdicts = append(verdicts, rv)
 	}
-	if diff := compareTables(ref.s, fp.kernel.prog, time.Since(start)); diff != "" {
+	if diff := compareTables(ref.s, fp.kernel.prog, start); diff != "" {
 		tally.fail(flowReport(fp, frames, classes, "the tables differ after the flow:\n"+diff))
 		return nil
 	}
@@ -224,26 +226,24 @@ const tableSlack = time.Millisecond
 // compareTables compares the kernel's live entries with the reference
 // session's at its clock: the same keys, states and flags, each entry in
 // the map its state belongs in, and remaining lifetimes that differ by no
-// more than the real time the replay took (the kernel's clock ran on by
-// that much; the capture's did not).
-func compareTables(s *eval.Session, prog *runtime.TestProgram, elapsed time.Duration) string {
-	tbl, err := prog.ConntrackFlows()
+// more than the real time since the replay started (the kernel's clock
+// ran on by that much; the capture's did not).
+func compareTables(s *eval.Session, prog *runtime.TestProgram, start time.Time) string {
+	flows, err := prog.ConntrackFlows()
 	if err != nil {
 		return err.Error()
 	}
-	kernel := map[conntrack.Key]runtime.TableFlow{}
+	// The kernel's clock just after the read: remaining lifetimes by it
+	// are at most a read's time short.
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return err.Error()
+	}
+	kNow := uint64(ts.Nano())
+	elapsed := time.Since(start)
+	kernel := map[conntrack.Key]runtime.ConntrackFlow{}
 	var b strings.Builder
-	held := map[conntrack.Key]int{}
-	for _, f := range tbl.Flows {
-		if held[f.Key]++; held[f.Key] == 2 {
-			// docs/conntrack.md: an entry lives in the map its state
-			// belongs in, and a new entry replacing a dead one takes its
-			// place in the unassured map while the old copy goes.
-			fmt.Fprintf(&b, "%v is in both maps (live or dead)\n", f.Key)
-		}
-		if !f.Entry.Live(tbl.Now) {
-			continue
-		}
+	for _, f := range flows {
 		if prev, ok := kernel[f.Key]; ok {
 			fmt.Fprintf(&b, "%v is live in both maps: %+v and %+v\n", f.Key, prev.Entry, f.Entry)
 		}
@@ -283,7 +283,7 @@ func compareTables(s *eval.Session, prog *runtime.TestProgram, elapsed time.Dura
 		if kf.Assured != ke.State.Assured() {
 			fmt.Fprintf(&b, "%v in %s is in the assured map: %v\n", k, ke.State, kf.Assured)
 		}
-		refRem, kRem := time.Duration(re.Expires-refNow), time.Duration(ke.Expires-tbl.Now)
+		refRem, kRem := time.Duration(re.Expires-refNow), kf.Left(kNow)
 		if d := refRem - kRem; d < -tableSlack || d > elapsed+tableSlack {
 			fmt.Fprintf(&b, "%v expires in %s in the kernel, %s in the reference: %s apart, want 0 to %s\n", k, kRem, refRem, d, elapsed)
 		}

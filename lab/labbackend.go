@@ -61,7 +61,8 @@ func (e FrameSizeError) Error() string {
 // A frame the host sends (Frame.Out) is sent out of the DUT's interface
 // the way the host's own traffic goes, through its TC egress hook, and
 // awaited as it leaves. For a policy that tracks connections the
-// program's TC egress program is attached there, as apply attaches it;
+// program's TC egress program is attached there with the runtime's
+// attach, as apply attaches it (unpinned: it goes with the lab);
 // the table ages by the frames' times and ct observes what tracking made
 // of each frame, as in the kernel backend.
 type labBackend struct {
@@ -74,7 +75,7 @@ type labBackend struct {
 	// captures what leaves it.
 	out    *injector
 	sent   *capture
-	egress *egressAttachment
+	egress *runtime.EgressLink
 	ct     *ctObserver
 	// recv captures where passed frames leave: the DUT (host) or the server
 	// (router). ingress, in the router topology only, captures what the
@@ -183,10 +184,13 @@ func (l *labBackend) sendFromDUT() error {
 		return fmt.Errorf("capture on %s: %w", dut.Name, err)
 	}
 	l.sent.outgoing = true
-	if !l.prog.Tracks() {
+	if l.prog.Egress() == nil {
 		return nil
 	}
-	if l.egress, err = attachEgress(dut, l.prog.EgressProgram()); err != nil {
+	l.egress, err = runtime.AttachEgress(runtime.EgressOptions{
+		Netns: dut.Namespace(), Interface: dut.Name, Mechanism: runtime.EgressAuto, Program: l.prog.Egress(),
+	})
+	if err != nil {
 		return err
 	}
 	l.ct, err = newCTObserver(l.prog)
@@ -452,7 +456,7 @@ func (l *labBackend) close() error {
 		errs = append(errs, l.ct.close())
 	}
 	if l.egress != nil {
-		errs = append(errs, l.egress.close())
+		errs = append(errs, l.egress.Close())
 	}
 	if l.recv != nil {
 		l.recv.close()

@@ -309,8 +309,8 @@ func (k *kernelBackend) Run(f Frame) (Verdict, error) {
 			}
 			return Verdict{}, err
 		}
-		if ret != runtime.TCActUnspec {
-			return Verdict{}, fmt.Errorf("the egress program returned %d, not TC_ACT_UNSPEC (%d): it must let every frame go", ret, runtime.TCActUnspec)
+		if ret != tcActUnspec {
+			return Verdict{}, fmt.Errorf("the egress program returned %d, not TC_ACT_UNSPEC (%d): it must let every frame go", ret, tcActUnspec)
 		}
 	} else if v, err = k.decide(frame); err != nil {
 		return Verdict{}, err
@@ -337,6 +337,10 @@ func (k *kernelBackend) decide(frame []byte) (Verdict, error) {
 	}
 	return v, nil
 }
+
+// tcActUnspec is TC_ACT_UNSPEC, what the egress program returns for every
+// frame: the packet goes on.
+const tcActUnspec = -1
 
 // EgressRefusedError is returned by the kernel backend for a frame the
 // host sends whose IPv4 or IPv6 header is cut short: BPF_PROG_TEST_RUN

@@ -3,6 +3,8 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -26,6 +28,10 @@ type ApplyOptions struct {
 	// calling process is the one that waits: the confirmation counts as
 	// abandoned (ErrWaiterGone) once it ends, or once WaitConfirm returns.
 	Confirm time.Duration
+	// Egress says how a policy's TC egress program (connection tracking)
+	// is attached: EgressAuto (the default, ""), EgressTCX or
+	// EgressClsact. Auto keeps the mechanism an interface already has.
+	Egress string
 }
 
 // ApplyReport says what Apply did.
@@ -60,6 +66,9 @@ func Apply(elf []byte, opts ApplyOptions) (*ApplyReport, error) {
 		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, ErrNoInterface)
 	}
 	if err := checkName("policy", m.Policy); err != nil {
+		return nil, err
+	}
+	if _, err := chooseEgress(opts.Egress); err != nil {
 		return nil, err
 	}
 	for _, b := range bindings {
@@ -101,7 +110,7 @@ func Apply(elf []byte, opts ApplyOptions) (*ApplyReport, error) {
 			return nil, err
 		}
 	}
-	rep, err := apply(l, elf, spec, m, bindings)
+	rep, err := apply(l, elf, spec, m, bindings, opts.Egress)
 	if err != nil {
 		if pending != nil {
 			pending.discard()
@@ -139,15 +148,45 @@ type change struct {
 	// change, defunct old link); nil when the old link was updated.
 	fresh link.Link
 	mode  string
+	// egress is the TC egress side of the change.
+	egress egressChange
 }
 
+// egressChange is one interface's TC egress part of an apply.
+type egressChange struct {
+	// old is the egress attachment the interface has; nil when none.
+	old *egressLink
+	// oldProg is the program old ran, restored by undo after an update.
+	oldProg *ebpf.Program
+	// updated: old runs the new program now.
+	updated bool
+	// fresh is the attachment made by this apply (first attach, another
+	// mechanism, old one missing); commit removes old then.
+	fresh *egressLink
+}
+
+// undo gives the interface back what it had: its previous XDP program,
+// then its previous egress program (attached before the XDP one).
 func (c *change) undo() {
 	if c.fresh != nil {
 		c.fresh.Close() // not pinned yet: closing detaches it
-		return
-	}
-	if c.old != nil && c.oldProg != nil {
+		c.fresh = nil
+	} else if c.old != nil && c.oldProg != nil {
 		c.old.link.Update(c.oldProg)
+	}
+	c.undoEgress()
+}
+
+func (c *change) undoEgress() {
+	e := &c.egress
+	switch {
+	case e.fresh != nil:
+		e.fresh.remove()
+		e.fresh.close()
+		e.fresh = nil
+	case e.updated && e.oldProg != nil:
+		e.old.update(e.oldProg)
+		e.updated = false
 	}
 }
 
@@ -156,10 +195,16 @@ func (c *change) close() {
 	if c.oldProg != nil {
 		c.oldProg.Close()
 	}
+	c.egress.old.close()
+	c.egress.fresh.close()
+	if c.egress.oldProg != nil {
+		c.egress.oldProg.Close()
+	}
 }
 
-// apply does the work of Apply under the lock.
-func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest, bindings []artifact.InterfaceBinding) (*ApplyReport, error) {
+// apply does the work of Apply under the lock; egress is the requested
+// mechanism of the egress attachments.
+func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest, bindings []artifact.InterfaceBinding, egress string) (*ApplyReport, error) {
 	rep := &ApplyReport{Policy: m.Policy, Hash: m.Hash}
 	if err := ensureBPFFS(l.pinRoot); err != nil {
 		return nil, err
@@ -187,9 +232,20 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest
 	}
 	defer kept.close()
 	rep.Notes = append(rep.Notes, kept.notes...)
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: kept.replacements})
+	table, err := planTable(l, spec, m, bindings)
 	if err != nil {
-		return nil, fmt.Errorf("load policy %q: %w", m.Policy, describeLoadError(err, spec.Programs[m.Program]))
+		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
+	}
+	defer table.close()
+	replacements := kept.replacements
+	if table != nil {
+		rep.Notes = append(rep.Notes, table.notes...)
+		replacements = maps.Clone(kept.replacements)
+		maps.Copy(replacements, table.replacements())
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: replacements})
+	if err != nil {
+		return nil, fmt.Errorf("load policy %q: %w", m.Policy, describeLoadError(err, loadedProgram(err, spec, m)))
 	}
 	defer coll.Close()
 	if err := kept.populate(coll); err != nil {
@@ -202,6 +258,10 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest
 		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
 	}
 	prog := coll.Programs[m.Program]
+	var egressProg *ebpf.Program
+	if m.Egress != "" {
+		egressProg = coll.Programs[m.Egress]
+	}
 	if err := kept.startCounters(coll, m); err != nil {
 		if rerr := kept.restoreCounters(coll, prog, false); rerr != nil {
 			err = fmt.Errorf("%w; restoring the counters failed too: %v", err, rerr)
@@ -210,7 +270,7 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest
 	}
 
 	for i, c := range changes {
-		note, err := c.attach(l, prog)
+		note, err := c.attach(l, prog, egressProg, egress)
 		if err != nil {
 			for j := i - 1; j >= 0; j-- {
 				changes[j].undo()
@@ -236,19 +296,47 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest
 	if err := kept.pin(coll); err != nil {
 		return nil, err
 	}
+	if err := table.commit(); err != nil {
+		return nil, err
+	}
 	if err := writeJSON(l.keptManifest(m.Policy), m); err != nil {
 		return nil, err
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	for _, c := range changes {
-		att, err := c.commit(l, prog, m, elf, now)
+		att, err := c.commit(l, prog, egressProg, m, elf, now)
 		if err != nil {
 			return nil, err
 		}
 		rep.Attachments = append(rep.Attachments, att)
 	}
 	rep.Notes = append(rep.Notes, leftBehind(l, m.Policy, bindings)...)
+	if err := tidyTables(l, table == nil); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("warning: %v", err))
+	}
 	return rep, nil
+}
+
+// tidyTables removes the connection tables no program tracks in any more
+// and, when prune, the dead entries of the namespace's table (an apply
+// of a policy that tracks did that when it committed the table).
+func tidyTables(l layout, prune bool) error {
+	if err := gcTables(l); err != nil {
+		return err
+	}
+	if !prune {
+		return nil
+	}
+	t, err := openTable(l)
+	if errors.Is(err, ErrNoConntrack) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	_, err = t.RemoveDead()
+	return err
 }
 
 // leftBehind warns about interfaces that run an earlier version of the
@@ -269,11 +357,10 @@ func leftBehind(l layout, policy string, bindings []artifact.InterfaceBinding) [
 	return notes
 }
 
-// attach puts prog on the interface: an update of the pinned link when the
-// mode allows, otherwise a new link (attached beside the old one, which
-// commit detaches, so a mode change too leaves no moment without a
-// program).
-func (c *change) attach(l layout, prog *ebpf.Program) (string, error) {
+// attach puts the egress program (when the artifact has one) and then
+// prog on the interface; when the XDP part fails, the egress part is
+// undone before it returns.
+func (c *change) attach(l layout, prog, egressProg *ebpf.Program, egress string) (string, error) {
 	name := c.binding.Name
 	old, err := loadAttached(l, name)
 	if err != nil {
@@ -283,6 +370,83 @@ func (c *change) attach(l layout, prog *ebpf.Program) (string, error) {
 	if old != nil && old.ifindex != c.ifindex {
 		old.defunct = true
 	}
+	if err := c.attachEgress(l, egressProg, egress); err != nil {
+		return "", err
+	}
+	note, err := c.attachXDP(l, prog)
+	if err != nil {
+		c.undoEgress()
+	}
+	return note, err
+}
+
+// attachEgress puts prog on the interface's egress: an update of the
+// attachment it has (tcx: BPF_LINK_UPDATE; clsact: the filter replaced at
+// its handle and priority) when the mechanism stays, otherwise a new
+// attachment, beside the old one, which commit removes. With no prog,
+// commit removes the old one: the policy no longer tracks.
+func (c *change) attachEgress(l layout, prog *ebpf.Program, requested string) error {
+	name := c.binding.Name
+	e := &c.egress
+	if c.old != nil && !c.old.defunct {
+		old, err := loadEgress(l, name, c.ifindex, c.old.rec.Egress)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			if id, _, err := old.programID(); err != nil || id == 0 {
+				// Recorded, but the kernel runs nothing there (the
+				// filter was deleted): attach afresh.
+				old.close()
+				old = nil
+			}
+		}
+		e.old = old
+	}
+	if prog == nil {
+		return nil
+	}
+	if e.old != nil && (requested == EgressAuto || requested == "" || requested == e.old.mech) {
+		if p, err := ebpf.LoadPinnedProgram(l.egressProgPin(name), nil); err == nil {
+			e.oldProg = p
+		}
+		if err := e.old.update(prog); err != nil {
+			return err
+		}
+		e.updated = true
+		return nil
+	}
+	mech, err := chooseEgress(requested)
+	if err != nil {
+		return err
+	}
+	fresh, err := attachEgress(l.nsName, name, c.ifindex, mech, prog)
+	if err != nil {
+		return err
+	}
+	if rec := c.recordedEgress(); rec != nil && rec.Mechanism == EgressClsact && rec.QdiscAdded && e.old == nil {
+		// The qdisc xdpc added before stays xdpc's to remove.
+		fresh.qdiscAdded = true
+	}
+	e.fresh = fresh
+	return nil
+}
+
+// recordedEgress is the egress attachment the interface's record names.
+func (c *change) recordedEgress() *EgressAttachment {
+	if c.old == nil {
+		return nil
+	}
+	return c.old.rec.Egress
+}
+
+// attachXDP puts prog on the interface: an update of the pinned link when the
+// mode allows, otherwise a new link (attached beside the old one, which
+// commit detaches, so a mode change too leaves no moment without a
+// program).
+func (c *change) attachXDP(l layout, prog *ebpf.Program) (string, error) {
+	name := c.binding.Name
+	old := c.old
 	if old != nil && !old.defunct && (c.binding.Mode == ModeAuto || c.binding.Mode == "" || c.binding.Mode == old.rec.Mode) {
 		if p, err := ebpf.LoadPinnedProgram(l.progPin(name), nil); err == nil {
 			c.oldProg = p
@@ -340,7 +504,7 @@ func (c *change) changeMode(l layout, prog *ebpf.Program) (string, error) {
 }
 
 // commit pins the interface's link and program and records the attachment.
-func (c *change) commit(l layout, prog *ebpf.Program, m *artifact.Manifest, elf []byte, now time.Time) (Attachment, error) {
+func (c *change) commit(l layout, prog, egressProg *ebpf.Program, m *artifact.Manifest, elf []byte, now time.Time) (Attachment, error) {
 	name := c.binding.Name
 	if c.fresh != nil {
 		if err := pinReplace(c.fresh, l.linkPin(name)); err != nil {
@@ -376,6 +540,11 @@ func (c *change) commit(l layout, prog *ebpf.Program, m *artifact.Manifest, elf 
 	if info, err := lk.Info(); err == nil {
 		att.LinkID = uint32(info.ID)
 	}
+	eg, err := c.commitEgress(l, egressProg)
+	if err != nil {
+		return Attachment{}, err
+	}
+	att.Egress = eg
 	if err := writeFileAtomic(l.artifactFile(name), elf); err != nil {
 		return Attachment{}, err
 	}
@@ -383,4 +552,58 @@ func (c *change) commit(l layout, prog *ebpf.Program, m *artifact.Manifest, elf 
 		return Attachment{}, err
 	}
 	return att, nil
+}
+
+// commitEgress pins the interface's egress program (and tcx link), removes
+// the attachment it replaced or no longer needs, and returns the record.
+func (c *change) commitEgress(l layout, prog *ebpf.Program) (*EgressAttachment, error) {
+	name := c.binding.Name
+	e := &c.egress
+	if prog == nil {
+		if e.old != nil {
+			if err := e.old.remove(); err != nil {
+				return nil, err
+			}
+		}
+		for _, pin := range []string{l.egressLinkPin(name), l.egressProgPin(name)} {
+			if err := os.Remove(pin); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("remove pin %s: %w", pin, err)
+			}
+		}
+		return nil, nil
+	}
+	cur := e.old
+	if e.fresh != nil {
+		cur = e.fresh
+		if e.fresh.mech == EgressTCX {
+			if err := pinReplace(e.fresh.tcx, l.egressLinkPin(name)); err != nil {
+				return nil, err
+			}
+		}
+		if e.old != nil {
+			if err := e.old.remove(); err != nil {
+				return nil, fmt.Errorf("remove the previous %s egress attachment of %s: %w", e.old.mech, name, err)
+			}
+		}
+		if e.fresh.mech != EgressTCX {
+			if err := os.Remove(l.egressLinkPin(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("remove pin: %w", err)
+			}
+		}
+	}
+	if err := pinReplace(prog, l.egressProgPin(name)); err != nil {
+		return nil, err
+	}
+	rec := &EgressAttachment{Mechanism: cur.mech, QdiscAdded: cur.qdiscAdded}
+	if info, err := prog.Info(); err == nil {
+		if id, ok := info.ID(); ok {
+			rec.ProgramID = uint32(id)
+		}
+	}
+	if cur.tcx != nil {
+		if info, err := cur.tcx.Info(); err == nil {
+			rec.LinkID = uint32(info.ID)
+		}
+	}
+	return rec, nil
 }

@@ -34,6 +34,9 @@ type Attachment struct {
 	// program it runs now was applied (an atomic replace keeps the link).
 	Since   time.Time `json:"since"`
 	Applied time.Time `json:"applied"`
+	// Egress is the TC egress program that records the host's own
+	// traffic for connection tracking; nil when the policy tracks none.
+	Egress *EgressAttachment `json:"egress,omitempty"`
 	// Gone is set by Status when the interface no longer exists (or is no
 	// longer the one attached to): the pins are stale until detach.
 	Gone bool `json:"gone,omitempty"`

@@ -65,6 +65,9 @@ type Previous struct {
 	// to restore; "" when the interface had none.
 	Artifact string `json:"artifact,omitempty"`
 	Mode     string `json:"mode,omitempty"`
+	// Egress is how its egress program was attached (EgressTCX,
+	// EgressClsact); "" when it had none.
+	Egress string `json:"egress,omitempty"`
 }
 
 func (l layout) pendingFile() string { return filepath.Join(l.pendingDir(), "pending.json") }
@@ -175,6 +178,9 @@ func beginConfirm(l layout, bindings []artifact.InterfaceBinding, d time.Duratio
 			}
 			prev.Artifact = fmt.Sprintf("previous-%d.o", i)
 			prev.Mode = rec.Mode
+			if rec.Egress != nil {
+				prev.Egress = rec.Egress.Mechanism
+			}
 			if err := writeFileAtomic(filepath.Join(p.dir, prev.Artifact), elf); err != nil {
 				return nil, err
 			}
@@ -366,11 +372,14 @@ func restore(l layout, p *Pending) error {
 			continue
 		}
 		b := []artifact.InterfaceBinding{{Name: prev.Interface, Mode: prev.Mode}}
-		if _, err := apply(pl, elf, spec, m, b); err != nil {
+		if _, err := apply(pl, elf, spec, m, b, prev.Egress); err != nil {
 			errs = append(errs, fmt.Errorf("restore %s: %w", prev.Interface, err))
 		}
 	}
 	if err := gcMaps(l); err != nil {
+		errs = append(errs, err)
+	}
+	if err := gcTables(l); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {

@@ -58,10 +58,11 @@ func Detach(opts Options, ifname string) ([]Attachment, error) {
 		}
 		done = append(done, t)
 	}
-	return done, gcMaps(l)
+	return done, errors.Join(gcMaps(l), gcTables(l))
 }
 
-// detachOne detaches ifname's link and removes its pins and records.
+// detachOne detaches ifname's link and egress program and removes their
+// pins and records.
 func detachOne(l layout, ifname string) error {
 	a, err := loadAttached(l, ifname)
 	if err != nil {
@@ -72,6 +73,18 @@ func detachOne(l layout, ifname string) error {
 		if !a.defunct {
 			if err := a.link.Detach(); err != nil {
 				return fmt.Errorf("detach xdp from %s: %w", ifname, err)
+			}
+			// An interface that is gone took its egress program with it.
+			eg, err := loadEgress(l, ifname, a.ifindex, a.rec.Egress)
+			if err != nil {
+				return err
+			}
+			if eg != nil {
+				err := eg.remove()
+				eg.close()
+				if err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -9,13 +9,19 @@
 // set element keys are artifact's. A TestProgram is an artifact loaded but
 // not attached, for BPF_PROG_TEST_RUN: it fills the maps of the policy's
 // sets from the manifest, runs one frame at a time and reports the XDP
-// action and the counter slots the frame moved.
+// action and the counter slots the frame moved; for a policy that tracks
+// connections it runs the host's own frames through the TC egress program
+// (RunEgress), ages the connection table and reads it back.
 //
 // Apply attaches an artifact to the interfaces its policy names through
 // pinned bpf_links, replacing a previous program atomically and keeping
-// counters and dynamic sets; Status, Stats, Detach, SetAdd, SetDel,
-// SetList, Confirm, Keep, RollBack, PendingConfirmation and WaitConfirm
-// operate what is applied. Options say
+// counters and dynamic sets; a policy that tracks connections gets its TC
+// egress program attached beside (a tcx link, or a clsact qdisc and a BPF
+// filter on kernels before 6.6) and the network namespace's connection
+// table in place of its own maps, kept across applies and migrated when
+// its layout changes. Status, Stats, Detach, SetAdd, SetDel, SetList,
+// Confirm, Keep, RollBack, PendingConfirmation, WaitConfirm,
+// ListConntrack and FlushConntrack operate what is applied. Options say
 // where pins and state live (docs/runtime.md describes the layout).
 //
 // Errors from the kernel are wrapped with the operation that failed. A
@@ -25,9 +31,12 @@
 // with the program it had before (the one exception, a failed mode change,
 // says so in its error). ErrNoInterface, ErrNotDynamic, ErrNothingPending,
 // ErrPending, ErrWaiterGone, ErrLocked, ErrNoSuchSet, ErrSetFull,
-// ErrBadElement (an element the policy language would refuse) and
-// ErrManifestFormat (state left by a newer xdpc) mark errors callers may
-// want to tell apart.
+// ErrBadElement (an element the policy language would refuse),
+// ErrManifestFormat (state left by a newer xdpc), ErrNoConntrack (a
+// namespace without a connection table), ErrNoEgress and ErrNoTable (a
+// TestProgram of a policy that does not track) mark errors callers may
+// want to tell apart; an explicit EgressTCX on a kernel without tcx fails
+// with ebpf.ErrNotSupported, naming the kernel it needs.
 //
 // The state a host keeps outlives the xdpc that wrote it: kept manifests
 // of every format an xdpc has written are read and upgraded (upgrade.go),

@@ -37,10 +37,13 @@ type Options struct {
 // layout is Options with defaults applied; it names every path.
 //
 //	PINROOT/links/NETNS/IFNAME/{link,prog}    one attachment
+//	PINROOT/links/NETNS/IFNAME/egress_{link,prog}  its TC egress program (link: tcx only)
 //	PINROOT/maps/POLICY/{counters,set_NAME}   maps kept across applies
+//	PINROOT/conntrack/NETNS/{assured,unassured}  the namespace's connection table
 //	STATEDIR/lock                             serialises changes
 //	STATEDIR/links/NETNS/IFNAME/{state.json,artifact.o}
 //	STATEDIR/maps/POLICY/manifest.json        the manifest the kept maps follow
+//	STATEDIR/conntrack/NETNS/table.json       the connection table's layout and map ids
 //	STATEDIR/pending/                         an apply waiting for confirmation
 type layout struct {
 	pinRoot, stateDir string
@@ -85,6 +88,20 @@ func (l layout) attachmentFile(ifname string) string {
 }
 func (l layout) artifactFile(ifname string) string {
 	return filepath.Join(l.linkStateDir(ifname), "artifact.o")
+}
+func (l layout) egressLinkPin(ifname string) string {
+	return filepath.Join(l.linkPinDir(ifname), "egress_link")
+}
+func (l layout) egressProgPin(ifname string) string {
+	return filepath.Join(l.linkPinDir(ifname), "egress_prog")
+}
+func (l layout) tablePinDir() string { return filepath.Join(l.pinRoot, "conntrack", l.netns) }
+func (l layout) tablePin(which string) string {
+	return filepath.Join(l.tablePinDir(), which)
+}
+func (l layout) tableStateDir() string { return filepath.Join(l.stateDir, "conntrack", l.netns) }
+func (l layout) tableRecordFile() string {
+	return filepath.Join(l.tableStateDir(), "table.json")
 }
 func (l layout) mapPinDir(policy string) string { return filepath.Join(l.pinRoot, "maps", policy) }
 func (l layout) mapStateDir(policy string) string {

@@ -33,6 +33,11 @@ func Status(opts Options) ([]Attachment, error) {
 		r.ProgramID, r.LinkID = a.rec.ProgramID, a.rec.LinkID
 		r.Gone = a.defunct || a.ifindex != r.Ifindex
 		a.close()
+		if r.Egress != nil {
+			if err := checkEgress(l.withNetns(r.Netns), r); err != nil {
+				return nil, err
+			}
+		}
 		if !r.Gone {
 			if name, err := interfaceName(l.withNetns(r.Netns).nsName, r.Ifindex); err == nil && name != r.Interface {
 				r.RenamedTo = name
@@ -40,6 +45,31 @@ func Status(opts Options) ([]Attachment, error) {
 		}
 	}
 	return recs, nil
+}
+
+// checkEgress sets r.Egress to what the kernel runs on the interface's
+// egress now.
+func checkEgress(l layout, r *Attachment) error {
+	eg := *r.Egress
+	r.Egress = &eg
+	if r.Gone {
+		eg.Gone = true
+		return nil
+	}
+	e, err := loadEgress(l, r.Interface, r.Ifindex, &eg)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	prog, lk, err := e.programID()
+	if err != nil {
+		return err
+	}
+	eg.ProgramID, eg.Gone = prog, prog == 0
+	if lk != 0 {
+		eg.LinkID = lk
+	}
+	return nil
 }
 
 // RuleStats is one counter slot of an applied policy.

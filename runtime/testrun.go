@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -16,11 +17,22 @@ const MinTestFrame = 14
 // errShortFrame is returned for frames the kernel would reject with EINVAL.
 var errShortFrame = errors.New("kernel test run needs a frame of at least 14 bytes")
 
+// ErrNoEgress is returned by TestProgram.RunEgress for an artifact
+// without a TC egress program (a policy that tracks no connections).
+var ErrNoEgress = errors.New("the artifact has no egress program")
+
+// ErrNoTable is returned by TestProgram's connection table methods for an
+// artifact without a connection table.
+var ErrNoTable = errors.New("the artifact has no connection table")
+
 // TestProgram is an artifact loaded into the kernel (not attached), for
-// BPF_PROG_TEST_RUN.
+// BPF_PROG_TEST_RUN: its XDP program and, when it tracks connections,
+// its TC egress program, sharing the artifact's maps (one connection
+// table of their own, not a namespace's).
 type TestProgram struct {
 	coll     *ebpf.Collection
 	prog     *ebpf.Program
+	egress   *ebpf.Program // nil when the artifact has none
 	manifest *artifact.Manifest
 	counters *counterTable // nil when the artifact has no counters
 }
@@ -44,9 +56,12 @@ func NewTestProgram(elf []byte) (*TestProgram, error) {
 	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
-		return nil, fmt.Errorf("load artifact: %w", describeLoadError(err, spec.Programs[manifest.Program]))
+		return nil, fmt.Errorf("load artifact: %w", describeLoadError(err, loadedProgram(err, spec, manifest)))
 	}
 	t := &TestProgram{coll: coll, prog: coll.Programs[manifest.Program], manifest: manifest}
+	if manifest.Egress != "" {
+		t.egress = coll.Programs[manifest.Egress]
+	}
 	if err := t.init(); err != nil {
 		coll.Close()
 		return nil, err
@@ -96,6 +111,58 @@ func (t *TestProgram) Run(frame []byte) (Outcome, error) {
 	return Outcome{Action: artifact.Action(action), Moved: MovedSlots(before, after)}, nil
 }
 
+// RunEgress runs frame, one the host sends, through the TC egress
+// program once with BPF_PROG_TEST_RUN, and returns the TC action it
+// returned (TC_ACT_UNSPEC, -1, for xdpc's: the packet goes on). The
+// kernel needs nothing but the frame: it builds an skb of it as if it
+// left through the loopback device of the caller's namespace, Ethernet
+// header first, as on an interface's egress; at least MinTestFrame bytes.
+func (t *TestProgram) RunEgress(frame []byte) (int32, error) {
+	if t.egress == nil {
+		return 0, ErrNoEgress
+	}
+	if len(frame) < MinTestFrame {
+		return 0, errShortFrame
+	}
+	ret, err := t.egress.Run(&ebpf.RunOptions{Data: frame})
+	if err != nil {
+		return 0, fmt.Errorf("test run egress %d-byte frame: %w", len(frame), err)
+	}
+	return int32(ret), nil
+}
+
+// conntrackMaps returns the program's connection table maps.
+func (t *TestProgram) conntrackMaps() (assured, unassured *ebpf.Map, err error) {
+	c := t.manifest.Conntrack
+	if c == nil {
+		return nil, nil, ErrNoTable
+	}
+	return t.coll.Maps[c.Assured], t.coll.Maps[c.Unassured], nil
+}
+
+// AgeConntrack makes every entry of the program's connection table older
+// by d: d comes off each entry's expiry and creation time, in both maps.
+// The kernel's clock runs in real time while a replayed capture's jumps;
+// aging the table by each gap keeps the two in step (AgeConntrack).
+func (t *TestProgram) AgeConntrack(d time.Duration) error {
+	a, u, err := t.conntrackMaps()
+	if err != nil {
+		return err
+	}
+	return AgeConntrack(d, a, u)
+}
+
+// ConntrackFlows returns the live entries of the program's connection
+// table, with the map each is in (ReadConntrack).
+func (t *TestProgram) ConntrackFlows() ([]ConntrackFlow, error) {
+	a, u, err := t.conntrackMaps()
+	if err != nil {
+		return nil, err
+	}
+	flows, _, err := ReadConntrack(a, u)
+	return flows, err
+}
+
 // Counters returns every counter slot, summed over CPUs; nil when the
 // artifact has no counters.
 func (t *TestProgram) Counters() ([]Counter, error) {
@@ -107,6 +174,10 @@ func (t *TestProgram) Manifest() *artifact.Manifest { return t.manifest }
 
 // Program returns the loaded program, for benchmarks and other test runs.
 func (t *TestProgram) Program() *ebpf.Program { return t.prog }
+
+// Egress returns the loaded TC egress program, nil when the artifact has
+// none: for AttachEgress (the lab) and other test runs.
+func (t *TestProgram) Egress() *ebpf.Program { return t.egress }
 
 // Close releases the program and its maps.
 func (t *TestProgram) Close() error {

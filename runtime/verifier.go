@@ -9,6 +9,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/xdpc/xdpc/artifact"
 )
 
 // verifierTailLines is how much of the verifier log a rejection keeps.
@@ -101,4 +103,14 @@ func sourceAt(insns asm.Instructions, off int) string {
 		}
 	}
 	return src
+}
+
+// loadedProgram is the spec of the program a failed collection load names
+// (cilium/ebpf says "program NAME: ..."): the egress program's when it was
+// the one refused, else the XDP program's.
+func loadedProgram(err error, spec *ebpf.CollectionSpec, m *artifact.Manifest) *ebpf.ProgramSpec {
+	if m.Egress != "" && strings.Contains(err.Error(), "program "+m.Egress+":") {
+		return spec.Programs[m.Egress]
+	}
+	return spec.Programs[m.Program]
 }

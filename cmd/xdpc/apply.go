@@ -18,6 +18,7 @@ func newApplyCommand() *cobra.Command {
 		pf      policyFlags
 		rf      runtimeFlags
 		confirm time.Duration
+		egress  string
 	)
 	c := &cobra.Command{
 		Use:   "apply [--confirm DURATION] [--netns NAME] POLICY|ARTIFACT",
@@ -28,6 +29,13 @@ bpf_link pinned under --pin-root so it outlives this command. Re-applying
 replaces the program atomically: every packet meets the old or the new one.
 Counters of rules that still exist and the contents of dynamic sets are kept.
 When anything fails the previous program stays attached.
+
+A policy that tracks connections (ct_state) also gets a TC egress program
+on the same interfaces, which records what the host sends: with a tcx link
+where the kernel has them (6.6 on), else with a clsact qdisc and a BPF
+filter (--egress-attach forces one; auto keeps what an interface has). Its
+interfaces share the network namespace's connection table, which outlives
+applies ('xdpc ct list' shows it).
 
 With --confirm DURATION the command waits: unless 'xdpc confirm' runs within
 DURATION, the previous programs are restored, or detached when there were
@@ -54,7 +62,7 @@ rolled back with --confirm) first.`,
 				return in.exitAfter(sig, "nothing applied")
 			}
 			start := time.Now()
-			rep, err := runtime.Apply(elf, runtime.ApplyOptions{Options: rf.options(), Confirm: confirm})
+			rep, err := runtime.Apply(elf, runtime.ApplyOptions{Options: rf.options(), Confirm: confirm, Egress: egress})
 			if err != nil {
 				return applyError(c, err, source)
 			}
@@ -62,8 +70,12 @@ rolled back with --confirm) first.`,
 				fmt.Fprintln(c.ErrOrStderr(), "xdpc:", n)
 			}
 			for _, a := range rep.Attachments {
-				fmt.Fprintf(c.OutOrStdout(), "applied policy %q (%s) to %s in %s mode: program %d\n",
+				fmt.Fprintf(c.OutOrStdout(), "applied policy %q (%s) to %s in %s mode: program %d",
 					a.Policy, shortHash(a.Hash), ifaceName(a), a.Mode, a.ProgramID)
+				if a.Egress != nil {
+					fmt.Fprintf(c.OutOrStdout(), ", egress program %d with %s", a.Egress.ProgramID, a.Egress.Mechanism)
+				}
+				fmt.Fprintln(c.OutOrStdout())
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "applied in %s\n", time.Since(start).Round(time.Millisecond))
 			if rep.Pending != nil {
@@ -79,6 +91,19 @@ rolled back with --confirm) first.`,
 	pf.register(c)
 	rf.register(c, runtimeUse{})
 	durationVar(c.Flags(), &confirm, "confirm", 0, false, "restore the previous policy unless 'xdpc confirm' runs within this time")
+	c.Flags().StringVar(&egress, "egress-attach", runtime.EgressAuto, "how a tracking policy's egress program is attached: auto, tcx or clsact")
+	prev := c.PreRunE
+	c.PreRunE = func(c *cobra.Command, args []string) error {
+		switch egress {
+		case runtime.EgressAuto, runtime.EgressTCX, runtime.EgressClsact:
+		default:
+			return usageError(fmt.Errorf("apply: --egress-attach %q: want auto, tcx or clsact", egress))
+		}
+		if prev != nil {
+			return prev(c, args)
+		}
+		return nil
+	}
 	return c
 }
 

@@ -88,7 +88,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 it: in a pure-Go reference evaluator, in the kernel (BPF_PROG_TEST_RUN) and in
 a lab of throwaway network namespaces with the program attached to a veth.
 apply attaches it to the interfaces the policy names; status, stats, detach,
-set and confirm operate what is applied.
+set, confirm and ct operate what is applied.
 
 Exit codes: 0 success, 1 the policy or input is wrong, 3 the host failed,
 64 the command line is wrong.`,
@@ -114,6 +114,7 @@ Exit codes: 0 success, 1 the policy or input is wrong, 3 the host failed,
 		newDetachCommand(),
 		newSetCommand(),
 		newConfirmCommand(),
+		newCTCommand(),
 		newTestCommand(),
 		newLabCommand(),
 		newVersionCommand(),

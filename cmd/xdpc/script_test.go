@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -13,8 +14,10 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpc/xdpc/internal/cttest"
 	"github.com/xdpc/xdpc/internal/nstest"
 )
 
@@ -50,6 +53,9 @@ func TestScripts(t *testing.T) {
 			"sendudp":     cmdSendUDP,
 			"waitpending": cmdWaitPending,
 			"newnetns":    cmdNewNetns,
+			"ctartifact":  cmdCTArtifact,
+			"hostsend":    cmdHostSend,
+			"hostconnect": cmdHostConnect,
 		},
 	})
 }
@@ -172,4 +178,122 @@ func cmdWaitPending(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	ts.Fatalf("no apply awaits confirmation after 10s")
+}
+
+// cmdCTArtifact writes a hand-written artifact of policy "track" for dut0
+// that tracks connections (internal/cttest): ctartifact FILE [MARK
+// [ASSURED UNASSURED]].
+func cmdCTArtifact(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || (len(args) != 1 && len(args) != 2 && len(args) != 4) {
+		ts.Fatalf("usage: ctartifact FILE [MARK [ASSURED UNASSURED]]")
+	}
+	var o cttest.Options
+	n := make([]int, len(args))
+	for i := 1; i < len(args); i++ {
+		v, err := strconv.Atoi(args[i])
+		ts.Check(err)
+		n[i] = v
+	}
+	if len(args) >= 2 {
+		o.Mark = uint8(n[1])
+	}
+	if len(args) == 4 {
+		o.Assured, o.Unassured = uint32(n[2]), uint32(n[3])
+	}
+	elf, err := cttest.ELF(o)
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), elf, 0o644))
+}
+
+// Addresses of the host's own traffic in a script's namespace: dut0 has
+// hostAddr, and peerAddr is a permanent neighbour behind it (src0).
+const (
+	hostAddr = "192.0.2.1"
+	peerAddr = "192.0.2.2"
+)
+
+// hostNet gives dut0 in $NETNS the address hostAddr/24 and the neighbour
+// peerAddr (src0's MAC), unless it has them, so that what the namespace
+// sends to peerAddr leaves through dut0's egress.
+func hostNet(ts *testscript.TestScript) *nstest.Netns {
+	v, ok := namespaces.Load(ts.Getenv("NETNS"))
+	if !ok {
+		ts.Fatalf("no namespace %s", ts.Getenv("NETNS"))
+	}
+	ns := v.(*nstest.Netns)
+	dut, err := ns.Handle.LinkByName("dut0")
+	ts.Check(err)
+	src, err := ns.Handle.LinkByName("src0")
+	ts.Check(err)
+	addr, err := netlink.ParseAddr(hostAddr + "/24")
+	ts.Check(err)
+	if err := ns.Handle.AddrAdd(dut, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+		ts.Fatalf("add address: %v", err)
+	}
+	ts.Check(ns.Handle.NeighSet(&netlink.Neigh{
+		LinkIndex: dut.Attrs().Index, IP: net.ParseIP(peerAddr), HardwareAddr: src.Attrs().HardwareAddr,
+		State: netlink.NUD_PERMANENT, Family: unix.AF_INET,
+	}))
+	return ns
+}
+
+// cmdHostSend sends COUNT UDP datagrams from hostAddr:40000 in $NETNS to
+// peerAddr, to ports PORT, PORT+1, ...: hostsend COUNT PORT. They leave
+// through dut0's egress.
+func cmdHostSend(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: hostsend COUNT PORT")
+	}
+	n, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	port, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	ns := hostNet(ts)
+	ts.Check(ns.Run(func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: netip.MustParseAddr(hostAddr).As4(), Port: 40000}); err != nil {
+			return err
+		}
+		for i := range n {
+			to := &unix.SockaddrInet4{Addr: netip.MustParseAddr(peerAddr).As4(), Port: port + i}
+			if err := unix.Sendto(fd, []byte("xdpc"), 0, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// cmdHostConnect starts a TCP connection from hostAddr:41000 in $NETNS to
+// peerAddr:PORT and closes it at once: its SYN leaves through dut0's
+// egress and nothing more follows. hostconnect PORT.
+func cmdHostConnect(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: hostconnect PORT")
+	}
+	port, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	ns := hostNet(ts)
+	ts.Check(ns.Run(func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: netip.MustParseAddr(hostAddr).As4(), Port: 41000}); err != nil {
+			return err
+		}
+		err = unix.Connect(fd, &unix.SockaddrInet4{Addr: netip.MustParseAddr(peerAddr).As4(), Port: port})
+		if err != nil && !errors.Is(err, unix.EINPROGRESS) {
+			return err
+		}
+		return nil
+	}))
 }

@@ -21,7 +21,9 @@ func newStatusCommand() *cobra.Command {
 		Short: "Show what is attached: per interface the policy, hash, mode, program and since when",
 		Long: `Show every interface xdpc attached a policy to, in every network namespace
 or in --netns: policy name, policy hash, attach mode, kernel program id and
-when it was attached. An attachment whose interface was removed is shown as gone; 'xdpc
+when it was attached, and the TC egress program of a policy that tracks
+connections (EGRESS: tcx:PROGRAM or clsact:PROGRAM by how it is attached;
+a dash when there is none). An attachment whose interface was removed is shown as gone; 'xdpc
 detach IFACE' cleans it up. A last line shows an 'xdpc apply --confirm' awaiting
 confirmation, and whether that apply still waits ('confirm' in --json).`,
 		Args: exactArgs(0, "no arguments"),
@@ -52,7 +54,7 @@ confirmation, and whether that apply still waits ('confirm' in --json).`,
 				return nil
 			}
 			w := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "INTERFACE\tNETNS\tPOLICY\tHASH\tMODE\tPROGRAM\tSINCE\tSTATE")
+			fmt.Fprintln(w, "INTERFACE\tNETNS\tPOLICY\tHASH\tMODE\tPROGRAM\tEGRESS\tSINCE\tSTATE")
 			for _, a := range st {
 				state := "attached"
 				switch {
@@ -61,8 +63,8 @@ confirmation, and whether that apply still waits ('confirm' in --json).`,
 				case a.RenamedTo != "":
 					state = "renamed to " + a.RenamedTo
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Interface, a.Netns, a.Policy,
-					shortHash(a.Hash), a.Mode, a.ProgramID, a.Since.Local().Format(time.RFC3339), state)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.Interface, a.Netns, a.Policy,
+					shortHash(a.Hash), a.Mode, a.ProgramID, egressColumn(a.Egress), a.Since.Local().Format(time.RFC3339), state)
 			}
 			return w.Flush()
 		},
@@ -70,4 +72,17 @@ confirmation, and whether that apply still waits ('confirm' in --json).`,
 	rf.register(c, runtimeUse{noLockWait: readsOnly})
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per attachment")
 	return c
+}
+
+// egressColumn shows how an egress program is attached and which one the
+// kernel runs: "tcx:57", "clsact:57"; "tcx:gone" when the kernel runs none
+// there any more; "-" for a policy that does not track.
+func egressColumn(e *runtime.EgressAttachment) string {
+	switch {
+	case e == nil:
+		return "-"
+	case e.Gone:
+		return e.Mechanism + ":gone"
+	}
+	return fmt.Sprintf("%s:%d", e.Mechanism, e.ProgramID)
 }

@@ -144,6 +144,31 @@ func (n *Netns) AddVeth(a, b string) (int, int, error) {
 	return idx[0], idx[1], nil
 }
 
+// VethTo creates a veth pair a (in n) <-> b (in peer), both up, and
+// returns their indexes, each in its namespace.
+func (n *Netns) VethTo(t testing.TB, a string, peer *Netns, b string) (int, int) {
+	t.Helper()
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a}, PeerName: b, PeerNamespace: netlink.NsFd(peer.ns)}
+	if err := n.Handle.LinkAdd(v); err != nil {
+		t.Fatalf("add veth %s/%s between %s and %s: %v", a, b, n.Name, peer.Name, err)
+	}
+	var idx [2]int
+	for i, end := range []struct {
+		ns   *Netns
+		name string
+	}{{n, a}, {peer, b}} {
+		l, err := end.ns.Handle.LinkByName(end.name)
+		if err != nil {
+			t.Fatalf("find %s in %s: %v", end.name, end.ns.Name, err)
+		}
+		if err := end.ns.Handle.LinkSetUp(l); err != nil {
+			t.Fatalf("set %s up: %v", end.name, err)
+		}
+		idx[i] = l.Attrs().Index
+	}
+	return idx[0], idx[1]
+}
+
 // Delete removes an interface of the namespace.
 func (n *Netns) Delete(t testing.TB, name string) {
 	t.Helper()
