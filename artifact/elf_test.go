@@ -176,6 +176,10 @@ func kindsArtifact() *artifact.Artifact {
 		artifact.MapRedirect.Map("redirect", 1),
 		artifact.MapCTAssured.Map("ct", 64),
 		artifact.MapCTUnassured.Map("ct_new", 64),
+		artifact.MapNATAlias.Map("nat", 64),
+		artifact.MapNATFragments.Map("nat_frag", 64),
+		artifact.MapNATSettings.Map("nat_settings", 1),
+		artifact.MapNATReserved.Map("nat_reserved", 64),
 	}
 	var insns asm.Instructions
 	for _, m := range maps {
@@ -201,6 +205,7 @@ func kindsArtifact() *artifact.Artifact {
 			Program:   "xdpc_kinds",
 			Egress:    "xdpc_kinds_out",
 			Conntrack: &artifact.ConntrackTables{Assured: "ct", Unassured: "ct_new"},
+			NAT:       &artifact.NATTables{Alias: "nat", Fragments: "nat_frag", Settings: "nat_settings", Reserved: "nat_reserved"},
 			Counters: artifact.CounterTable{Map: "counters", Slots: []artifact.CounterSlot{
 				{Slot: 0, Name: "default", Kind: artifact.SlotDefault},
 				{Slot: 1, Name: "malformed", Kind: artifact.SlotMalformed},

@@ -28,6 +28,9 @@ type Manifest struct {
 	// Conntrack names the connection table's maps, when the policy
 	// tracks connections.
 	Conntrack *ConntrackTables `json:"conntrack,omitempty"`
+	// NAT names the NAT maps, when an interface of the policy plays a
+	// part in a nat block (its binding says which).
+	NAT *NATTables `json:"nat,omitempty"`
 	// Counters is the per-CPU array of packet and byte counters.
 	Counters CounterTable `json:"counters"`
 	Sets     []SetMap     `json:"sets,omitempty"`
@@ -46,6 +49,15 @@ type Manifest struct {
 type ConntrackTables struct {
 	Assured   string `json:"assured"`
 	Unassured string `json:"unassured"`
+}
+
+// NATTables names the NAT maps (docs/nat.md). Loaders replace them with
+// the network namespace's pinned ones, as the connection table's.
+type NATTables struct {
+	Alias     string `json:"alias"`
+	Fragments string `json:"fragments"`
+	Settings  string `json:"settings"`
+	Reserved  string `json:"reserved"`
 }
 
 // RedirectTarget is one key of the redirect device map.
@@ -74,6 +86,11 @@ type SetMap struct {
 type InterfaceBinding struct {
 	Name string `json:"name"`
 	Mode string `json:"mode"`
+	// NAT is the interface's part in a nat block, "outside" or "inside";
+	// NATBlock that block's name. Loaders set the host up for it (the
+	// sysctls of docs/nat.md).
+	NAT      string `json:"nat,omitempty"`
+	NATBlock string `json:"nat_block,omitempty"`
 }
 
 // MapRef is a map a manifest names, and the kind it is.
@@ -97,6 +114,10 @@ func (m *Manifest) Maps() []MapRef {
 	}
 	if c := m.Conntrack; c != nil {
 		refs = append(refs, MapRef{c.Assured, MapCTAssured}, MapRef{c.Unassured, MapCTUnassured})
+	}
+	if n := m.NAT; n != nil {
+		refs = append(refs, MapRef{n.Alias, MapNATAlias}, MapRef{n.Fragments, MapNATFragments},
+			MapRef{n.Settings, MapNATSettings}, MapRef{n.Reserved, MapNATReserved})
 	}
 	return refs
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/xdpc/xdpc/conntrack"
+	"github.com/xdpc/xdpc/nat"
 )
 
 // MapKind is a kind of map xdpc programs use: what it holds, its BPF map
@@ -47,6 +48,20 @@ const (
 	// closing flows: an LRU hash with the same key and value, which the
 	// kernel evicts from under a flood.
 	MapCTUnassured
+	// MapNATAlias is the NAT map (docs/nat.md): a hash keyed by the
+	// struct ct_key of a translated tuple, value struct nat_alias
+	// (nat.Alias): the endpoint the translated one stands for.
+	MapNATAlias
+	// MapNATFragments remembers the translation of first fragments for
+	// their later ones: an LRU hash keyed by struct nat_frag_key
+	// (nat.FragKey), value struct nat_frag (nat.Frag).
+	MapNATFragments
+	// MapNATSettings holds the NAT table's settings: an array of one
+	// entry, u32 seed of the port search (nat.Hash).
+	MapNATSettings
+	// MapNATReserved holds the ports masquerade never allocates: a hash
+	// keyed by struct nat_reserved (nat.ReservedKey), value u8 1.
+	MapNATReserved
 )
 
 // Keep says whether a kind's maps outlive an apply: pinned by the runtime
@@ -140,6 +155,22 @@ var kinds = [...]struct {
 		Type: ebpf.LRUHash, KeySize: conntrack.KeySize, ValueSize: conntrack.EntrySize, Keep: KeepShared,
 		key: btfCTKey, value: btfCTEntry,
 	}},
+	MapNATAlias: {"nat-alias", MapLayout{
+		Type: ebpf.Hash, KeySize: conntrack.KeySize, ValueSize: nat.AliasSize, Keep: KeepShared,
+		key: btfCTKey, value: btfNATAlias,
+	}},
+	MapNATFragments: {"nat-fragments", MapLayout{
+		Type: ebpf.LRUHash, KeySize: nat.FragKeySize, ValueSize: nat.FragSize, Keep: KeepShared,
+		key: btfNATFragKey, value: btfNATFrag,
+	}},
+	MapNATSettings: {"nat-settings", MapLayout{
+		Type: ebpf.Array, KeySize: 4, ValueSize: 4, Keep: KeepShared,
+		key: btfU32, value: btfU32,
+	}},
+	MapNATReserved: {"nat-reserved", MapLayout{
+		Type: ebpf.Hash, KeySize: 4, ValueSize: 1, Keep: KeepShared,
+		key: btfNATReserved, value: btfU8,
+	}},
 }
 
 // MapKinds lists every kind, in declaration order.
@@ -156,7 +187,8 @@ func MapKinds() []MapKind {
 func (k MapKind) known() bool { return int(k) < len(kinds) && kinds[k].name != "" }
 
 // String names the kind: "counters", "cidr-v4", "cidr-v6", "ports",
-// "macs", "redirect", "ct-assured", "ct-unassured".
+// "macs", "redirect", "ct-assured", "ct-unassured", "nat-alias",
+// "nat-fragments", "nat-settings", "nat-reserved".
 func (k MapKind) String() string {
 	if k.known() {
 		return kinds[k].name
@@ -259,7 +291,68 @@ func btfCTEntry() btf.Type {
 			{Name: "created", Type: btfU64(), Offset: 64},
 			{Name: "state", Type: btfU8(), Offset: 128},
 			{Name: "flags", Type: btfU8(), Offset: 136},
-			{Name: "reserved", Type: btfBytes(14), Offset: 144},
+			{Name: "nat", Type: btfU8(), Offset: 144},
+			{Name: "nat_side", Type: btfU8(), Offset: 152},
+			{Name: "nat_port", Type: btfU16(), Offset: 160},
+			{Name: "pad", Type: btfBytes(2), Offset: 176},
+			{Name: "nat_addr", Type: btfBytes(4), Offset: 192},
+			{Name: "reserved", Type: btfBytes(4), Offset: 224},
+		},
+	}
+}
+
+// btfNATAlias describes nat.Alias as the datapath encodes it.
+func btfNATAlias() btf.Type {
+	return &btf.Struct{
+		Name: "xdpc_nat_alias",
+		Size: nat.AliasSize,
+		Members: []btf.Member{
+			{Name: "expires", Type: btfU64()},
+			{Name: "orig_addr", Type: btfBytes(4), Offset: 64},
+			{Name: "orig_port", Type: btfU16(), Offset: 96},
+			{Name: "nat", Type: btfU8(), Offset: 112},
+			{Name: "side", Type: btfU8(), Offset: 120},
+		},
+	}
+}
+
+// btfNATFragKey describes nat.FragKey as the datapath encodes it.
+func btfNATFragKey() btf.Type {
+	return &btf.Struct{
+		Name: "xdpc_nat_frag_key",
+		Size: nat.FragKeySize,
+		Members: []btf.Member{
+			{Name: "src", Type: btfBytes(4)},
+			{Name: "dst", Type: btfBytes(4), Offset: 32},
+			{Name: "id", Type: btfU16(), Offset: 64},
+			{Name: "proto", Type: btfU8(), Offset: 80},
+			{Name: "pad", Type: btfU8(), Offset: 88},
+		},
+	}
+}
+
+// btfNATFrag describes nat.Frag as the datapath encodes it.
+func btfNATFrag() btf.Type {
+	return &btf.Struct{
+		Name: "xdpc_nat_frag",
+		Size: nat.FragSize,
+		Members: []btf.Member{
+			{Name: "addr", Type: btfBytes(4)},
+			{Name: "which", Type: btfU8(), Offset: 32},
+			{Name: "pad", Type: btfBytes(3), Offset: 40},
+		},
+	}
+}
+
+// btfNATReserved describes a reserved port's key (nat.ReservedKey).
+func btfNATReserved() btf.Type {
+	return &btf.Struct{
+		Name: "xdpc_nat_reserved",
+		Size: 4,
+		Members: []btf.Member{
+			{Name: "proto", Type: btfU8()},
+			{Name: "pad", Type: btfU8(), Offset: 8},
+			{Name: "port", Type: btfU16(), Offset: 16},
 		},
 	}
 }

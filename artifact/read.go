@@ -40,6 +40,9 @@ func checkManifest(spec *ebpf.CollectionSpec, m *Manifest) error {
 	if (m.Egress != "") != (m.Conntrack != nil) {
 		return fmt.Errorf("manifest names an egress program and a connection table only together")
 	}
+	if m.NAT != nil && m.Conntrack == nil {
+		return fmt.Errorf("manifest names NAT maps but no connection table: translated flows are tracked")
+	}
 	if len(m.Redirects) > 0 && m.RedirectMap == "" {
 		return fmt.Errorf("manifest names redirect targets but no redirect map")
 	}

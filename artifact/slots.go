@@ -30,6 +30,13 @@ const (
 	// SlotMalformed counts the frames that failed parsing: the policy's
 	// malformed verdict.
 	SlotMalformed
+	// SlotNATExhausted counts the packets NAT dropped after the policy
+	// passed them, for want of a free port (docs/nat.md): they are
+	// decided here, not on the rule that passed them.
+	SlotNATExhausted
+	// SlotNATFragment counts the later fragments of translated flows NAT
+	// dropped because their first fragment was not seen.
+	SlotNATFragment
 )
 
 // slotKinds names the kinds and says which decide. A new kind of slot
@@ -38,15 +45,18 @@ var slotKinds = [...]struct {
 	name    string
 	decides bool
 }{
-	SlotRule:      {"rule", true},
-	SlotCount:     {"count", false},
-	SlotDefault:   {"default", true},
-	SlotMalformed: {"malformed", true},
+	SlotRule:         {"rule", true},
+	SlotCount:        {"count", false},
+	SlotDefault:      {"default", true},
+	SlotMalformed:    {"malformed", true},
+	SlotNATExhausted: {"nat-exhausted", true},
+	SlotNATFragment:  {"nat-fragment", true},
 }
 
 func (k SlotKind) known() bool { return k > 0 && int(k) < len(slotKinds) }
 
-// String is the kind's name: "rule", "count", "default", "malformed".
+// String is the kind's name: "rule", "count", "default", "malformed",
+// "nat-exhausted", "nat-fragment".
 func (k SlotKind) String() string {
 	if k.known() {
 		return slotKinds[k].name

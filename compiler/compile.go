@@ -48,6 +48,9 @@ func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*artifact.Arti
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}
+	if nb := cfg.NATBindings(p); len(nb) > 0 {
+		return nil, fmt.Errorf("compile policy %q: it is bound to the %s of nat %q, and the compiler does not translate yet", p.Name, nb[0].Role, nb[0].NAT.Name)
+	}
 	prog, err := buildProgram(cfg, p, opts)
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)

@@ -145,12 +145,49 @@ func DecodeKey(b []byte) (Key, error) {
 //	    u64 created;   // ns, monotonic
 //	    u8  state;     // State
 //	    u8  flags;     // Flag*
-//	    u8  reserved[14];
+//	    u8  nat;       // NATKind: how the flow is translated (docs/nat.md)
+//	    u8  nat_side;  // 1: the rewritten end is the key's Lo endpoint
+//	    u16 nat_port;  // host order: the rewritten end's translated port
+//	    u8  pad[2];
+//	    u8  nat_addr[4];  // network order: its translated address
+//	    u8  reserved[4];
 //	};
 type Entry struct {
 	Expires, Created uint64
 	State            State
 	Flags            Flags
+	// NAT says how the flow is translated; NATLo that the rewritten end
+	// is the key's Lo endpoint; NATAddr and NATPort what it becomes.
+	NAT     NATKind
+	NATLo   bool
+	NATPort uint16
+	NATAddr [4]byte
+}
+
+// NATKind is how a flow is translated.
+type NATKind uint8
+
+const (
+	// NATNone: the flow is not translated.
+	NATNone NATKind = 0
+	// NATSource: the originator's end is rewritten (masquerade, static
+	// outbound).
+	NATSource NATKind = 1
+	// NATDestination: the responder's end is rewritten (forward, static
+	// inbound).
+	NATDestination NATKind = 2
+)
+
+func (k NATKind) String() string {
+	switch k {
+	case NATNone:
+		return "none"
+	case NATSource:
+		return "snat"
+	case NATDestination:
+		return "dnat"
+	}
+	return fmt.Sprintf("NATKind(%d)", uint8(k))
 }
 
 // Live reports whether the entry is alive at time now: its timeout has
@@ -179,6 +216,12 @@ func (e Entry) Encode() []byte {
 	binary.NativeEndian.PutUint64(b[0:], e.Expires)
 	binary.NativeEndian.PutUint64(b[8:], e.Created)
 	b[16], b[17] = uint8(e.State), uint8(e.Flags)
+	b[18] = uint8(e.NAT)
+	if e.NATLo {
+		b[19] = 1
+	}
+	binary.NativeEndian.PutUint16(b[20:], e.NATPort)
+	copy(b[24:28], e.NATAddr[:])
 	return b
 }
 
@@ -192,5 +235,9 @@ func DecodeEntry(b []byte) (Entry, error) {
 		Created: binary.NativeEndian.Uint64(b[8:]),
 		State:   State(b[16]),
 		Flags:   Flags(b[17]),
+		NAT:     NATKind(b[18]),
+		NATLo:   b[19] == 1,
+		NATPort: binary.NativeEndian.Uint16(b[20:]),
+		NATAddr: [4]byte(b[24:28]),
 	}, nil
 }

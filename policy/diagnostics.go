@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -372,4 +373,60 @@ func diagTrackingUnbound(policy string, rng hcl.Range) *hcl.Diagnostic {
 func diagConntrackUnused(rng hcl.Range) *hcl.Diagnostic {
 	return warningAt(rng, "Conntrack block has no effect",
 		"No rule of the file matches ct_state, so no policy tracks connections and these settings are not used.")
+}
+
+// NAT blocks.
+
+func diagNATUnknownInterface(name, role string, known []string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Unknown NAT interface",
+		"No interface block names %q, so no policy is bound to it and xdpc would not attach there; a nat block's %s must be an interface of the file.%s", name, role, didYouMean(name, known))
+}
+
+func diagNATSameInterface(name string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Same NAT interface",
+		"%q is both the outside and the inside interface; NAT translates between two interfaces.", name)
+}
+
+func diagNATInterfaceTwice(name string, rng, first hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "NAT interface used twice",
+		"Interface %q already plays a part in NAT on line %d; an interface is the outside or the inside of one nat block.", name, lineOf(first))
+}
+
+func diagNATIPv6(rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "IPv6 address in NAT",
+		"NAT translates IPv4 only: NAT66 and NPTv6 are out of scope, and IPv6 traffic passes untranslated. Use an IPv4 address here.")
+}
+
+func diagNATBadTo(got string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid forward target",
+		"%q is not a forward target; write \"ADDRESS\" or \"ADDRESS:PORT\" with an IPv4 address and a port from 1 to 65535.", got)
+}
+
+func diagNATPortForRange(got string, r Range, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Forward target port for a range",
+		"%q names a port, but dst_port is the range %d-%d: every port of it would go to one. Name no port in to (each keeps its own), or forward one dst_port.", got, r.Lo, r.Hi)
+}
+
+func diagNATPortList(what string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid "+what, "%s is one port or one \"LO-HI\" range, not a list; write a block per range.", what)
+}
+
+func diagNATBadPorts(what, got string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid "+what,
+		"%q is not a port range: %s is a port from 1 to 65535 or \"LO-HI\" with LO at most HI.", got, what)
+}
+
+func diagNATForwardOverlap(name, first string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Overlapping forward blocks",
+		"forward %q can match the same packets as forward %q (same protocol and destination, overlapping ports); the first match would take them all. Give them ports apart.", name, first)
+}
+
+func diagNATStaticShared(addr netip.Addr, other string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Static address shared",
+		"The static outside address %s is also %s; replies could not be told apart. Give the static mapping an address of its own.", addr, other)
+}
+
+func diagNATStaticTwice(which string, addr netip.Addr, rng, first hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Static address twice",
+		"%s is already a static %s address on line %d; a 1:1 mapping needs one address on each side.", addr, which, lineOf(first))
 }

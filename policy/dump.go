@@ -44,10 +44,42 @@ func (c *Config) Dump() string {
 	if tracks {
 		dumpConntrack(&b, c.Conntrack)
 	}
+	for _, n := range c.NATs {
+		dumpNAT(&b, n)
+	}
 	for _, p := range c.Policies {
 		dumpPolicy(&b, p)
 	}
 	return b.String()
+}
+
+// dumpNAT renders a nat block: its interfaces, then its masquerade,
+// forward and static blocks in order.
+func dumpNAT(b *strings.Builder, n *NAT) {
+	name := func(i *Interface) string {
+		if i == nil {
+			return ""
+		}
+		return i.Name
+	}
+	fmt.Fprintf(b, "nat %q outside=%q inside=%q\n", n.Name, name(n.Outside), name(n.Inside))
+	for _, m := range n.Masquerades {
+		var src []string
+		for _, p := range m.Src {
+			src = append(src, p.String())
+		}
+		fmt.Fprintf(b, "  masquerade src=%s to=%s ports=%s\n", strings.Join(src, ","), m.To, m.Ports)
+	}
+	for _, f := range n.Forwards {
+		to := f.To.String()
+		if f.ToPort != 0 {
+			to += fmt.Sprintf(":%d", f.ToPort)
+		}
+		fmt.Fprintf(b, "  forward %q proto=%d dst=%s dst_port=%s to=%s\n", f.Name, f.Proto, f.Dst, f.DstPorts, to)
+	}
+	for _, st := range n.Statics {
+		fmt.Fprintf(b, "  static inside=%s outside=%s\n", st.Inside, st.Outside)
+	}
 }
 
 // dumpConntrack renders the connection table's settings, timeouts by name.
@@ -81,6 +113,14 @@ func (c *Config) PolicyHash(p *Policy) string {
 	}
 	if p.TracksConnections() {
 		dumpConntrack(&b, c.Conntrack)
+	}
+	seen := map[*NAT]bool{}
+	for _, nb := range c.NATBindings(p) {
+		if !seen[nb.NAT] {
+			seen[nb.NAT] = true
+			fmt.Fprintf(&b, "role %s\n", nb.Role)
+			dumpNAT(&b, nb.NAT)
+		}
 	}
 	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:])

@@ -155,7 +155,7 @@ var fileSchema = &hcl.BodySchema{
 
 // load runs the passes in order: parse, declare variables and apply -var,
 // declare sets, the conntrack block, decode policies, attach interfaces,
-// then lint.
+// resolve nat blocks, then lint.
 func (l *loader) load(src []byte) {
 	file, diags := hclsyntax.ParseConfig(src, l.cfg.Filename, hcl.InitialPos)
 	l.add(diags...)
@@ -175,9 +175,7 @@ func (l *loader) load(src []byte) {
 	l.declareConntrack(byType["conntrack"])
 	l.declarePolicies(byType["policy"])
 	l.declareInterfaces(byType["interface"])
-	for _, b := range byType["nat"] {
-		l.add(diagNotSupported("The nat block", b.DefRange))
-	}
+	l.declareNATs(byType["nat"])
 	if len(byType["policy"]) == 0 && !l.diags.HasErrors() {
 		l.add(diagNoPolicy(l.cfg.Filename))
 	}

@@ -29,6 +29,8 @@ type Config struct {
 	// Conntrack is the connection table's settings: the conntrack
 	// block's, or the defaults when the file has none.
 	Conntrack Conntrack
+	// NATs are the nat blocks, in file order.
+	NATs []*NAT
 }
 
 // Conntrack is the top-level conntrack block: the connection table's
@@ -53,8 +55,12 @@ const (
 )
 
 // TracksConnections reports whether policy p needs connection tracking:
-// one of its rules matches ct_state.
+// one of its rules matches ct_state, or it is bound to an interface of a
+// nat block (translated flows are tracked).
 func (p *Policy) TracksConnections() bool {
+	if p.NAT {
+		return true
+	}
 	for _, r := range p.Rules {
 		if r.Match(FieldCTState) != nil {
 			return true
@@ -208,6 +214,9 @@ type Policy struct {
 	// Malformed is the verdict for frames that fail parsing (pass or drop).
 	Malformed Action
 	Rules     []*Rule
+	// NAT is set when an interface bound to the policy is a nat block's
+	// outside or inside (Config.NATBindings says which).
+	NAT       bool
 	DeclRange hcl.Range
 }
 
