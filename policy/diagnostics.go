@@ -430,3 +430,8 @@ func diagNATStaticTwice(which string, addr netip.Addr, rng, first hcl.Range) *hc
 	return errorAt(rng, "Static address twice",
 		"%s is already a static %s address on line %d; a 1:1 mapping needs one address on each side.", addr, which, lineOf(first))
 }
+
+func diagNATPolicyRoles(policy, first, firstRole, other, otherRole string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Policy in two NAT parts",
+		"Policy %q is bound to %s, %s, and to %s, %s; its one program translates as one part. Give each NAT interface a policy of its own (a copy of the rules).", policy, first, firstRole, other, otherRole)
+}

@@ -476,5 +476,18 @@ func (p *Policy) DefaultSlot() int { return len(p.Rules) }
 // MalformedSlot is the counter slot of the policy's malformed verdict.
 func (p *Policy) MalformedSlot() int { return len(p.Rules) + 1 }
 
+// NATExhaustedSlot and NATFragmentSlot are the counter slots of what NAT
+// drops (docs/nat.md), after the malformed slot; only a policy bound to a
+// NAT interface (p.NAT) has them.
+func (p *Policy) NATExhaustedSlot() int { return len(p.Rules) + 2 }
+
+// NATFragmentSlot: see NATExhaustedSlot.
+func (p *Policy) NATFragmentSlot() int { return len(p.Rules) + 3 }
+
 // Slots is the number of counter slots the policy needs.
-func (p *Policy) Slots() int { return len(p.Rules) + 2 }
+func (p *Policy) Slots() int {
+	if p.NAT {
+		return len(p.Rules) + 4
+	}
+	return len(p.Rules) + 2
+}

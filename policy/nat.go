@@ -184,6 +184,40 @@ func (l *loader) declareNATs(blocks []*hcl.Block) {
 			}
 		}
 	}
+	l.checkOneNATRole()
+}
+
+// checkOneNATRole refuses a policy bound to interfaces that play different
+// parts in NAT (two roles, two nat blocks, or a NAT interface and one
+// without NAT): its one program translates as one part.
+func (l *loader) checkOneNATRole() {
+	for _, p := range l.cfg.Policies {
+		if !p.NAT {
+			continue
+		}
+		var first *Interface
+		var role NATBinding
+		for _, i := range l.cfg.Interfaces {
+			if i.Policy != p {
+				continue
+			}
+			b, _ := l.cfg.NATOf(i.Name)
+			if first == nil {
+				first, role = i, b
+				continue
+			}
+			if b != role {
+				l.add(diagNATPolicyRoles(p.Name, first.Name, describeNATRole(role), i.Name, describeNATRole(b), i.DeclRange))
+			}
+		}
+	}
+}
+
+func describeNATRole(b NATBinding) string {
+	if b.NAT == nil {
+		return "no part in NAT"
+	}
+	return "the " + b.Role.String() + " of nat " + strconv.Quote(b.NAT.Name)
 }
 
 // sameString reports whether attribute a's value is the string s.
