@@ -197,7 +197,9 @@ func (t *diffTally) summary() string {
 // the kernel and through the reference evaluator, and requires the same
 // verdict and the same counter slots to move: the deciding slot and every
 // matching count rule's. It also checks the packet and byte totals of every
-// counter after each policy's frames.
+// counter after each policy's frames. Its flows subtest does the same for
+// conversations through policies that track connections, ct_state and
+// connection tables included (testFlowDifferential).
 func TestDifferential(t *testing.T) {
 	np, nf := diffPolicies, diffPackets
 	if testing.Short() {
@@ -228,6 +230,7 @@ func TestDifferential(t *testing.T) {
 		t.Errorf("%d more disagreements not shown", tally.failures-len(tally.reports))
 	}
 	fmt.Println(tally.summary())
+	t.Run("flows", testFlowDifferential)
 }
 
 // runDiffPolicy compares one policy on its frames and tallies the result.

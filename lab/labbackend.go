@@ -57,12 +57,26 @@ func (e FrameSizeError) Error() string {
 // errors, ARP): those reaching the server are passed over, and the client's
 // veth drops everything it receives, so its stack never answers the router
 // through the DUT.
+//
+// A frame the host sends (Frame.Out) is sent out of the DUT's interface
+// the way the host's own traffic goes, through its TC egress hook, and
+// awaited as it leaves. For a policy that tracks connections the
+// program's TC egress program is attached there with the runtime's
+// attach, as apply attaches it (unpinned: it goes with the lab);
+// the table ages by the frames' times and ct observes what tracking made
+// of each frame, as in the kernel backend.
 type labBackend struct {
 	prog  *runtime.TestProgram
 	slots slotTable
 	topo  *Topology
 	xdp   link.Link
 	inj   *injector
+	// out sends the host's own frames out of the DUT's interface, and sent
+	// captures what leaves it.
+	out    *injector
+	sent   *capture
+	egress *runtime.EgressLink
+	ct     *ctObserver
 	// recv captures where passed frames leave: the DUT (host) or the server
 	// (router). ingress, in the router topology only, captures what the
 	// program passed into the router's stack.
@@ -117,8 +131,11 @@ func newLabBackendOf(prog *runtime.TestProgram, opts LabOptions) (b Backend, err
 	if l.recv, err = newCapture(l.topo.Receiver.ns.handle, l.topo.Receiver.Index); err != nil {
 		return nil, fmt.Errorf("capture on %s: %w", l.topo.Receiver.Name, err)
 	}
-	if l.inj, err = newInjector(l.topo.Sender.ns.handle, l.topo.Sender.Index); err != nil {
+	if l.inj, err = newInjector(l.topo.Sender.ns.handle, l.topo.Sender.Index, true); err != nil {
 		return nil, fmt.Errorf("inject on %s: %w", l.topo.Sender.Name, err)
+	}
+	if err := l.sendFromDUT(); err != nil {
+		return nil, err
 	}
 	if l.topo.Receiver != l.topo.DUT {
 		if err := l.followThroughRouter(); err != nil {
@@ -151,6 +168,33 @@ func (l *labBackend) followThroughRouter() error {
 		return err
 	}
 	return nil
+}
+
+// sendFromDUT sets the DUT up to send the host's own frames: a socket that
+// sends through the qdisc layer and so the TC egress hook, a capture of
+// what leaves the DUT, and for a policy that tracks connections its egress
+// program attached there and the observer of its table.
+func (l *labBackend) sendFromDUT() error {
+	dut := l.topo.DUT
+	var err error
+	if l.out, err = newInjector(dut.ns.handle, dut.Index, false); err != nil {
+		return fmt.Errorf("send from %s: %w", dut.Name, err)
+	}
+	if l.sent, err = newCapture(dut.ns.handle, dut.Index); err != nil {
+		return fmt.Errorf("capture on %s: %w", dut.Name, err)
+	}
+	l.sent.outgoing = true
+	if l.prog.Egress() == nil {
+		return nil
+	}
+	l.egress, err = runtime.AttachEgress(runtime.EgressOptions{
+		Netns: dut.Namespace(), Interface: dut.Name, Mechanism: runtime.EgressAuto, Program: l.prog.Egress(),
+	})
+	if err != nil {
+		return err
+	}
+	l.ct, err = newCTObserver(l.prog)
+	return err
 }
 
 // newActionProgram loads an XDP program that returns action for every frame.
@@ -199,7 +243,8 @@ func (l *labBackend) addRedirectTargets() error {
 // Topology returns the topology the backend runs in.
 func (l *labBackend) Topology() *Topology { return l.topo }
 
-func (l *labBackend) Run(frame []byte) (Verdict, error) {
+func (l *labBackend) Run(f Frame) (Verdict, error) {
+	frame := f.Data
 	if len(frame) < runtime.MinTestFrame {
 		return Verdict{}, ShortFrameError(len(frame))
 	}
@@ -209,6 +254,59 @@ func (l *labBackend) Run(frame []byte) (Verdict, error) {
 	if err := l.expectQuiet("before the frame was sent"); err != nil {
 		return Verdict{}, err
 	}
+	var before ctBefore
+	if l.ct != nil {
+		var err error
+		if before, err = l.ct.before(f); err != nil {
+			return Verdict{}, err
+		}
+	}
+	var v Verdict
+	var err error
+	if f.Out {
+		v, err = l.sendOut(frame)
+	} else {
+		v, err = l.decide(frame)
+	}
+	if err != nil || l.ct == nil {
+		return v, err
+	}
+	v.CTState = before.status.String()
+	if v.CTEntry, err = l.ct.after(before); err != nil {
+		return Verdict{}, err
+	}
+	return v, nil
+}
+
+// sendOut sends a frame of the host's own out of the DUT's interface and
+// waits until it leaves, past the TC egress hook: the egress program lets
+// every frame go. In the router topology frames the router sends of itself
+// out of the same interface are passed over; in the host topology nothing
+// else may leave.
+func (l *labBackend) sendOut(frame []byte) (Verdict, error) {
+	if err := l.out.send(frame); err != nil {
+		return Verdict{}, err
+	}
+	deadline := time.Now().Add(l.timeout)
+	for {
+		got, err := l.sent.next(deadline)
+		if errors.Is(err, errNoFrame) {
+			return Verdict{}, fmt.Errorf("sent out of %s, the frame did not leave it within %s", l.topo.DUT.Name, l.timeout)
+		}
+		if err != nil {
+			return Verdict{}, err
+		}
+		if bytes.Equal(got, frame) {
+			return outVerdict(frame), nil
+		}
+		if l.topo.Kind == TopologyHost {
+			return Verdict{}, fmt.Errorf("an unexpected frame left %s while the host's frame was sent: %s", l.topo.DUT.Name, summarize(got))
+		}
+	}
+}
+
+// decide injects an arriving frame and follows it to its fate.
+func (l *labBackend) decide(frame []byte) (Verdict, error) {
 	before, err := l.prog.Counters()
 	if err != nil {
 		return Verdict{}, err
@@ -313,6 +411,13 @@ func (l *labBackend) expectQuiet(when string) error {
 	if err := check(l.recv, l.topo.Receiver.Name); err != nil {
 		return err
 	}
+	// Whatever the DUT's stack sent of itself would go through its egress
+	// program, into the table; in the host topology it sends nothing.
+	if l.sent != nil && l.topo.Kind == TopologyHost {
+		if err := check(l.sent, "the wire from "+l.topo.DUT.Name); err != nil {
+			return err
+		}
+	}
 	if l.ingress != nil {
 		if err := check(l.ingress, l.topo.DUT.Name); err != nil {
 			return err
@@ -340,6 +445,18 @@ func (l *labBackend) close() error {
 	var errs []error
 	if l.inj != nil {
 		l.inj.close()
+	}
+	if l.out != nil {
+		l.out.close()
+	}
+	if l.sent != nil {
+		l.sent.close()
+	}
+	if l.ct != nil {
+		errs = append(errs, l.ct.close())
+	}
+	if l.egress != nil {
+		errs = append(errs, l.egress.Close())
 	}
 	if l.recv != nil {
 		l.recv.close()

@@ -60,14 +60,14 @@ func TestLabBackendAgreesWithReference(t *testing.T) {
 		"vlan 0 tcp [2001:db8::1]:1 > [2001:db8::2]:22",
 		"ip 10.0.0.1 > 10.0.0.2 proto 6",
 	}
-	ref := referenceBackend{p: p}
+	ref := newReferenceBackend(cfg, p)
 	for i, line := range lines {
 		frame, err := ParsePacket(line)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, _ := ref.Run(frame)
-		got, err := b.Run(frame)
+		want, _ := ref.Run(Frame{Data: frame})
+		got, err := b.Run(Frame{Data: frame})
 		if err != nil {
 			t.Errorf("packet %d (%s): %v", i+1, line, err)
 			continue
@@ -87,7 +87,7 @@ func TestLabBackendRefusesUndeliverableFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	_, err = b.Run(make([]byte, 13))
+	_, err = b.Run(Frame{Data: make([]byte, 13)})
 	if _, ok := errors.AsType[ShortFrameError](err); !ok {
 		t.Fatalf("Run(13 bytes) = %v, want a ShortFrameError", err)
 	}
@@ -100,7 +100,7 @@ func TestLabBackendRefusesUndeliverableFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := b.Run(longest); err != nil || len(longest) != 1518 || v.Rule != "vlan-7" {
+	if v, err := b.Run(Frame{Data: longest}); err != nil || len(longest) != 1518 || v.Rule != "vlan-7" {
 		t.Fatalf("Run(%d bytes) = %v, %v; want a verdict of vlan-7", len(longest), v, err)
 	}
 	// A frame longer than the veth carries is refused with its size.
@@ -108,7 +108,7 @@ func TestLabBackendRefusesUndeliverableFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.Run(big)
+	_, err = b.Run(Frame{Data: big})
 	if fe, ok := errors.AsType[FrameSizeError](err); !ok || fe.Max != 1518 {
 		t.Fatalf("Run(%d bytes) = %v, want a FrameSizeError with limit 1518", len(big), err)
 	}

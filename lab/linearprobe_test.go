@@ -29,7 +29,7 @@ func TestKernelBackendRefusesSplitFrames(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := b.Run(frame)
+		v, err := b.Run(Frame{Data: frame})
 		se, isSplit := errors.AsType[SplitFrameError](err)
 		switch {
 		case tc.split && (!isSplit || se.Len != len(frame) || se.Seen >= len(frame)):

@@ -17,13 +17,15 @@ var ethPAll = htons(unix.ETH_P_ALL)
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // injector writes raw frames out of one interface with an AF_PACKET socket
-// that receives nothing (protocol 0) and bypasses the qdisc.
+// that receives nothing (protocol 0). An injector that bypasses the qdisc
+// hands frames straight to the driver; one that does not sends them the
+// way the host's own traffic goes, through the interface's TC egress hook.
 type injector struct {
 	fd      int
 	ifindex int
 }
 
-func newInjector(ns netns.NsHandle, ifindex int) (*injector, error) {
+func newInjector(ns netns.NsHandle, ifindex int, bypassQdisc bool) (*injector, error) {
 	inj := &injector{fd: -1, ifindex: ifindex}
 	err := inNamespace(ns, func() error {
 		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
@@ -31,6 +33,9 @@ func newInjector(ns netns.NsHandle, ifindex int) (*injector, error) {
 			return fmt.Errorf("open packet socket: %w", err)
 		}
 		inj.fd = fd
+		if !bypassQdisc {
+			return nil
+		}
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
 			return fmt.Errorf("bypass qdisc: %w", err)
 		}
@@ -66,7 +71,9 @@ func (inj *injector) close() {
 
 // capture receives every frame one interface receives, as AF_PACKET sees it:
 // after XDP, with a VLAN tag the stack stripped put back from the socket's
-// auxiliary data, so the bytes are the frame as it arrived.
+// auxiliary data, so the bytes are the frame as it arrived. An outgoing
+// capture receives the frames the interface sends instead, as they leave:
+// after its TC egress hook.
 type capture struct {
 	fd  int
 	buf []byte
@@ -74,6 +81,8 @@ type capture struct {
 	// ignore, when set, passes over the received frames it reports: frames
 	// that are not any injected frame's fate (the router's own).
 	ignore func(frame []byte) bool
+	// outgoing: the frames the interface sends, not those it receives.
+	outgoing bool
 }
 
 func newCapture(ns netns.NsHandle, ifindex int) (*capture, error) {
@@ -106,9 +115,9 @@ var errNoFrame = errors.New("no frame arrived")
 // passes over.
 const maxSkipped = 10_000
 
-// next returns the next frame the interface received (outgoing frames and
-// those ignore reports are skipped), waiting until deadline at most. A zero
-// deadline only looks.
+// next returns the next frame the interface received (or, outgoing, sent;
+// frames the other way and those ignore reports are skipped), waiting until
+// deadline at most. A zero deadline only looks.
 func (c *capture) next(deadline time.Time) ([]byte, error) {
 	for skipped := 0; ; {
 		n, oobn, flags, from, err := unix.Recvmsg(c.fd, c.buf, c.oob, unix.MSG_TRUNC)
@@ -126,9 +135,9 @@ func (c *capture) next(deadline time.Time) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("receive frame: %w", err)
 		}
-		if sll, ok := from.(*unix.SockaddrLinklayer); ok && sll.Pkttype == unix.PACKET_OUTGOING {
+		if sll, ok := from.(*unix.SockaddrLinklayer); ok && (sll.Pkttype == unix.PACKET_OUTGOING) != c.outgoing {
 			if skipped++; skipped > maxSkipped {
-				return nil, fmt.Errorf("more than %d outgoing frames while waiting for one", maxSkipped)
+				return nil, fmt.Errorf("more than %d frames the other way while waiting for one", maxSkipped)
 			}
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/wire"
 )
@@ -32,15 +33,20 @@ import (
 //	OPTION: flags LETTERS    TCP flags in tcpdump letters F S R P A U E C, "." for none
 //	        type NAME|N      ICMP or ICMPv6 type, e.g. echo-request
 //	        code N           ICMP code
+//	        id N             an ICMP or ICMPv6 echo's identifier
 //	        ttl N            IPv4 TTL or IPv6 hop limit
 //	        frag first|later IPv4 flags and offset, or an IPv6 fragment header
 //	        len N            payload bytes after the headers
 //	        op request|reply|N  ARP operation
+//	        about CARRIED    last, on an ICMP error: the packet it carries, a
+//	                         tcp, udp, icmp, icmpv6 or ip body and its options,
+//	                         and carry N: how many bytes after its fixed IP
+//	                         header (20, or 40 for IPv6) it carries (default 8)
 //
 // IPv6 addresses with a port go in brackets: [2001:db8::1]:443. Defaults:
 // MACs 02:00:00:00:00:01 > 02:00:00:00:00:02, ttl 64, flags S, type
-// echo-request, code 0, len 0, ARP addresses 10.0.0.1 > 10.0.0.2, op
-// request. One tag
+// echo-request, code 0, id 0, len 0, carry 8, ARP addresses 10.0.0.1 >
+// 10.0.0.2, op request. One tag
 // is 802.1Q; two are 802.1ad then 802.1Q. A later fragment of a tcp, udp or
 // icmp body carries the layer-4 header's bytes as fragment data. Frames are
 // padded with zeros to 60 bytes, IP lengths and checksums are computed.
@@ -75,6 +81,14 @@ type packetSpec struct {
 	frag             policy.Fragment
 	payload          int
 	arpOp            uint16
+	echoID           uint16
+	// about is the packet an ICMP error carries (its about clause); carry
+	// is, in that packet's spec, how many of its bytes after its fixed IP
+	// header (20 bytes, or 40 for IPv6) the error holds.
+	about *packetSpec
+	carry int
+	// carried is the bytes of about the error holds, once built.
+	carried []byte
 }
 
 // Defaults of the packet syntax.
@@ -303,22 +317,43 @@ func (s *packetSpec) parseProto(w *specWords) error {
 
 func specIsOption(word string) bool {
 	switch word {
-	case "flags", "type", "code", "ttl", "frag", "len", "op":
+	case "flags", "type", "code", "id", "ttl", "frag", "len", "op", "about", "carry":
 		return true
 	}
 	return false
 }
 
+// Bounds of an about clause.
+const (
+	// specCarryDefault is what an error carries of its packet's layer 4
+	// unless carry says otherwise: the 8 bytes RFC 792 promises.
+	specCarryDefault = 8
+	// specMaxCarry bounds carry: more than an error holds within the
+	// IPv6 minimum MTU.
+	specMaxCarry = 1200
+)
+
 // parseOptions reads the options after the body, each at most once and
-// only where the body has the header it sets.
+// only where the body has the header it sets. An about clause ends the
+// line: the rest is the packet the error carries.
 func (s *packetSpec) parseOptions(w *specWords) error {
+	return s.parseOptionsOf(w, false)
+}
+
+// parseOptionsOf reads the options of a packet line's body, or with
+// carried those of the packet an about clause gives, which take carry
+// and no about.
+func (s *packetSpec) parseOptionsOf(w *specWords, carried bool) error {
 	seen := map[string]bool{}
-	lenAt := 0
+	lenAt, idAt, aboutAt := 0, 0, 0
 	ip := s.body != "arp" && s.body != "ether"
 	for w.more() {
 		name := w.next()
-		if !specIsOption(name) {
-			return w.errorf("expected an option: flags, type, code, ttl, frag, len or op")
+		if !specIsOption(name) || (carried && (name == "about" || name == "op")) || (!carried && name == "carry") {
+			if carried {
+				return w.errorf("expected an option of the carried packet: flags, type, code, id, ttl, frag, len or carry")
+			}
+			return w.errorf("expected an option: flags, type, code, id, ttl, frag, len, op or about")
 		}
 		if seen[name] {
 			return w.errorf("option given twice")
@@ -326,6 +361,20 @@ func (s *packetSpec) parseOptions(w *specWords) error {
 		seen[name] = true
 		var err error
 		switch {
+		case name == "about":
+			aboutAt = w.i
+			err = s.parseAbout(w)
+		case name == "carry":
+			var n uint64
+			n, err = specNumber(w, "how many bytes after its IP header the error carries", specMaxCarry)
+			s.carry = int(n)
+		case name == "id" && s.body != "icmp" && s.body != "icmpv6":
+			return w.errorf("id applies only to an icmp or icmpv6 echo")
+		case name == "id":
+			var n uint64
+			n, err = specNumber(w, "an echo identifier", 65535)
+			s.echoID = uint16(n)
+			idAt = w.i
 		case name == "flags" && s.body != "tcp":
 			return w.errorf("flags apply only to a tcp body")
 		case (name == "type" || name == "code") && s.body != "icmp" && s.body != "icmpv6":
@@ -367,10 +416,65 @@ func (s *packetSpec) parseOptions(w *specWords) error {
 			return err
 		}
 	}
+	if seen["id"] {
+		if k := s.icmpKind(); k != conntrack.KindEchoRequest && k != conntrack.KindEchoReply {
+			w.i = idAt
+			return w.errorf("id applies only to an echo request or reply")
+		}
+	}
+	if s.about != nil {
+		w.i = aboutAt
+		switch {
+		case s.icmpKind() != conntrack.KindICMPError:
+			return w.errorf("about applies only to an ICMP error: dest-unreachable, time-exceeded, parameter-problem (or packet-too-big)")
+		case seen["len"]:
+			return w.errorf("an error with an about clause carries that packet: give carry in the clause, not len")
+		}
+	}
 	if max := s.maxPayload(); s.payload > max {
 		w.i = lenAt
 		return w.errorf("len too large: the packet can carry at most %d payload bytes", max)
 	}
+	return nil
+}
+
+// icmpKind is what connection tracking makes of an icmp or icmpv6 body's
+// type (KindUntracked for other bodies).
+func (s *packetSpec) icmpKind() conntrack.Kind {
+	switch s.body {
+	case "icmp":
+		return conntrack.ICMPKind(4, s.icmpType)
+	case "icmpv6":
+		return conntrack.ICMPKind(6, s.icmpType)
+	}
+	return conntrack.KindUntracked
+}
+
+// parseAbout reads an about clause, the rest of the line: the body of the
+// packet the error carries (tcp, udp, icmp, icmpv6 or ip, of the error's
+// family) and its options.
+func (s *packetSpec) parseAbout(w *specWords) error {
+	in := &packetSpec{ttl: 64, flags: wire.TCPSyn, frag: policy.FragNone, carry: specCarryDefault}
+	in.body = w.peek()
+	switch in.body {
+	case "tcp", "udp", "icmp", "icmpv6", "ip":
+	default:
+		w.next()
+		return w.errorf("expected the packet the error carries: tcp, udp, icmp, icmpv6 or ip")
+	}
+	if err := in.parseBody(w); err != nil {
+		return err
+	}
+	if in.src.Is4() != s.src.Is4() {
+		if s.src.Is4() {
+			return w.errorf("an icmp error carries an IPv4 packet")
+		}
+		return w.errorf("an icmpv6 error carries an IPv6 packet")
+	}
+	if err := in.parseOptionsOf(w, true); err != nil {
+		return err
+	}
+	s.about = in
 	return nil
 }
 
@@ -475,6 +579,13 @@ func (s *packetSpec) maxPayload() int {
 
 // build serializes the spec with gopacket, fixing lengths and checksums.
 func (s *packetSpec) build() ([]byte, error) {
+	if s.about != nil {
+		b, err := s.about.carriedBytes()
+		if err != nil {
+			return nil, err
+		}
+		s.carried = b
+	}
 	ls := s.linkLayers()
 	ls = append(ls, s.networkLayers()...)
 	ls = append(ls, gopacket.Payload(make([]byte, s.payload)))
@@ -488,6 +599,29 @@ func (s *packetSpec) build() ([]byte, error) {
 		frame = append(frame, 0)
 	}
 	return frame, nil
+}
+
+// carriedBytes is what an ICMP error holds of the packet s: its IP header
+// (and IPv6 fragment header) and layer 4 as they would be sent, with
+// lengths and checksums of the whole packet, cut to s.carry bytes after
+// the fixed IP header, or filled up to them with zeros.
+func (s *packetSpec) carriedBytes() ([]byte, error) {
+	ls := append(s.networkLayers(), gopacket.Payload(make([]byte, s.payload)))
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	if err := gopacket.SerializeLayers(buf, opts, ls...); err != nil {
+		return nil, fmt.Errorf("the carried packet: %w", err)
+	}
+	fixed := 20
+	if s.src.Is6() {
+		fixed = 40
+	}
+	b := append([]byte(nil), buf.Bytes()...)
+	want := fixed + s.carry
+	if len(b) >= want {
+		return b[:want], nil
+	}
+	return append(b, make([]byte, want-len(b))...), nil
 }
 
 // linkLayers are the Ethernet header and VLAN tags.
@@ -588,13 +722,17 @@ func (s *packetSpec) transportLayers(ip gopacket.NetworkLayer) []gopacket.Serial
 		_ = u.SetNetworkLayerForChecksum(ip)
 		return []gopacket.SerializableLayer{u}
 	case "icmp":
-		return []gopacket.SerializableLayer{&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(s.icmpType, s.icmpCode)}}
+		return []gopacket.SerializableLayer{
+			&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(s.icmpType, s.icmpCode), Id: s.echoID},
+			gopacket.Payload(s.carried)}
 	case "icmpv6":
 		// ICMPv6 is 4 bytes in gopacket; the first word of the message body
-		// follows, so that the header is the 8 bytes every ICMPv6 message has.
+		// follows (an echo's identifier and sequence number), so that the
+		// header is the 8 bytes every ICMPv6 message has.
 		i := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(s.icmpType, s.icmpCode)}
 		_ = i.SetNetworkLayerForChecksum(ip)
-		return []gopacket.SerializableLayer{i, gopacket.Payload(make([]byte, 4))}
+		word := []byte{byte(s.echoID >> 8), byte(s.echoID), 0, 0}
+		return []gopacket.SerializableLayer{i, gopacket.Payload(append(word, s.carried...))}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/xdpc/xdpc/lab/corpus"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/policy/eval"
 )
@@ -64,6 +65,33 @@ func TestPacketSpecRoundTrip(t *testing.T) {
 		{"icmp 10.0.0.1 > 10.0.0.2 frag later", "ip 10.0.0.1 > 10.0.0.2 proto 1 frag later len 8"},
 		{"ip 10.0.0.1 > 10.0.0.2 proto 6 frag later ttl 1", "ip 10.0.0.1 > 10.0.0.2 proto 6 ttl 1 frag later"},
 		{"ip 2001:db8::1 > 2001:db8::2 proto 60 frag later", "ip 2001:db8::1 > 2001:db8::2 proto 60 frag later"},
+		{"icmp 10.0.0.1 > 10.0.0.2 id 7", "icmp 10.0.0.1 > 10.0.0.2 type echo-request id 7"},
+		{"icmpv6 2001:db8::1 > 2001:db8::2 type echo-reply id 65535", "icmpv6 2001:db8::1 > 2001:db8::2 type echo-reply id 65535"},
+		{"icmp 10.0.0.1 > 10.0.0.2 type echo-reply id 0", "icmp 10.0.0.1 > 10.0.0.2 type echo-reply"},
+		{"icmp 10.0.0.2 > 10.0.0.9 type dest-unreachable code 3 about udp 10.0.0.9:5353 > 10.0.0.2:53",
+			"icmp 10.0.0.2 > 10.0.0.9 type dest-unreachable code 3 about udp 10.0.0.9:5353 > 10.0.0.2:53"},
+		{"icmp 192.0.2.1 > 10.0.0.2 type time-exceeded ttl 255 about tcp 10.0.0.2:40000 > 192.0.2.9:80 flags SA ttl 1 carry 20",
+			"icmp 192.0.2.1 > 10.0.0.2 type time-exceeded ttl 255 about tcp 10.0.0.2:40000 > 192.0.2.9:80 carry 20"},
+		{"icmp 192.0.2.1 > 10.0.0.2 type parameter-problem about icmp 10.0.0.2 > 192.0.2.9 type echo-reply id 9 len 56 carry 64",
+			"icmp 192.0.2.1 > 10.0.0.2 type parameter-problem about icmp 10.0.0.2 > 192.0.2.9 type echo-reply id 9 carry 64"},
+		{"icmp 192.0.2.1 > 10.0.0.2 type dest-unreachable about ip 10.0.0.2 > 192.0.2.9 proto gre",
+			"icmp 192.0.2.1 > 10.0.0.2 type dest-unreachable about ip 10.0.0.2 > 192.0.2.9 proto 47"},
+		{"icmpv6 2001:db8::ff > 2001:db8::2 type packet-too-big about icmpv6 2001:db8::2 > 2001:db8::9 type echo-request id 9",
+			"icmpv6 2001:db8::ff > 2001:db8::2 type packet-too-big about icmpv6 2001:db8::2 > 2001:db8::9 type echo-request id 9"},
+		{"icmpv6 2001:db8::ff > 2001:db8::2 type time-exceeded about tcp [2001:db8::9]:443 > [2001:db8::2]:50000 carry 16",
+			"icmpv6 2001:db8::ff > 2001:db8::2 type time-exceeded about tcp [2001:db8::9]:443 > [2001:db8::2]:50000 carry 16"},
+		// A carried IPv6 fragment header is taken for the protocol
+		// (extension headers are not walked).
+		{"icmpv6 2001:db8::ff > 2001:db8::2 type dest-unreachable about udp [2001:db8::2]:1 > [2001:db8::9]:2 frag first",
+			"icmpv6 2001:db8::ff > 2001:db8::2 type dest-unreachable about ip 2001:db8::2 > 2001:db8::9 proto 44"},
+		// Too little carried, or a later fragment: no flow, so the summary
+		// spells what is carried as len.
+		{"icmp 192.0.2.1 > 10.0.0.2 type dest-unreachable about udp 10.0.0.2:1 > 192.0.2.9:2 carry 7",
+			"icmp 192.0.2.1 > 10.0.0.2 type dest-unreachable len 27"},
+		{"icmp 192.0.2.1 > 10.0.0.2 type dest-unreachable about udp 10.0.0.2:1 > 192.0.2.9:2 frag later",
+			"icmp 192.0.2.1 > 10.0.0.2 type dest-unreachable len 28"},
+		{"icmp 192.0.2.1 > 10.0.0.2 type dest-unreachable about icmp 10.0.0.2 > 192.0.2.9 type time-exceeded",
+			"icmp 192.0.2.1 > 10.0.0.2 type dest-unreachable len 28"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.spec, func(t *testing.T) {
@@ -269,7 +297,20 @@ func TestParsePacketErrors(t *testing.T) {
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 flags S", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 flags S": word 5 "flags": flags apply only to a tcp body`},
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 ttl 1 ttl 2", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 ttl 1 ttl 2": word 7 "ttl": option given twice`},
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 ttl 256", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 ttl 256": word 6 "256": expected a ttl, at most 255`},
-		{"udp 10.0.0.1:1 > 10.0.0.2:2 hops 3", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 hops 3": word 5 "hops": expected an option: flags, type, code, ttl, frag, len or op`},
+		{"udp 10.0.0.1:1 > 10.0.0.2:2 hops 3", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 hops 3": word 5 "hops": expected an option: flags, type, code, id, ttl, frag, len, op or about`},
+		{"udp 10.0.0.1:1 > 10.0.0.2:2 id 3", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 id 3": word 5 "id": id applies only to an icmp or icmpv6 echo`},
+		{"icmp 10.0.0.1 > 10.0.0.2 id 3 type dest-unreachable", `parse packet "icmp 10.0.0.1 > 10.0.0.2 id 3 type dest-unreachable": word 6 "3": id applies only to an echo request or reply`},
+		{"icmp 10.0.0.1 > 10.0.0.2 id 65536", `parse packet "icmp 10.0.0.1 > 10.0.0.2 id 65536": word 6 "65536": expected an echo identifier, at most 65535`},
+		{"udp 10.0.0.1:1 > 10.0.0.2:2 carry 3", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 carry 3": word 5 "carry": expected an option: flags, type, code, id, ttl, frag, len, op or about`},
+		{"icmp 10.0.0.1 > 10.0.0.2 about udp 10.0.0.2:1 > 10.0.0.1:2", `parse packet "icmp 10.0.0.1 > 10.0.0.2 about udp 10.0.0.2:1 > 10.0.0.1:2": word 5 "about": about applies only to an ICMP error: dest-unreachable, time-exceeded, parameter-problem (or packet-too-big)`},
+		{"udp 10.0.0.1:1 > 10.0.0.2:2 about udp 10.0.0.2:1 > 10.0.0.1:2", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 about udp 10.0.0.2:1 > 10.0.0.1:2": word 5 "about": about applies only to an ICMP error: dest-unreachable, time-exceeded, parameter-problem (or packet-too-big)`},
+		{"icmp 10.0.0.1 > 10.0.0.2 type dest-unreachable len 8 about udp 10.0.0.2:1 > 10.0.0.1:2", `parse packet "icmp 10.0.0.1 > 10.0.0.2 type dest-unreachable len 8 about udp 10.0.0.2:1 > 10.0.0.1:2": word 9 "about": an error with an about clause carries that packet: give carry in the clause, not len`},
+		{"icmp 10.0.0.1 > 10.0.0.2 type dest-unreachable about udp [::2]:1 > [::1]:2", `parse packet "icmp 10.0.0.1 > 10.0.0.2 type dest-unreachable about udp [::2]:1 > [::1]:2": word 11 "[::1]:2": an icmp error carries an IPv4 packet`},
+		{"icmpv6 ::1 > ::2 type dest-unreachable about udp 10.0.0.2:1 > 10.0.0.1:2", `parse packet "icmpv6 ::1 > ::2 type dest-unreachable about udp 10.0.0.2:1 > 10.0.0.1:2": word 11 "10.0.0.1:2": an icmpv6 error carries an IPv6 packet`},
+		{"icmp 10.0.0.1 > 10.0.0.2 type dest-unreachable about arp", `parse packet "icmp 10.0.0.1 > 10.0.0.2 type dest-unreachable about arp": word 8 "arp": expected the packet the error carries: tcp, udp, icmp, icmpv6 or ip`},
+		{"icmp 10.0.0.1 > 10.0.0.2 type dest-unreachable about", `parse packet "icmp 10.0.0.1 > 10.0.0.2 type dest-unreachable about": at end of line: expected the packet the error carries: tcp, udp, icmp, icmpv6 or ip`},
+		{"icmp 10.0.0.1 > 10.0.0.2 type 3 about icmp 10.0.0.2 > 10.0.0.1 type 3 about udp 10.0.0.2:1 > 10.0.0.1:2", `parse packet "icmp 10.0.0.1 > 10.0.0.2 type 3 about icmp 10.0.0.2 > 10.0.0.1 type 3 about udp 10.0.0.2:1 > 10.0.0.1:2": word 14 "about": expected an option of the carried packet: flags, type, code, id, ttl, frag, len or carry`},
+		{"icmp 10.0.0.1 > 10.0.0.2 type 3 about udp 10.0.0.2:1 > 10.0.0.1:2 carry 1201", `parse packet "icmp 10.0.0.1 > 10.0.0.2 type 3 about udp 10.0.0.2:1 > 10.0.0.1:2 carry 1201": word 13 "1201": expected how many bytes after its IP header the error carries, at most 1200`},
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 op reply", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 op reply": word 5 "op": op applies only to an arp body`},
 		{"arp op answer", `parse packet "arp op answer": word 3 "answer": expected an arp operation: request, reply or a number`},
 		{"arp op 65536", `parse packet "arp op 65536": word 3 "65536": expected an arp operation: request, reply or a number, at most 65535`},
@@ -316,6 +357,8 @@ func FuzzParsePacket(f *testing.F) {
 		"ether 02:00:00:00:00:0a > ff:ff:ff:ff:ff:ff ether 0x88cc len 3",
 		"icmpv6 fe80::1 > ff02::1 type neighbor-solicitation code 1",
 		"ip 10.0.0.1 > 10.0.0.2 proto esp frag first", "arp 1.2.3.4 > 5.6.7.8", "arp op reply", "tcp [::1]:1>[::2]:2 flags .",
+		"icmp 10.0.0.2 > 10.0.0.9 type dest-unreachable code 3 about udp 10.0.0.9:5353 > 10.0.0.2:53 carry 12",
+		"icmpv6 ::1 > ::2 type time-exceeded about icmpv6 ::2 > ::3 type echo-request id 5", "icmp 1.2.3.4 > 5.6.7.8 type echo-reply id 9",
 	} {
 		f.Add(s)
 	}
@@ -374,5 +417,36 @@ func TestPacketsDocExamples(t *testing.T) {
 			continue
 		}
 		checkRoundTrip(t, parseWellFormed(t, frame))
+	}
+}
+
+// TestSummariesOfCorpusRoundTrip checks the summary promise on every
+// well-formed frame of the differential corpus: the frame built from its
+// summary parses to the same packet, and connection tracking reads the
+// same of it (an ICMP error's carried flow, an echo's identifier).
+func TestSummariesOfCorpusRoundTrip(t *testing.T) {
+	seen := 0
+	for _, pk := range corpus.Generate(corpus.DifferentialSeed, 20000) {
+		p, bad := eval.Parse(pk.Frame)
+		if bad != nil {
+			continue
+		}
+		seen++
+		t.Run(string(pk.Class), func(t *testing.T) {
+			checkRoundTrip(t, p)
+			frame, err := ParsePacket(p.Summary())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(eval.Track(pk.Frame), eval.Track(frame), cmpPacket...); diff != "" {
+				t.Errorf("tracking reads the frame from %q otherwise (-original +rebuilt):\n%s", p.Summary(), diff)
+			}
+		})
+		if t.Failed() {
+			t.Fatalf("%s frame %x", pk.Class, pk.Frame)
+		}
+	}
+	if seen < 10000 {
+		t.Errorf("only %d well-formed frames in the corpus", seen)
 	}
 }

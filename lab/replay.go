@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"slices"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/policy/eval"
 	"github.com/xdpc/xdpc/runtime"
+	"github.com/xdpc/xdpc/wire"
 )
 
 // Backend names, as `xdpc replay --backend` takes them.
@@ -39,6 +42,16 @@ type Verdict struct {
 	// Counted names the count rules that matched before the decision.
 	Counted []string `json:"counted,omitempty"`
 	Len     int      `json:"len"`
+	// CTState is the frame's ct_state as the rules saw it (for an out
+	// frame, as the tracker read it): "new", "established", "related",
+	// "invalid" or "untracked"; empty when the policy does not track
+	// connections.
+	CTState string `json:"ct_state,omitempty"`
+	// CTEntry is the state of the connection-table entry the frame
+	// created or moved ("syn_sent", "established", "time_wait", ...);
+	// empty when it recorded nothing (dropped, related, invalid, not
+	// tracked).
+	CTEntry string `json:"ct_entry,omitempty"`
 	// Rewritten is the summary of the frame as it left the device under
 	// test, when the datapath changed it; empty when it left unchanged or
 	// did not leave.
@@ -53,7 +66,9 @@ type Verdict struct {
 }
 
 // String renders v as one golden-file line: index, verdict, rule, packet,
-// the count rules that matched and the rewritten frame, if any.
+// the count rules that matched, the ct_state and the entry recorded (when
+// the policy tracks connections: "(ct established, entry fin_wait)") and
+// the rewritten frame, if any.
 func (v Verdict) String() string {
 	if v.Error != "" {
 		return fmt.Sprintf("%4d  error  %s", v.Index, v.Error)
@@ -64,6 +79,13 @@ func (v Verdict) String() string {
 	}
 	if len(v.Counted) > 0 {
 		s += fmt.Sprintf("  (counted by %s)", joinNames(v.Counted))
+	}
+	if v.CTState != "" {
+		s += "  (ct " + v.CTState
+		if v.CTEntry != "" {
+			s += ", entry " + v.CTEntry
+		}
+		s += ")"
 	}
 	if v.Rewritten != "" {
 		s += "  rewritten to " + v.Rewritten
@@ -82,10 +104,14 @@ func joinNames(names []string) string {
 	return b.String()
 }
 
-// A Backend decides verdicts for frames of one policy.
+// A Backend decides verdicts for the frames of one conversation, in order,
+// with one policy: each frame in its turn, at its time, arriving or (Out)
+// sent by the host.
 type Backend interface {
-	// Run decides one frame. An error means the backend could not run it.
-	Run(frame []byte) (Verdict, error)
+	// Run decides one frame: an arriving one with the policy, one the
+	// host sends (f.Out) only as connection tracking records it. An error
+	// means the backend could not run it.
+	Run(f Frame) (Verdict, error)
 	Close() error
 }
 
@@ -93,7 +119,7 @@ type Backend interface {
 func NewBackend(name string, cfg *policy.Config, p *policy.Policy) (Backend, error) {
 	switch name {
 	case BackendReference:
-		return referenceBackend{p: p}, nil
+		return newReferenceBackend(cfg, p), nil
 	case BackendKernel:
 		return newKernelBackend(cfg, p)
 	case BackendLab:
@@ -112,19 +138,14 @@ func (e UnknownBackendError) Error() string {
 // VerdictOut is the verdict of a frame the host sent: no policy filters it.
 const VerdictOut = "out"
 
-// Replay runs every frame through b, in order. A frame the host sent
-// (Frame.Out) is not filtered: its line says "out".
+// Replay runs every frame through b, in order: a conversation. A frame the
+// host sent (Frame.Out) is not filtered: its line says "out".
 func Replay(b Backend, frames []Frame) []Verdict {
 	out := make([]Verdict, 0, len(frames))
 	for _, f := range frames {
-		var v Verdict
-		if f.Out {
-			v = Verdict{Verdict: VerdictOut, Summary: summarize(f.Data), Len: len(f.Data)}
-		} else {
-			var err error
-			if v, err = b.Run(f.Data); err != nil {
-				v = Verdict{Error: err.Error()}
-			}
+		v, err := b.Run(f)
+		if err != nil {
+			v = Verdict{Error: err.Error()}
 		}
 		v.Index = f.Index
 		out = append(out, v)
@@ -132,14 +153,42 @@ func Replay(b Backend, frames []Frame) []Verdict {
 	return out
 }
 
-type referenceBackend struct{ p *policy.Policy }
-
-func (r referenceBackend) Run(frame []byte) (Verdict, error) {
-	res := eval.Evaluate(r.p, frame)
-	return referenceVerdict(r.p, frame, res.Slot, res.Counted), nil
+// outVerdict is the line of a frame the host sent, before connection
+// tracking says what it made of it.
+func outVerdict(frame []byte) Verdict {
+	return Verdict{Verdict: VerdictOut, Summary: summarize(frame), Len: len(frame), Slot: -1}
 }
 
-func (referenceBackend) Close() error { return nil }
+// referenceBackend decides a conversation with one eval.Session, whose
+// clock is the frames' times.
+type referenceBackend struct {
+	p *policy.Policy
+	s *eval.Session
+}
+
+func newReferenceBackend(cfg *policy.Config, p *policy.Policy) *referenceBackend {
+	return &referenceBackend{p: p, s: eval.NewSession(p, cfg.Conntrack)}
+}
+
+func (r *referenceBackend) Run(f Frame) (Verdict, error) {
+	now := uint64(f.Time)
+	if f.Out {
+		v := outVerdict(f.Data)
+		res := r.s.Egress(f.Data, now)
+		if r.s.Tracks() {
+			v.CTState, v.CTEntry = res.CTState.String(), referenceEntry(r.s, f.Data, res.Commit)
+		}
+		return v, nil
+	}
+	res := r.s.Ingress(f.Data, now)
+	v := referenceVerdict(r.p, f.Data, res.Slot, res.Counted)
+	if r.s.Tracks() {
+		v.CTState, v.CTEntry = res.CTState.String(), referenceEntry(r.s, f.Data, res.CTCommit)
+	}
+	return v, nil
+}
+
+func (*referenceBackend) Close() error { return nil }
 
 // referenceVerdict builds the Verdict of the reference's decision at slot
 // with the count-rule slots counted: the policy's slot numbering, rules
@@ -174,11 +223,15 @@ func summarize(frame []byte) string {
 }
 
 // kernelBackend runs the compiled program under BPF_PROG_TEST_RUN and reads
-// the decision back from the counters that moved.
+// the decision back from the counters that moved. For a policy that
+// tracks connections, the host's own frames run through its TC egress
+// program, the table ages by the frames' times, and ct observes what
+// tracking made of each frame.
 type kernelBackend struct {
 	prog  *runtime.TestProgram
 	slots slotTable
 	probe *linearProbe
+	ct    *ctObserver // nil when the policy does not track
 }
 
 func newKernelBackend(cfg *policy.Config, p *policy.Policy) (*kernelBackend, error) {
@@ -196,7 +249,13 @@ func newKernelBackendOf(prog *runtime.TestProgram) (*kernelBackend, error) {
 		prog.Close()
 		return nil, err
 	}
-	return &kernelBackend{prog: prog, slots: newSlotTable(prog.Manifest().Counters), probe: probe}, nil
+	ct, err := newCTObserver(prog)
+	if err != nil {
+		probe.close()
+		prog.Close()
+		return nil, err
+	}
+	return &kernelBackend{prog: prog, slots: newSlotTable(prog.Manifest().Counters), probe: probe, ct: ct}, nil
 }
 
 // CompileError is a policy the compiler cannot express (a list too long to
@@ -219,7 +278,8 @@ func loadProgram(cfg *policy.Config, p *policy.Policy) (*runtime.TestProgram, er
 	return runtime.NewTestProgram(elf.Bytes())
 }
 
-func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
+func (k *kernelBackend) Run(f Frame) (Verdict, error) {
+	frame := f.Data
 	if len(frame) >= runtime.MinTestFrame {
 		seen, err := k.probe.seen(frame)
 		if err != nil {
@@ -229,6 +289,41 @@ func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
 			return Verdict{}, SplitFrameError{Len: len(frame), Seen: seen}
 		}
 	}
+	if k.ct == nil {
+		if f.Out {
+			return outVerdict(frame), nil
+		}
+		return k.decide(frame)
+	}
+	before, err := k.ct.before(f)
+	if err != nil {
+		return Verdict{}, err
+	}
+	var v Verdict
+	if f.Out {
+		v = outVerdict(frame)
+		ret, err := k.prog.RunEgress(frame)
+		if err != nil {
+			if cut, ok := cutL3(frame); ok && errors.Is(err, unix.EINVAL) {
+				return Verdict{}, EgressRefusedError{Len: len(frame), EtherType: cut}
+			}
+			return Verdict{}, err
+		}
+		if ret != tcActUnspec {
+			return Verdict{}, fmt.Errorf("the egress program returned %d, not TC_ACT_UNSPEC (%d): it must let every frame go", ret, tcActUnspec)
+		}
+	} else if v, err = k.decide(frame); err != nil {
+		return Verdict{}, err
+	}
+	v.CTState = before.status.String()
+	if v.CTEntry, err = k.ct.after(before); err != nil {
+		return Verdict{}, err
+	}
+	return v, nil
+}
+
+// decide runs an arriving frame through the XDP program.
+func (k *kernelBackend) decide(frame []byte) (Verdict, error) {
 	out, err := k.prog.Run(frame)
 	if err != nil {
 		return Verdict{}, err
@@ -241,6 +336,38 @@ func (k *kernelBackend) Run(frame []byte) (Verdict, error) {
 		return Verdict{}, fmt.Errorf("program returned %s but counted the packet on %q (%s)", out.Action, v.Rule, v.Verdict)
 	}
 	return v, nil
+}
+
+// tcActUnspec is TC_ACT_UNSPEC, what the egress program returns for every
+// frame: the packet goes on.
+const tcActUnspec = -1
+
+// EgressRefusedError is returned by the kernel backend for a frame the
+// host sends whose IPv4 or IPv6 header is cut short: BPF_PROG_TEST_RUN
+// refuses such a frame to a TC program (EINVAL), so the egress program
+// cannot be run on it. The reference calls it malformed, which the egress
+// program leaves alone; the differential test checks that it does.
+type EgressRefusedError struct {
+	Len       int
+	EtherType uint16
+}
+
+func (e EgressRefusedError) Error() string {
+	return fmt.Sprintf("BPF_PROG_TEST_RUN refuses a %d-byte frame of ether type %#04x to a TC program: its IP header is cut short", e.Len, e.EtherType)
+}
+
+// cutL3 reports whether frame is an untagged IPv4 or IPv6 frame too short
+// for the fixed IP header, and its ether type.
+func cutL3(frame []byte) (uint16, bool) {
+	if len(frame) < 14 {
+		return 0, false
+	}
+	et := uint16(frame[12])<<8 | uint16(frame[13])
+	switch {
+	case et == wire.EtherTypeIPv4 && len(frame) < 14+20, et == wire.EtherTypeIPv6 && len(frame) < 14+40:
+		return et, true
+	}
+	return 0, false
 }
 
 // errNoDecision is returned by decide when no deciding counter moved.
@@ -299,4 +426,10 @@ func (st slotTable) decide(frame []byte, moved []int) (Verdict, error) {
 	return v, nil
 }
 
-func (k *kernelBackend) Close() error { return errors.Join(k.probe.close(), k.prog.Close()) }
+func (k *kernelBackend) Close() error {
+	var errs []error
+	if k.ct != nil {
+		errs = append(errs, k.ct.close())
+	}
+	return errors.Join(append(errs, k.probe.close(), k.prog.Close())...)
+}

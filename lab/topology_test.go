@@ -155,7 +155,7 @@ policy "r" {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := b.Run(frame)
+		v, err := b.Run(Frame{Data: frame})
 		if err != nil {
 			t.Fatalf("%s: %v", tc.packet, err)
 		}
@@ -215,11 +215,11 @@ policy "r" {
 		}
 		want := tc.want
 		if want == "" {
-			ref, _ := referenceBackend{p: p}.Run(frame)
+			ref, _ := newReferenceBackend(cfg, p).Run(Frame{Data: frame})
 			ref.Index = 1
 			want = ref.String()
 		}
-		v, err := b.Run(frame)
+		v, err := b.Run(Frame{Data: frame})
 		if err != nil {
 			t.Errorf("%s (%s): %v", tc.why, tc.packet, err)
 			continue

@@ -28,13 +28,24 @@ func newReplayCommand() *cobra.Command {
 		Long: `Replay every frame of a pcap or pcapng capture through a policy and print
 one line per packet: index, verdict, deciding rule ("default" or "malformed"
 when no rule decided) and the packet. --json prints one JSON object per line
-with keys index, verdict, rule, summary, len and counted.
+with keys index, verdict, rule, summary, len and counted (and ct_state,
+ct_entry).
+
+The capture is one conversation: its timestamps are the clock of connection
+tracking's timeouts, and a frame the host itself sent (a pcapng outbound
+frame) is not filtered: its line says "out", and connection tracking records
+it as the TC egress program does. For a policy that tracks connections every
+line ends with the packet's ct_state and, when it created or moved a table
+entry, that entry's state: "(ct established, entry fin_wait)".
 
 Backends: reference (the pure-Go evaluator, no privileges), kernel (the
 compiled program under BPF_PROG_TEST_RUN; needs CAP_BPF) and lab (the program
 attached with XDP to a veth in throwaway network namespaces, each frame
 injected from the peer and followed to the stack; needs root). All give the
-same lines for the same input. The lab cannot send frames shorter than an
+same lines for the same input: the kernel runs out frames through the
+egress program under BPF_PROG_TEST_RUN, the lab sends them out of the DUT's
+veth, where the egress program is attached, and both age the connection
+table by the time between frames. The lab cannot send frames shorter than an
 Ethernet header (the kernel refuses them) and reports those as errors.
 
 --topology router runs the lab as client ⇄ router ⇄ server with the program

@@ -34,6 +34,9 @@ type l4Header struct {
 	tcpOptions       []layers.TCPOption
 	icmpType         uint8
 	icmpCode         uint8
+	// echoID is an echo's identifier when setEchoID (else 7).
+	echoID    uint16
+	setEchoID bool
 	// raw replaces the header entirely (protocols without a parsed header,
 	// and later fragments whose payload only looks like a header).
 	raw []byte
@@ -214,18 +217,27 @@ func upperLayer(s frameSpec, network gopacket.NetworkLayer, lay *layout) []gopac
 		ls = append(ls, u)
 		lay.l4Min = 8
 	case s.proto == wire.ProtoICMP && lay.family == 4:
-		ls = append(ls, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(s.l4.icmpType, s.l4.icmpCode), Id: 7, Seq: 1})
+		ls = append(ls, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(s.l4.icmpType, s.l4.icmpCode), Id: s.l4.id(), Seq: 1})
 		lay.l4Min = 8
 	case s.proto == wire.ProtoICMPv6 && lay.family == 6:
 		i := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(s.l4.icmpType, s.l4.icmpCode)}
 		mustSetNetwork(i.SetNetworkLayerForChecksum(network))
-		ls = append(ls, i, gopacket.Payload{0, 7, 0, 1})
+		id := s.l4.id()
+		ls = append(ls, i, gopacket.Payload{byte(id >> 8), byte(id), 0, 1})
 		lay.l4Min = 8
 	}
 	if len(s.payload) > 0 {
 		ls = append(ls, gopacket.Payload(s.payload))
 	}
 	return ls
+}
+
+// id is the identifier an ICMP header carries.
+func (h l4Header) id() uint16 {
+	if h.setEchoID {
+		return h.echoID
+	}
+	return 7
 }
 
 func mustSetNetwork(err error) {

@@ -62,6 +62,8 @@ type policyGen struct {
 	b    strings.Builder
 	sets []namedSet
 	vars []namedVar
+	// tracking: rules may match ct_state (TrackingPolicies).
+	tracking bool
 }
 
 func (g *policyGen) policy(name string) []byte {
@@ -167,11 +169,14 @@ func (g *policyGen) rule(i int) {
 	names := []string{"ether_type", "vlan", "inner_vlan", "src_mac", "dst_mac", "src", "dst", "proto",
 		"src_port", "dst_port", "dst_port", "tcp_flags", "icmp_type", "icmp_code", "ttl", "length", "fragment",
 		"src", "dst", "proto"}
+	if g.tracking {
+		names = append(names, "ct_state", "ct_state", "ct_state", "ct_state")
+	}
 	for range nfields {
 		want[pick(r, names)] = true
 	}
 	if shape == shapeNonIP {
-		for _, f := range []string{"src", "dst", "proto", "src_port", "dst_port", "tcp_flags", "icmp_type", "icmp_code", "ttl", "length", "fragment"} {
+		for _, f := range []string{"src", "dst", "proto", "src_port", "dst_port", "tcp_flags", "icmp_type", "icmp_code", "ttl", "length", "fragment", "ct_state"} {
 			delete(want, f)
 		}
 		want["ether_type"] = true
@@ -238,6 +243,9 @@ func (g *policyGen) rule(i int) {
 	}
 	if want["fragment"] {
 		add("fragment", pick(r, []string{`"none"`, `"first"`, `"later"`, `"any"`, `"!none"`, `"!later"`, `["none", "first"]`, `["later"]`, `"!any"`}))
+	}
+	if want["ct_state"] {
+		add("ct_state", pick(r, poolCTStates))
 	}
 
 	action := pick(r, []string{"pass", "pass", "drop", "drop", "count", "count", "redirect"})

@@ -3,6 +3,7 @@ package corpus
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/xdpc/xdpc/policy"
 )
@@ -55,6 +56,48 @@ func TestPoliciesDeterministic(t *testing.T) {
 	for i := range a {
 		if !bytes.Equal(a[i].Source, b[i].Source) {
 			t.Fatalf("policy %d differs between two runs with the same seed", i)
+		}
+	}
+}
+
+// TestTrackingPoliciesLoad checks that every generated tracking policy is
+// valid and tracks connections, and that their conntrack blocks and
+// ct_state rules vary.
+func TestTrackingPoliciesLoad(t *testing.T) {
+	ctRules, blocks, short := 0, 0, 0
+	for _, gp := range TrackingPolicies(1, 200) {
+		cfg, diags := policy.Load(gp.Name, gp.Source, policy.LoadOptions{})
+		if diags.HasErrors() {
+			t.Fatalf("%s does not load: %v\n%s", gp.Name, diags, gp.Source)
+		}
+		p := cfg.Policy(gp.Policy)
+		if !p.TracksConnections() {
+			t.Fatalf("%s does not track connections:\n%s", gp.Name, gp.Source)
+		}
+		for _, r := range p.Rules {
+			if r.Match(policy.FieldCTState) != nil {
+				ctRules++
+			}
+		}
+		if cfg.Conntrack.DeclRange.Filename != "" {
+			blocks++
+		}
+		if cfg.Conntrack.Timeouts.TCPEstablished < time.Hour {
+			short++
+		}
+	}
+	t.Logf("200 tracking policies: %d ct_state rules, %d conntrack blocks, %d with a short established timeout", ctRules, blocks, short)
+	if ctRules < 300 || blocks < 100 || short == 0 {
+		t.Error("tracking policies lack ct_state rules, conntrack blocks or short timeouts")
+	}
+}
+
+// TestStatelessPoliciesUnchanged checks that the stateless generator does
+// not draw ct_state: its policies track nothing.
+func TestStatelessPoliciesUnchanged(t *testing.T) {
+	for _, gp := range Policies(DifferentialSeed, 50) {
+		if bytes.Contains(gp.Source, []byte("ct_state")) {
+			t.Fatalf("%s matches ct_state:\n%s", gp.Name, gp.Source)
 		}
 	}
 }

@@ -79,14 +79,14 @@ rule "ping": no match: icmp_type: packet has no icmp header (proto tcp)
 verdict: drop by default
 conntrack: nothing recorded (the packet is dropped)
 `,
-		"related": `packet: icmp 192.0.2.254 > 10.0.0.1 type dest-unreachable code 3 len 40
+		"related": `packet: icmp 192.0.2.254 > 10.0.0.1 type dest-unreachable code 3 about tcp 10.0.0.1:22 > 10.0.0.2:40000 carry 20
 ct_state: related (an icmp error about tcp 10.0.0.1:22 > 10.0.0.2:40000, whose entry is established)
 rule "invalid": no match: ct_state related not in invalid
 rule "replies": match -> pass
 verdict: pass by rule "replies"
 conntrack: no change (a related packet changes nothing)
 `,
-		"error about no flow": `packet: icmp 192.0.2.254 > 10.0.0.1 type dest-unreachable code 3 len 28
+		"error about no flow": `packet: icmp 192.0.2.254 > 10.0.0.1 type dest-unreachable code 3 about udp 10.0.0.1:1 > 10.0.0.2:2
 ct_state: invalid (an icmp error about udp 10.0.0.1:1 > 10.0.0.2:2, no entry)
 rule "invalid": match -> drop
 verdict: drop by rule "invalid"
@@ -159,18 +159,18 @@ conntrack: nothing recorded (the packet is dropped)
 		"malformed out": `packet (out): malformed: ipv4 total length < header length at offset 14
 conntrack: no change (malformed)
 `,
-		"echo out": `packet (out): icmp 10.0.0.1 > 10.0.0.2 type echo-request
+		"echo out": `packet (out): icmp 10.0.0.1 > 10.0.0.2 type echo-request id 7
 ct_state: new (no entry, and an echo request starts one)
 conntrack: creates entry icmp 10.0.0.1 > 10.0.0.2 id 7 in requested for 30s
 `,
-		"echo reply": `packet: icmp 10.0.0.2 > 10.0.0.1 type echo-reply
+		"echo reply": `packet: icmp 10.0.0.2 > 10.0.0.1 type echo-reply id 7
 ct_state: established (entry icmp 10.0.0.1 > 10.0.0.2 id 7 in requested, this packet the reply way)
 rule "invalid": no match: ct_state established not in invalid
 rule "replies": match -> pass
 verdict: pass by rule "replies"
 conntrack: moves the entry from requested to replied, for 30s
 `,
-		"lone echo reply": `packet: icmp 10.0.0.2 > 10.0.0.1 type echo-reply
+		"lone echo reply": `packet: icmp 10.0.0.2 > 10.0.0.1 type echo-reply id 8
 ct_state: invalid (no entry, and an echo reply cannot start one)
 rule "invalid": match -> drop
 verdict: drop by rule "invalid"

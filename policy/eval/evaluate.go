@@ -62,8 +62,7 @@ var emptyTable = conntrack.NewTable(conntrack.Timeouts{})
 // and how the table read the packet.
 func ingress(p *policy.Policy, t *conntrack.Table, frame []byte, now uint64, record bool, x *Explanation) Result {
 	var pkt Packet
-	var lay layout
-	if reason, off := parse(frame, &pkt, &lay); reason != "" {
+	if reason, off := parse(frame, &pkt); reason != "" {
 		res := malformedResult(p, reason)
 		if x != nil {
 			x.Malformed, x.Result = &Malformed{Reason: reason, Offset: off}, res
@@ -73,7 +72,7 @@ func ingress(p *policy.Policy, t *conntrack.Table, frame []byte, now uint64, rec
 	var cp conntrack.Packet
 	var trace *CTTrace
 	if t != nil {
-		cp = trackedPacket(frame, &pkt, lay)
+		cp = trackedPacket(&pkt)
 		pkt.CTState = t.Status(&cp, now)
 		if x != nil {
 			trace = newTrace(t, &pkt, &cp, now, false)

@@ -42,7 +42,28 @@ type Packet struct {
 	HasARP               bool
 	ARPOp                uint16
 	ARPSender, ARPTarget netip.Addr
-	CTState              conntrack.Status
+	// EchoID is an ICMP or ICMPv6 echo request's or reply's identifier,
+	// which connection tracking takes for both ports; 0 for every other
+	// message.
+	EchoID uint16
+	// Carried is the packet an ICMP error carries, when HasCarried says
+	// the error carries enough of it to know its flow (docs/conntrack.md
+	// "The packet an ICMP error carries"). No rule reads it; connection
+	// tracking and the summary do.
+	HasCarried bool
+	Carried    Carried
+	CTState    conntrack.Status
+}
+
+// Carried is the packet an ICMP error carries: its flow as connection
+// tracking reads it, its ICMP type when it is an echo, and how many bytes
+// of it the error holds after its fixed IP header (20 bytes for IPv4, 40
+// for IPv6): its IPv4 options and its layer 4, at least 8 bytes of which
+// are there.
+type Carried struct {
+	conntrack.Endpoints
+	ICMPType uint8
+	Bytes    int
 }
 
 // Malformed says why a frame failed parsing: Reason names the header and the
@@ -94,24 +115,16 @@ const (
 // Parse reads frame into a Packet, or says why it is malformed.
 func Parse(frame []byte) (*Packet, *Malformed) {
 	p := new(Packet)
-	var lay layout
-	if reason, off := parse(frame, p, &lay); reason != "" {
+	if reason, off := parse(frame, p); reason != "" {
 		return nil, &Malformed{Reason: reason, Offset: off}
 	}
 	return p, nil
 }
 
-// layout is where a well-formed packet's layer-4 header starts in its
-// frame and where its IP packet ends: what connection tracking reads
-// beyond Packet's fields (an echo's identifier, an error's embedded
-// packet). l4 is 0 when the packet has no layer-4 header (not IP, a later
-// fragment).
-type layout struct{ l4, end int }
-
-// parse fills p and lay from frame. It returns the malformed reason and the
+// parse fills p from frame. It returns the malformed reason and the
 // offset of the failing header, or "" when the frame is well formed. It does
 // not allocate, so Evaluate can run it on every packet.
-func parse(frame []byte, p *Packet, lay *layout) (reason string, off int) {
+func parse(frame []byte, p *Packet) (reason string, off int) {
 	n := len(frame)
 	p.Len = n
 	if n < ethernetHeaderLength {
@@ -133,9 +146,9 @@ func parse(frame []byte, p *Packet, lay *layout) (reason string, off int) {
 	p.EtherType = et
 	switch et {
 	case wire.EtherTypeIPv4:
-		return parseIPv4(frame, off, p, lay)
+		return parseIPv4(frame, off, p)
 	case wire.EtherTypeIPv6:
-		return parseIPv6(frame, off, p, lay)
+		return parseIPv6(frame, off, p)
 	case wire.EtherTypeARP:
 		parseARP(frame, off, p)
 	}
@@ -165,7 +178,7 @@ func parseARP(frame []byte, off int, p *Packet) {
 
 // parseIPv4 reads the IPv4 header at l3 and, unless the packet is a later
 // fragment, its layer-4 header.
-func parseIPv4(frame []byte, l3 int, p *Packet, lay *layout) (string, int) {
+func parseIPv4(frame []byte, l3 int, p *Packet) (string, int) {
 	n := len(frame)
 	if l3+20 > n {
 		return reasonIPv4Short, l3
@@ -204,13 +217,13 @@ func parseIPv4(frame []byte, l3 int, p *Packet, lay *layout) (string, int) {
 	default:
 		p.Fragment = policy.FragNone
 	}
-	return parseL4(frame, l3+hl, l3+tot, p, lay)
+	return parseL4(frame, l3+hl, l3+tot, p)
 }
 
 // parseIPv6 reads the IPv6 header at l3, walks at most
 // policy.MaxIPv6ExtHdrs extension headers to the upper-layer protocol and,
 // unless the packet is a later fragment, reads its layer-4 header.
-func parseIPv6(frame []byte, l3 int, p *Packet, lay *layout) (string, int) {
+func parseIPv6(frame []byte, l3 int, p *Packet) (string, int) {
 	n := len(frame)
 	if l3+40 > n {
 		return reasonIPv6Short, l3
@@ -236,7 +249,7 @@ func parseIPv6(frame []byte, l3 int, p *Packet, lay *layout) (string, int) {
 	if p.Fragment == policy.FragLater {
 		return "", 0
 	}
-	return parseL4(frame, cur, end, p, lay)
+	return parseL4(frame, cur, end, p)
 }
 
 // walkIPv6 walks at most policy.MaxIPv6ExtHdrs extension headers from
@@ -287,8 +300,7 @@ func walkIPv6(frame []byte, nh uint8, cur, end int) (proto uint8, l4 int, frag p
 }
 
 // parseL4 reads the layer-4 header at o, bounded by the IP packet's end.
-func parseL4(frame []byte, o, end int, p *Packet, lay *layout) (string, int) {
-	lay.l4, lay.end = o, end
+func parseL4(frame []byte, o, end int, p *Packet) (string, int) {
 	switch {
 	case p.Proto == wire.ProtoTCP:
 		if o+20 > end {
@@ -313,13 +325,27 @@ func parseL4(frame []byte, o, end int, p *Packet, lay *layout) (string, int) {
 			return reasonICMPShort, o
 		}
 		p.HasICMP, p.ICMPType, p.ICMPCode = true, frame[o], frame[o+1]
+		parseICMPBody(frame, o, end, p)
 	case p.Proto == wire.ProtoICMPv6 && p.Family == 6:
 		if o+8 > end {
 			return reasonICMPv6Short, o
 		}
 		p.HasICMP, p.ICMPType, p.ICMPCode = true, frame[o], frame[o+1]
+		parseICMPBody(frame, o, end, p)
 	}
 	return "", 0
+}
+
+// parseICMPBody reads what an ICMP message at o holds beyond its type and
+// code that connection tracking reads: an echo's identifier, the packet
+// an error carries.
+func parseICMPBody(frame []byte, o, end int, p *Packet) {
+	switch conntrack.ICMPKind(uint8(p.Family), p.ICMPType) {
+	case conntrack.KindEchoRequest, conntrack.KindEchoReply:
+		p.EchoID = be16(frame, o+icmpEchoIDOffset)
+	case conntrack.KindICMPError:
+		p.Carried, p.HasCarried = carriedPacket(frame, o+icmpHeaderLength, end, p.Family)
+	}
 }
 
 func be16(b []byte, o int) uint16 { return uint16(b[o])<<8 | uint16(b[o+1]) }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/wire"
 )
@@ -60,6 +61,18 @@ func withTCP(s, d uint16, f uint8) func(*Packet) {
 
 func withICMP(t, c uint8) func(*Packet) {
 	return func(p *Packet) { p.HasICMP, p.ICMPType, p.ICMPCode = true, t, c }
+}
+
+// withCarried gives the packet an ICMP error carries: its protocol,
+// endpoints, ICMP type and bytes after its fixed IP header.
+func withCarried(proto uint8, src, dst string, icmpType uint8, bytes int) func(*Packet) {
+	return func(p *Packet) {
+		s, d := netip.MustParseAddrPort(src), netip.MustParseAddrPort(dst)
+		p.HasCarried = true
+		p.Carried = Carried{Endpoints: conntrack.Endpoints{Proto: proto,
+			Src: conntrack.Endpoint{Addr: s.Addr(), Port: s.Port()}, Dst: conntrack.Endpoint{Addr: d.Addr(), Port: d.Port()}},
+			ICMPType: icmpType, Bytes: bytes}
+	}
 }
 
 func withFrag(f policy.Fragment) func(*Packet) {
@@ -240,7 +253,13 @@ var parseCases = []parseCase{
 	{name: "icmp 7 bytes", frame: ether(0x0800, v4{proto: 1}.build(zeros(7))), malformed: bad(reasonICMPShort, 34)},
 	{name: "icmp", frame: ether(0x0800, v4{proto: 1}.build(icmp(3, 4))), want: want4(1, 28, withICMP(3, 4))},
 	{name: "icmp error carrying an inner packet", frame: ether(0x0800, v4{proto: 1}.build(icmp(11, 0), v4{proto: 6}.build(tcp(9, 9, syn, 0)[:8]))),
-		want: want4(1, 56, withICMP(11, 0))},
+		want: want4(1, 56, withICMP(11, 0), withCarried(6, "10.0.0.1:9", "10.0.0.2:9", 0, 8))},
+	{name: "icmp error carrying 7 bytes of the inner layer 4", frame: ether(0x0800, v4{proto: 1}.build(icmp(3, 3), v4{proto: 17}.build(zeros(7)))),
+		want: want4(1, 55, withICMP(3, 3))},
+	{name: "icmp error carrying an echo and more", frame: ether(0x0800, v4{proto: 1}.build(icmp(3, 1), v4{proto: 1}.build([]byte{8, 0, 0, 0, 0x12, 0x34, 0, 1}, zeros(5)))),
+		want: want4(1, 61, withICMP(3, 1), withCarried(1, "10.0.0.1:4660", "10.0.0.2:4660", 8, 13))},
+	{name: "icmp echo reply", frame: ether(0x0800, v4{proto: 1}.build([]byte{0, 0, 0, 0, 0xab, 0xcd, 0, 1})),
+		want: want4(1, 28, withICMP(0, 0), func(p *Packet) { p.EchoID = 0xabcd })},
 	{name: "icmpv6 7 bytes", frame: ether(0x86dd, v6{nh: 58}.build(zeros(7))), malformed: bad(reasonICMPv6Short, 54)},
 	{name: "icmpv6 after ext header cut", frame: ether(0x86dd, v6{nh: 60}.build(ext(58, 0), zeros(4))), malformed: bad(reasonICMPv6Short, 62)},
 }

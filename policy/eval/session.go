@@ -123,8 +123,7 @@ func (s *Session) ExplainEgress(frame []byte, now uint64) EgressExplanation {
 
 func (s *Session) egress(frame []byte, now uint64, x *EgressExplanation) EgressResult {
 	var pkt Packet
-	var lay layout
-	if reason, off := parse(frame, &pkt, &lay); reason != "" {
+	if reason, off := parse(frame, &pkt); reason != "" {
 		if x != nil {
 			x.Malformed = &Malformed{Reason: reason, Offset: off}
 		}
@@ -137,7 +136,7 @@ func (s *Session) egress(frame []byte, now uint64, x *EgressExplanation) EgressR
 		}
 		return EgressResult{}
 	}
-	cp := trackedPacket(frame, &pkt, lay)
+	cp := trackedPacket(&pkt)
 	st := s.table.Status(&cp, now)
 	pkt.CTState = st
 	var trace *CTTrace

@@ -34,6 +34,12 @@ const (
 // Header bytes the syntax cannot spell (IPv4 options, TCP options, IPv6
 // extension headers other than the fragment header) are counted in len, so
 // that the IP length stays the same.
+//
+// What connection tracking reads is given too: an echo's identifier (id,
+// unless 0) and the flow of the packet an ICMP error carries (about ...),
+// when it carries enough of it to have one; an error that does not prints
+// what it carries as len, zeros in the frame built from it, which carry no
+// flow either.
 func (p *Packet) Summary() string {
 	var b strings.Builder
 	if p.SrcMAC != defaultSrcMAC || p.DstMAC != defaultDstMAC {
@@ -72,6 +78,9 @@ func (p *Packet) Summary() string {
 		if p.ICMPCode != 0 {
 			fmt.Fprintf(&b, " code %d", p.ICMPCode)
 		}
+		if p.EchoID != 0 {
+			fmt.Fprintf(&b, " id %d", p.EchoID)
+		}
 	}
 	if p.TTL != defaultTTL {
 		fmt.Fprintf(&b, " ttl %d", p.TTL)
@@ -82,12 +91,49 @@ func (p *Packet) Summary() string {
 	if n := p.payloadLength(); n != 0 {
 		fmt.Fprintf(&b, " len %d", n)
 	}
+	if p.HasCarried {
+		b.WriteString(" about ")
+		p.Carried.summarize(&b, p.Family)
+	}
 	return b.String()
 }
 
+// summarize writes the about clause of an ICMP error of family that
+// carries c: the body of the packet it carries, its echo type and
+// identifier, and carry N unless the error holds the 8 bytes of its layer
+// 4 that every error must (after its fixed IP header; IPv4 options count
+// as carried bytes, so the error's length stays the same). The flow is
+// what connection tracking reads; nothing else of the carried packet is
+// read by anything, so nothing else is printed.
+func (c *Carried) summarize(b *strings.Builder, family int) {
+	icmpProto := uint8(wire.ProtoICMP)
+	if family == 6 {
+		icmpProto = wire.ProtoICMPv6
+	}
+	switch c.Proto {
+	case wire.ProtoTCP, wire.ProtoUDP:
+		fmt.Fprintf(b, "%s %s > %s", protoName(c.Proto),
+			netip.AddrPortFrom(c.Src.Addr, c.Src.Port), netip.AddrPortFrom(c.Dst.Addr, c.Dst.Port))
+	case icmpProto:
+		fmt.Fprintf(b, "%s %s > %s type %s", protoName(c.Proto), c.Src.Addr, c.Dst.Addr, icmpTypeText(family, c.ICMPType))
+		if c.Src.Port != 0 {
+			fmt.Fprintf(b, " id %d", c.Src.Port)
+		}
+	default:
+		fmt.Fprintf(b, "ip %s > %s proto %d", c.Src.Addr, c.Dst.Addr, c.Proto)
+	}
+	if c.Bytes != embeddedL4Length {
+		fmt.Fprintf(b, " carry %d", c.Bytes)
+	}
+}
+
 // payloadLength is the len option of p's summary: the IP length less the
-// headers the packet syntax builds by itself.
+// headers the packet syntax builds by itself. An ICMP error's about clause
+// spells everything after its ICMP header.
 func (p *Packet) payloadLength() int {
+	if p.HasCarried {
+		return 0
+	}
 	n := int(p.Length) - ipv4HeaderLength
 	if p.Family == 6 {
 		n = int(p.Length) - ipv6HeaderLength
