@@ -120,6 +120,25 @@ func guard(e *emitter, ptr asm.Register, n int32, scratch asm.Register, fail str
 	)
 }
 
+// checkPacketEnd jumps to malformed unless end, a pointer to where the IP
+// header says the IP packet ends, lies within the packet. In XDP that is
+// the frame (data_end). A TC program sees only the linear part of an skb
+// up to data_end (headers, once pulled); the rest of a large or GSO packet
+// is in fragments, so there the bound is the skb's whole length (skb->len
+// at offset 0), and reads stay guarded by data_end.
+func (p *parser) checkPacketEnd(end asm.Register) {
+	e := p.e
+	if p.context != contextSkb {
+		e.emit(asm.JGT.Reg(end, rDataEnd, p.malformed))
+		return
+	}
+	e.emit(
+		asm.Sub.Reg(end, rData),
+		asm.LoadMem(asm.R0, rCtx, 0, asm.Word), // len
+		asm.JGT.Reg(end, asm.R0, p.malformed),
+	)
+}
+
 func (p *parser) emitEntry() {
 	e := p.e
 	e.at("entry: context and frame length")
@@ -233,7 +252,9 @@ func (p *parser) emitIPv4() {
 		asm.JLT.Reg32(asm.R2, asm.R1, p.malformed),
 		asm.Mov.Reg(asm.R4, asm.R3),
 		asm.Add.Reg(asm.R4, asm.R2),
-		asm.JGT.Reg(asm.R4, rDataEnd, p.malformed),
+	)
+	p.checkPacketEnd(asm.R4)
+	e.emit(
 		store(slotLength, asm.R2),
 		asm.LoadMem(asm.R4, asm.R3, 8, asm.Byte),
 		store(slotTTL, asm.R4),
@@ -295,7 +316,9 @@ func (p *parser) emitIPv6() {
 		asm.Mov.Reg(asm.R4, asm.R3),
 		asm.Add.Reg(asm.R4, asm.R2),
 		asm.Add.Imm(asm.R4, 40),
-		asm.JGT.Reg(asm.R4, rDataEnd, p.malformed),
+	)
+	p.checkPacketEnd(asm.R4)
+	e.emit(
 		asm.Add.Imm32(asm.R2, 40),
 		store(slotLength, asm.R2),
 		asm.Add.Reg(asm.R2, rL3), // IP packet end
