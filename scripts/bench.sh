@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs xdpc's benchmarks (see docs/performance.md): the program alone under
 # BPF_PROG_TEST_RUN against the empty-program floor, against a clang-built
-# C peer of the same rules (interleaved in one run), and apply's latency.
+# C peer of the same rules (interleaved in one run), what connection
+# tracking adds to a packet beside the same rules without it, and apply's
+# latency.
 # Needs root. clang and libbpf-dev build the peer baseline only; they are
 # never a dependency of xdpc itself.
 set -euo pipefail
@@ -15,5 +17,5 @@ if ((${#need[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-go test -run '^$' -bench 'BenchmarkTestRun|BenchmarkPeer|BenchmarkSkipping' -benchtime "${BENCHTIME:-200x}" ./runtime
+go test -run '^$' -bench 'BenchmarkTestRun|BenchmarkPeer|BenchmarkSkipping|BenchmarkConntrack' -benchtime "${BENCHTIME:-200x}" ./runtime
 go test -run '^$' -bench 'BenchmarkApply' -benchtime 10x ./runtime

@@ -38,10 +38,24 @@ type Netns struct {
 	ns     netns.NsHandle
 }
 
+// Option changes how Create sets a namespace up.
+type Option func(*config)
+
+type config struct{ ipv6 bool }
+
+// WithIPv6 leaves IPv6 on in the namespace, for tests of IPv6 sockets.
+// Its interfaces get link-local addresses without duplicate address
+// detection and send no router solicitations, so that they are usable
+// at once and send little of their own; addresses a test adds should
+// also skip detection (netlink.Addr Flags unix.IFA_F_NODAD). They still
+// join multicast groups (MLD reports) and resolve neighbours: give them
+// static neighbours where a policy drops neighbour discovery.
+func WithIPv6() Option { return func(c *config) { c.ipv6 = true } }
+
 // New creates a namespace (see Create) and removes it when t ends.
-func New(t testing.TB) *Netns {
+func New(t testing.TB, opts ...Option) *Netns {
 	t.Helper()
-	n, err := Create()
+	n, err := Create(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,9 +68,13 @@ func New(t testing.TB) *Netns {
 }
 
 // Create makes a namespace named Prefix+random with its loopback up and
-// IPv6 disabled, so that its interfaces send nothing of their own. Close
-// removes it and every interface in it.
-func Create() (*Netns, error) {
+// IPv6 disabled, so that its interfaces send nothing of their own (unless
+// WithIPv6). Close removes it and every interface in it.
+func Create(opts ...Option) (*Netns, error) {
+	var c config
+	for _, o := range opts {
+		o(&c)
+	}
 	name := Prefix + Suffix(8)
 	goruntime.LockOSThread()
 	orig, err := netns.Get()
@@ -81,9 +99,17 @@ func Create() (*Netns, error) {
 		return nil, fmt.Errorf("open netlink in %s: %w", name, err)
 	}
 	err = n.Run(func() error {
-		for _, f := range []string{"all", "default"} {
-			if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+f+"/disable_ipv6", []byte("1"), 0o644); err != nil {
-				return fmt.Errorf("disable ipv6 in %s: %w", name, err)
+		settings := [][2]string{{"all/disable_ipv6", "1"}, {"default/disable_ipv6", "1"}}
+		if c.ipv6 {
+			settings = [][2]string{
+				{"all/disable_ipv6", "0"}, {"default/disable_ipv6", "0"},
+				{"all/accept_dad", "0"}, {"default/accept_dad", "0"},
+				{"default/router_solicitations", "0"}, {"default/accept_ra", "0"},
+			}
+		}
+		for _, s := range settings {
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+s[0], []byte(s[1]), 0o644); err != nil {
+				return fmt.Errorf("set ipv6 %s in %s: %w", s[0], name, err)
 			}
 		}
 		return nil
