@@ -748,3 +748,51 @@ func retransmits(t *testing.T, c net.Conn) uint32 {
 	})
 	return n
 }
+
+// TestHostLargeSegmentsRecorded: the egress program records the DUT's
+// data segments however large. After the table is flushed, the DUT's
+// established connection is known again only through its own next
+// segment out (picked up), here 4,000 bytes at once: a segment whose IP
+// length runs past the part of the skb the egress program pulled linear.
+// The peer's echo of it must come back through the default-drop policy.
+func TestHostLargeSegmentsRecorded(t *testing.T) {
+	for _, mech := range socketMechanisms(t) {
+		t.Run(mech, func(t *testing.T) {
+			p := newHostPair(t, false)
+			go echoTCP(listen(t, p.peer, joinPort(peerIP, peerTCPEcho)))
+			p.apply(t, compileSrc(t, socketsPolicyV1), mech)
+			c := dial(t, p.dut, "tcp", joinPort(peerIP, peerTCPEcho))
+			c.SetDeadline(time.Now().Add(sockTimeout))
+			echo := func(size int) {
+				t.Helper()
+				out := bytes.Repeat([]byte{'x'}, size)
+				if _, err := c.Write(out); err != nil {
+					t.Fatalf("write %d bytes: %v", size, err)
+				}
+				back := make([]byte, size)
+				if _, err := io.ReadFull(c, back); err != nil {
+					t.Fatalf("read the echo of %d bytes: %v", size, err)
+				}
+			}
+			echo(100)
+			if _, err := runtime.FlushConntrack(p.opts); err != nil {
+				t.Fatal(err)
+			}
+			echo(4000)
+			ls, err := runtime.ListConntrack(p.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := uint16(c.LocalAddr().(*net.TCPAddr).Port)
+			for _, f := range ls.Flows {
+				if from, to := f.Original(); f.Key.Proto == 6 && (from.Port == port || to.Port == port) {
+					if f.Entry.Flags&conntrack.FlagPickedUp == 0 {
+						t.Errorf("the connection's entry has flags %b, want picked up from egress", f.Entry.Flags)
+					}
+					return
+				}
+			}
+			t.Fatalf("no entry of the connection from port %d after its large segment: %+v", port, ls.Flows)
+		})
+	}
+}
