@@ -64,8 +64,8 @@ func writeSysctl(name, value string) error {
 type natSysctl struct {
 	name, want string
 	// ok says the current value does; nil: it must equal want.
-	ok   func(v string) (bool, error)
-	why  string
+	ok  func(v string) (bool, error)
+	why string
 }
 
 // wantedSysctls lists the sysctls the NAT bindings need.
