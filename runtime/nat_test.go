@@ -449,3 +449,61 @@ func TestNATARPWarning(t *testing.T) {
 		t.Errorf("ARP notes with proxy ARP on: %q", got)
 	}
 }
+
+// TestNATListAndFlush: a translated flow's entry lists with its
+// translation, and a flush empties the NAT and fragment maps with the
+// connection table (filled by hand, as the datapath would).
+func TestNATListAndFlush(t *testing.T) {
+	e := newNATEnv(t)
+	e.apply(t, natArtifact(256), edgeAddrs)
+	ct, err := runtime.OpenConntrack(e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ct.Close()
+	inside := conntrack.Endpoint{Addr: netip.MustParseAddr("10.0.0.5"), Port: 40000}
+	server := conntrack.Endpoint{Addr: netip.MustParseAddr("198.51.100.8"), Port: 53}
+	outside := conntrack.Endpoint{Addr: netip.MustParseAddr("203.0.113.1"), Port: 20001}
+	key, _ := conntrack.NewKey(4, 17, inside, server)
+	entry := conntrack.Entry{Expires: 1 << 62, State: conntrack.StateNone, NAT: conntrack.NATSource, NATLo: key.Lo == inside,
+		NATAddr: outside.Addr.As4(), NATPort: outside.Port}
+	if key.Lo == inside {
+		entry.Flags |= conntrack.FlagOrigLo
+	}
+	if err := ct.Unassured.Put(key.Encode(), entry.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	nt := e.natTable(t)
+	akey, _ := conntrack.NewKey(4, 17, outside, server)
+	alias := nat.Alias{Expires: 1 << 62, OrigAddr: inside.Addr, OrigPort: inside.Port, Kind: conntrack.NATSource, Lo: akey.Lo == outside}
+	if err := nt.Aliases.Put(akey.Encode(), alias.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	fk := nat.FragKey{Src: inside.Addr, Dst: server.Addr, ID: 77, Proto: 17}
+	if err := nt.Fragments.Put(fk.Encode(), nat.Frag{Addr: outside.Addr, Which: nat.FragSource}.Encode()); err != nil {
+		t.Fatal(err)
+	}
+
+	ls, err := runtime.ListConntrack(e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls.Flows) != 1 {
+		t.Fatalf("listed %d flows, want 1", len(ls.Flows))
+	}
+	got := ls.Flows[0].Entry
+	if got.NAT != conntrack.NATSource || netip.AddrFrom4(got.NATAddr) != outside.Addr || got.NATPort != outside.Port {
+		t.Errorf("listed entry %+v, want source NAT to %v", got, outside)
+	}
+
+	fl, err := runtime.FlushConntrack(e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fl.NAT || fl.Unassured != 1 || fl.Aliases != 1 || fl.Fragments != 1 {
+		t.Errorf("flush removed %+v, want 1 entry, 1 alias, 1 fragment record", fl)
+	}
+	if live, _ := nt.LiveAliases(); len(live) != 0 {
+		t.Errorf("aliases after the flush: %v", live)
+	}
+}

@@ -579,10 +579,14 @@ type ConntrackFlush struct {
 	// Assured and Unassured count the entries removed from each map,
 	// Dead those among them whose time was up.
 	Assured, Unassured, Dead int
+	// NAT says the namespace has a NAT table; Aliases and Fragments
+	// count what was removed from its NAT and fragment maps.
+	NAT                bool
+	Aliases, Fragments int
 }
 
-// FlushConntrack empties the connection table of opts.Netns, under the
-// lock. Programs go on tracking while it does: an entry they make during
+// FlushConntrack empties the connection table of opts.Netns, and the NAT
+// and fragment maps of its NAT table, under the lock. Programs go on tracking while it does: an entry they make during
 // the flush may stay.
 func FlushConntrack(opts Options) (*ConntrackFlush, error) {
 	l := opts.layout()
@@ -622,6 +626,22 @@ func FlushConntrack(opts Options) (*ConntrackFlush, error) {
 				out.Unassured++
 			}
 		}
+	}
+	// The flows are gone: so are their translations.
+	nt, err := openNAT(l)
+	if errors.Is(err, ErrNoNAT) {
+		return out, nil
+	}
+	if err != nil {
+		return out, err
+	}
+	defer nt.Close()
+	out.NAT = true
+	if out.Aliases, err = flushMap(nt.Aliases); err != nil {
+		return out, err
+	}
+	if out.Fragments, err = flushMap(nt.Fragments); err != nil {
+		return out, err
 	}
 	return out, nil
 }

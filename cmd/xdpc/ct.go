@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -96,7 +97,11 @@ host's own TCP connections are picked up again by its next segment.`,
 			if fl.Dead > 0 {
 				msg += fmt.Sprintf("; %d of them dead", fl.Dead)
 			}
-			fmt.Fprintln(c.OutOrStdout(), msg+")")
+			msg += ")"
+			if fl.NAT {
+				msg += fmt.Sprintf(", and %s and %s from the NAT table", count(fl.Aliases, "alias", "aliases"), count(fl.Fragments, "fragment record", "fragment records"))
+			}
+			fmt.Fprintln(c.OutOrStdout(), msg)
 			if sig := in.came(); sig != nil {
 				return in.exitAfter(sig, "came while flushing; the flush was completed")
 			}
@@ -146,16 +151,48 @@ func hasPorts(p uint8) bool { return p == wire.ProtoTCP || p == wire.ProtoUDP }
 
 func isEcho(p uint8) bool { return p == wire.ProtoICMP || p == wire.ProtoICMPv6 }
 
-// flowText is a flow's endpoints in its original direction.
+// flowText is a flow's endpoints in its original direction, and its
+// translation: "via" the address and port the originator's end becomes
+// (source NAT), "to" those the responder's end becomes (destination NAT).
 func flowText(f runtime.ConntrackFlow) string {
 	from, to := f.Original()
+	var s string
 	switch {
 	case hasPorts(f.Key.Proto):
-		return fmt.Sprintf("%s -> %s", from, to)
+		s = fmt.Sprintf("%s -> %s", from, to)
 	case isEcho(f.Key.Proto):
-		return fmt.Sprintf("%s -> %s id %d", from.Addr, to.Addr, from.Port)
+		s = fmt.Sprintf("%s -> %s id %d", from.Addr, to.Addr, from.Port)
+	default:
+		s = fmt.Sprintf("%s -> %s", from.Addr, to.Addr)
 	}
-	return fmt.Sprintf("%s -> %s", from.Addr, to.Addr)
+	if ep, ok := natEndpoint(f); ok {
+		word := "via"
+		if f.Entry.NAT == conntrack.NATDestination {
+			word = "to"
+		}
+		s += " " + word + " " + endpointText(f.Key.Proto, ep)
+	}
+	return s
+}
+
+// natEndpoint is what the flow's rewritten end becomes; false when the
+// flow is not translated.
+func natEndpoint(f runtime.ConntrackFlow) (conntrack.Endpoint, bool) {
+	if f.Entry.NAT == conntrack.NATNone {
+		return conntrack.Endpoint{}, false
+	}
+	return conntrack.Endpoint{Addr: netip.AddrFrom4(f.Entry.NATAddr), Port: f.Entry.NATPort}, true
+}
+
+// endpointText is an endpoint as ct list shows it for the protocol.
+func endpointText(proto uint8, ep conntrack.Endpoint) string {
+	switch {
+	case hasPorts(proto):
+		return ep.String()
+	case isEcho(proto):
+		return fmt.Sprintf("%s id %d", ep.Addr, ep.Port)
+	}
+	return ep.Addr.String()
 }
 
 // flagWords are a flow's flags as ct list shows them.
@@ -242,6 +279,12 @@ type ctFlow struct {
 	Map      string `json:"map"`
 	Egress   bool   `json:"egress"`
 	PickedUp bool   `json:"picked_up"`
+	// NAT is the flow's translation, "snat" or "dnat" (absent when
+	// none): the originator's end (snat) or the responder's (dnat)
+	// becomes NATAddr and NATPort (an echo's identifier).
+	NAT     string `json:"nat,omitempty"`
+	NATAddr string `json:"nat_addr,omitempty"`
+	NATPort uint16 `json:"nat_port,omitempty"`
 }
 
 func jsonListing(ls *runtime.ConntrackListing) ctListing {
@@ -262,6 +305,9 @@ func jsonListing(ls *runtime.ConntrackListing) ctListing {
 		}
 		if f.Assured {
 			jf.Map = "assured"
+		}
+		if ep, ok := natEndpoint(f); ok {
+			jf.NAT, jf.NATAddr, jf.NATPort = f.Entry.NAT.String(), ep.Addr.String(), ep.Port
 		}
 		out.Flows = append(out.Flows, jf)
 	}
