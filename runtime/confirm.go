@@ -379,6 +379,16 @@ func restore(l layout, p *Pending) error {
 			errs = append(errs, fmt.Errorf("restore %s: %w", prev.Interface, err))
 		}
 	}
+	// A rollback to no NAT gives the host its sysctls back.
+	seen := map[string]bool{}
+	for _, prev := range p.Previous {
+		if !seen[prev.Netns] {
+			seen[prev.Netns] = true
+			if _, err := tidyNAT(l.withNetns(prev.Netns)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	if err := gcMaps(l); err != nil {
 		errs = append(errs, err)
 	}
