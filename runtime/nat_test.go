@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -505,5 +506,29 @@ func TestNATListAndFlush(t *testing.T) {
 	}
 	if live, _ := nt.LiveAliases(); len(live) != 0 {
 		t.Errorf("aliases after the flush: %v", live)
+	}
+}
+
+// TestNATSysctlsRolledBack: an apply that is not confirmed in time
+// detaches, and gives the sysctls back as a detach would.
+func TestNATSysctlsRolledBack(t *testing.T) {
+	e := newNATEnv(t)
+	e.setSysctls(t, map[string]string{"net.ipv4.ip_forward": "0", "net.ipv4.conf.in0.accept_local": "0"})
+	rep, err := runtime.Apply(elfBytes(t, natArtifact(256)), runtime.ApplyOptions{Options: e.opts, NAT: edgeAddrs, Confirm: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.sysctls(t, "net.ipv4.ip_forward"); got["net.ipv4.ip_forward"] != "1" {
+		t.Fatalf("ip_forward %v after apply, want 1", got)
+	}
+	confirmed, err := runtime.WaitConfirm(e.opts, rep.Pending, nil)
+	if confirmed || err != nil {
+		t.Fatalf("WaitConfirm = %v, %v; want a rollback", confirmed, err)
+	}
+	if got := e.sysctls(t, "net.ipv4.ip_forward", "net.ipv4.conf.in0.accept_local"); got["net.ipv4.ip_forward"] != "0" || got["net.ipv4.conf.in0.accept_local"] != "0" {
+		t.Errorf("after the rollback %v, want both 0 again", got)
+	}
+	if _, err := runtime.OpenNAT(e.opts); err == nil {
+		t.Error("the NAT table outlived the rollback")
 	}
 }
