@@ -161,3 +161,39 @@ func TestNFTForward(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFlood: live frames from the client are forwarded by the stack
+// (plain and through nftables' masquerade) and counted at the server:
+// nearly all of them (a full receive ring may refuse a few), not just
+// the first batch.
+func TestFlood(t *testing.T) {
+	for _, nft := range []bool{false, true} {
+		name := "plain"
+		if nft {
+			name = "nftables-masquerade"
+		}
+		t.Run(name, func(t *testing.T) {
+			if nft {
+				needNFT(t)
+			}
+			r := routerlab.New(t, routerlab.Options{ServerRoute: !nft, Forwarding: true})
+			if nft {
+				if err := r.NFT(routerlab.NFTRuleset(routerlab.NFTNAT{Masquerade: routerlab.InsideNet})); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.AttachPass(r.Inside); err != nil {
+				t.Fatal(err)
+			}
+			frame := r.UDPFrame(40000, netip.AddrPortFrom(routerlab.ServerAddr, 9), 18)
+			f, err := r.Flood(t.Context(), frame, 2000, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("sent %d in %v, %d delivered (%.2f)", f.Sent, f.Elapsed, f.Delivered, f.Ratio())
+			if f.Sent == 0 || f.Delivered < f.Sent*9/10 || f.Delivered > f.Sent {
+				t.Errorf("%d of %d frames delivered", f.Delivered, f.Sent)
+			}
+		})
+	}
+}
