@@ -45,8 +45,11 @@ direction (initiator first): protocol, endpoints (an ICMP echo's identifier
 as "id N"), state, how long it lives without another packet, and flags:
 assured (held in the assured map), egress (created by a packet the host
 sent), picked-up (a connection the host was already in when tracking began).
-A last line says how full both maps are. --json prints one object: the
-namespace, the fill of each map and the flows.`,
+A translated flow (NAT) ends in "via ADDR:PORT", what its originator's end
+became (source NAT), or "to ADDR:PORT", what its responder's end became
+(destination NAT). A last line says how full both maps are. --json prints one
+object: the namespace, the fill of each map and the flows (nat, nat_addr and
+nat_port for a translated one).`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			ls, err := runtime.ListConntrack(rf.options())
@@ -79,7 +82,8 @@ func newCTFlushCommand() *cobra.Command {
 		Long: `Remove every entry of the connection table, and say how many went. The
 programs go on tracking meanwhile: a packet that passes during the flush
 may leave its entry. Connections that were open count as new again; the
-host's own TCP connections are picked up again by its next segment.`,
+host's own TCP connections are picked up again by its next segment. Where
+NAT translates, the NAT map's aliases and the fragment map go too.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			in := holdInterruptions(c.ErrOrStderr())
@@ -176,12 +180,15 @@ func flowText(f runtime.ConntrackFlow) string {
 }
 
 // natEndpoint is what the flow's rewritten end becomes; false when the
-// flow is not translated.
+// flow is not translated. No translation gives 0.0.0.0: an entry with
+// that address counts as untranslated whatever its kind byte holds
+// (tracking programs that do not translate have left 1 there).
 func natEndpoint(f runtime.ConntrackFlow) (conntrack.Endpoint, bool) {
-	if f.Entry.NAT == conntrack.NATNone {
+	addr := netip.AddrFrom4(f.Entry.NATAddr)
+	if (f.Entry.NAT != conntrack.NATSource && f.Entry.NAT != conntrack.NATDestination) || addr.IsUnspecified() {
 		return conntrack.Endpoint{}, false
 	}
-	return conntrack.Endpoint{Addr: netip.AddrFrom4(f.Entry.NATAddr), Port: f.Entry.NATPort}, true
+	return conntrack.Endpoint{Addr: addr, Port: f.Entry.NATPort}, true
 }
 
 // endpointText is an endpoint as ct list shows it for the protocol.

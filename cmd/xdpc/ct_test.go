@@ -64,6 +64,8 @@ func TestFlowTextNAT(t *testing.T) {
 		{natFlow(1, "10.0.0.5:7", "8.8.8.8:7", conntrack.NATSource, "203.0.113.1:20007"), "10.0.0.5 -> 8.8.8.8 id 7 via 203.0.113.1 id 20007"},
 		{natFlow(47, "10.0.0.7:0", "192.0.2.1:0", conntrack.NATSource, "203.0.113.7:0"), "10.0.0.7 -> 192.0.2.1 via 203.0.113.7"},
 		{natFlow(6, "10.0.0.5:40000", "192.0.2.1:22", conntrack.NATNone, ""), "10.0.0.5:40000 -> 192.0.2.1:22"},
+		// A kind byte without an address is no translation.
+		{natFlow(6, "10.0.0.5:40000", "192.0.2.1:22", conntrack.NATSource, "0.0.0.0:0"), "10.0.0.5:40000 -> 192.0.2.1:22"},
 	} {
 		if got := flowText(tt.f); got != tt.want {
 			t.Errorf("flowText = %q, want %q", got, tt.want)
