@@ -492,6 +492,9 @@ func TestNATListAndFlush(t *testing.T) {
 	if len(ls.Flows) != 1 {
 		t.Fatalf("listed %d flows, want 1", len(ls.Flows))
 	}
+	if ls.NAT == nil || ls.NAT.Entries != 1 {
+		t.Errorf("NAT map fill %+v, want 1 alias", ls.NAT)
+	}
 	got := ls.Flows[0].Entry
 	if got.NAT != conntrack.NATSource || netip.AddrFrom4(got.NATAddr) != outside.Addr || got.NATPort != outside.Port {
 		t.Errorf("listed entry %+v, want source NAT to %v", got, outside)

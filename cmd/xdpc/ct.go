@@ -253,6 +253,9 @@ func writeListing(out io.Writer, ls *runtime.ConntrackListing) error {
 	line := fmt.Sprintf("%s in %s; assured map %d of %d, unassured map %d of %d",
 		count(len(ls.Flows), "flow", "flows"), tableName(ls.Netns),
 		ls.Fill.Assured.Entries, ls.Fill.Assured.MaxEntries, ls.Fill.Unassured.Entries, ls.Fill.Unassured.MaxEntries)
+	if ls.NAT != nil {
+		line += fmt.Sprintf(", NAT map %d of %d", ls.NAT.Entries, ls.NAT.MaxEntries)
+	}
 	if ls.Removed > 0 {
 		line += fmt.Sprintf("; removed %s", count(ls.Removed, "dead entry", "dead entries"))
 	}
@@ -265,6 +268,8 @@ type ctListing struct {
 	Netns     string           `json:"netns"`
 	Assured   *runtime.MapFill `json:"assured,omitempty"`
 	Unassured *runtime.MapFill `json:"unassured,omitempty"`
+	// NAT is the NAT map's fill where NAT translates.
+	NAT *runtime.MapFill `json:"nat,omitempty"`
 	// Removed counts the dead entries removed before the listing.
 	Removed int      `json:"removed_dead"`
 	Flows   []ctFlow `json:"flows"`
@@ -295,7 +300,7 @@ type ctFlow struct {
 }
 
 func jsonListing(ls *runtime.ConntrackListing) ctListing {
-	out := ctListing{Netns: ls.Netns, Assured: &ls.Fill.Assured, Unassured: &ls.Fill.Unassured, Removed: ls.Removed, Flows: []ctFlow{}}
+	out := ctListing{Netns: ls.Netns, Assured: &ls.Fill.Assured, Unassured: &ls.Fill.Unassured, NAT: ls.NAT, Removed: ls.Removed, Flows: []ctFlow{}}
 	for _, f := range ls.Flows {
 		from, to := f.Original()
 		jf := ctFlow{
