@@ -107,3 +107,73 @@ func pattern(size int, seed byte) []byte {
 	}
 	return b
 }
+
+// ExchangeUDP sends count datagrams of size bytes from dialNs to dial,
+// one at a time, each echoed back by a socket in listenNs bound to
+// listen, and checks every echo. It returns the address the listener
+// saw the datagrams from (the last one's). The whole exchange is bounded
+// by timeout.
+func ExchangeUDP(listenNs *nstest.Netns, listen netip.AddrPort, dialNs *nstest.Netns, dial netip.AddrPort, count, size int, timeout time.Duration) (netip.AddrPort, error) {
+	deadline := time.Now().Add(timeout)
+	var ln *net.UDPConn
+	err := listenNs.Run(func() error {
+		var err error
+		ln, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(listen))
+		return err
+	})
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("listen on udp %s in %s: %w", listen, listenNs.Name, err)
+	}
+	defer ln.Close()
+	ln.SetDeadline(deadline)
+	seen := make(chan netip.AddrPort, 1)
+	go func() {
+		var last netip.AddrPort
+		defer func() { seen <- last }()
+		buf := make([]byte, 65536)
+		for range count {
+			n, from, err := ln.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			last = from
+			if _, err := ln.WriteToUDPAddrPort(buf[:n], from); err != nil {
+				return
+			}
+		}
+	}()
+
+	var c *net.UDPConn
+	err = dialNs.Run(func() error {
+		var err error
+		c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(dial))
+		return err
+	})
+	if err != nil {
+		ln.Close()
+		<-seen
+		return netip.AddrPort{}, fmt.Errorf("dial udp %s from %s: %w", dial, dialNs.Name, err)
+	}
+	defer c.Close()
+	c.SetDeadline(deadline)
+	got := make([]byte, size+1)
+	var xerr error
+	for i := range count {
+		msg := pattern(size, byte(i))
+		if _, err := c.Write(msg); err != nil {
+			xerr = fmt.Errorf("send datagram %d: %w", i, err)
+			break
+		}
+		n, err := c.Read(got)
+		if err != nil {
+			xerr = fmt.Errorf("receive the echo of datagram %d: %w", i, err)
+			break
+		}
+		if !bytes.Equal(got[:n], msg) {
+			xerr = fmt.Errorf("the echo of datagram %d differs from it", i)
+			break
+		}
+	}
+	ln.Close()
+	return <-seen, xerr
+}

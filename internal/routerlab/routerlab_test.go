@@ -197,3 +197,21 @@ func TestFlood(t *testing.T) {
 		})
 	}
 }
+
+// TestNFTMasqueradeUDP: UDP through the baseline's masquerade, echoed
+// by a server with no route back, which sees the outside address.
+func TestNFTMasqueradeUDP(t *testing.T) {
+	needNFT(t)
+	r := routerlab.New(t, routerlab.Options{})
+	if err := r.NFT(routerlab.NFTRuleset(routerlab.NFTNAT{Masquerade: routerlab.InsideNet})); err != nil {
+		t.Fatal(err)
+	}
+	dns := netip.AddrPortFrom(routerlab.ServerAddr, 53)
+	peer, err := routerlab.ExchangeUDP(r.Server, dns, r.Client, dns, 20, 1200, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peer.Addr() != routerlab.OutsideAddr {
+		t.Errorf("the server saw %v, want the router's outside address %v", peer, routerlab.OutsideAddr)
+	}
+}
