@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -533,5 +534,70 @@ func TestNATSysctlsRolledBack(t *testing.T) {
 	}
 	if _, err := runtime.OpenNAT(e.opts); err == nil {
 		t.Error("the NAT table outlived the rollback")
+	}
+}
+
+// trackingArtifact is natArtifact without NAT: the same connection
+// table, interfaces that play no part in NAT.
+func trackingArtifact(ct uint32) *artifact.Artifact {
+	a := natArtifact(ct)
+	a.Maps = slices.DeleteFunc(a.Maps, func(m artifact.Map) bool { return strings.HasPrefix(m.Name, "nat") })
+	a.Instructions = slices.DeleteFunc(a.Instructions, func(ins asm.Instruction) bool { return strings.HasPrefix(ins.Reference(), "nat") })
+	a.Egress.Instructions = slices.DeleteFunc(a.Egress.Instructions, func(ins asm.Instruction) bool { return strings.HasPrefix(ins.Reference(), "nat") })
+	a.Manifest.NAT = nil
+	for i := range a.Manifest.Interfaces {
+		a.Manifest.Interfaces[i].NAT, a.Manifest.Interfaces[i].NATBlock = "", ""
+	}
+	return a
+}
+
+// TestNATReplacedByTracking: applying a policy without NAT over the NAT
+// interfaces gives the sysctls back and removes the NAT table, and
+// keeps the connection table.
+func TestNATReplacedByTracking(t *testing.T) {
+	e := newNATEnv(t)
+	e.setSysctls(t, map[string]string{"net.ipv4.ip_forward": "0"})
+	e.apply(t, natArtifact(256), edgeAddrs)
+	rep := e.apply(t, trackingArtifact(256), nil)
+	if got := e.sysctls(t, "net.ipv4.ip_forward"); got["net.ipv4.ip_forward"] != "0" {
+		t.Errorf("ip_forward %v after NAT was replaced, want 0 again; notes %q", got, rep.Notes)
+	}
+	if !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.HasPrefix(n, "restored net.ipv4.ip_forward to 0") }) {
+		t.Errorf("no note of the restore in %q", rep.Notes)
+	}
+	if _, err := runtime.OpenNAT(e.opts); err == nil {
+		t.Error("the NAT table outlived the last NAT interface")
+	}
+	ct, err := runtime.OpenConntrack(e.opts)
+	if err != nil {
+		t.Fatalf("the connection table went with NAT: %v", err)
+	}
+	ct.Close()
+}
+
+// TestNATReservedOverflow: ports that do not fit the reserved-ports map
+// are said.
+func TestNATReservedOverflow(t *testing.T) {
+	e := newNATEnv(t)
+	for port := range 3 {
+		e.ns.Do(t, func() {
+			ln, err := net.Listen("tcp4", "0.0.0.0:"+strconv.Itoa(7100+port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+		})
+	}
+	a := natArtifact(256)
+	for i, m := range a.Maps {
+		if m.Name == "nat_reserved" {
+			a.Maps[i] = artifact.MapNATReserved.Map("nat_reserved", 2)
+		}
+	}
+	rep := e.apply(t, a, edgeAddrs)
+	if !slices.ContainsFunc(rep.Notes, func(n string) bool {
+		return strings.Contains(n, "1 of the host's 3 listening ports did not fit in the reserved-ports map (2 entries)")
+	}) {
+		t.Errorf("no note of the ports that did not fit in %q", rep.Notes)
 	}
 }
