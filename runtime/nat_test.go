@@ -407,6 +407,34 @@ func mapsEqual(a, b map[string]string) bool {
 	return true
 }
 
+// TestNATSysctlsForwardFollowers: writing ip_forward makes the kernel
+// set conf.all.accept_redirects to its opposite and every interface's
+// forwarding to it; the restore puts those back as they were found too,
+// whether apply's write changed them or only the restore's would.
+func TestNATSysctlsForwardFollowers(t *testing.T) {
+	for _, redirects := range []string{"0", "1"} {
+		t.Run("accept_redirects="+redirects, func(t *testing.T) {
+			e := newNATEnv(t)
+			names := []string{"net.ipv4.ip_forward", "net.ipv4.conf.all.accept_redirects", "net.ipv4.conf.default.forwarding",
+				"net.ipv4.conf.lo.forwarding", "net.ipv4.conf.out0.forwarding", "net.ipv4.conf.in0.forwarding"}
+			e.setSysctls(t, map[string]string{"net.ipv4.ip_forward": "0"})
+			// One interface forwards on its own.
+			e.setSysctls(t, map[string]string{"net.ipv4.conf.all.accept_redirects": redirects, "net.ipv4.conf.lo.forwarding": "1"})
+			found := e.sysctls(t, names...)
+			rep := e.apply(t, natArtifact(256), edgeAddrs)
+			if got := e.sysctls(t, "net.ipv4.conf.out0.forwarding", "net.ipv4.conf.in0.forwarding"); got["net.ipv4.conf.out0.forwarding"] != "1" || got["net.ipv4.conf.in0.forwarding"] != "1" {
+				t.Errorf("after apply %v, want the interfaces forwarding; notes %q", got, rep.Notes)
+			}
+			if _, err := runtime.Detach(e.opts, ""); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.sysctls(t, names...); !mapsEqual(got, found) {
+				t.Errorf("after detach %v, want what was found %v", got, found)
+			}
+		})
+	}
+}
+
 // TestNATSysctlsUndoneOnFailure: an apply that fails after setting the
 // sysctls puts them back.
 func TestNATSysctlsUndoneOnFailure(t *testing.T) {

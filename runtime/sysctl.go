@@ -28,6 +28,45 @@ type SysctlChange struct {
 	// Found is the value it had before; Set the value apply wrote.
 	Found string `json:"found"`
 	Set   string `json:"set"`
+	// By names the sysctl whose write made the kernel change this one
+	// (a follower of ip_forward); "" for one apply wrote.
+	By string `json:"by,omitempty"`
+}
+
+// ipForward is the sysctl that has followers.
+const ipForward = "net.ipv4.ip_forward"
+
+// forwardFollowers are the sysctls the kernel sets when ip_forward is
+// written (inet_forward_change): conf.all.accept_redirects to its
+// opposite, and the forwarding of conf.default, conf.all and every
+// interface to it.
+func forwardFollowers() ([]string, error) {
+	dirs, err := os.ReadDir("/proc/sys/net/ipv4/conf")
+	if err != nil {
+		return nil, fmt.Errorf("list interface sysctls: %w", err)
+	}
+	names := []string{"net.ipv4.conf.all.accept_redirects"}
+	for _, d := range dirs {
+		names = append(names, "net.ipv4.conf."+d.Name()+".forwarding")
+	}
+	return names, nil
+}
+
+// readSysctls reads names; one that is gone (its interface was deleted)
+// is left out.
+func readSysctls(names []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, n := range names {
+		v, err := readSysctl(n)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[n] = v
+	}
+	return out, nil
 }
 
 type sysctlRecord struct {
@@ -150,22 +189,52 @@ func setSysctls(l layout, bindings []artifact.InterfaceBinding) (*sysctlSetup, [
 				continue
 			}
 			c := SysctlChange{Name: w.name, Found: v, Set: w.want}
-			// The value found first is the one to restore.
-			if i := slices.IndexFunc(rec.Changes, func(r SysctlChange) bool { return r.Name == w.name }); i >= 0 {
-				rec.Changes[i].Set = w.want
-			} else {
-				rec.Changes = append(rec.Changes, c)
-			}
+			rec.add(c)
 			// Recorded before it is changed, so that no change goes unrecorded.
 			if err := writeJSON(l.sysctlRecordFile(), rec); err != nil {
 				return err
 			}
+			var followers []string
+			var before map[string]string
+			if w.name == ipForward {
+				if followers, err = forwardFollowers(); err != nil {
+					return err
+				}
+				if before, err = readSysctls(followers); err != nil {
+					return err
+				}
+			}
 			if err := writeSysctl(w.name, w.want); err != nil {
 				return err
 			}
+			// What the kernel changed with it goes before it in the
+			// lists: restored (in reverse) after it.
+			var also []SysctlChange
+			if before != nil {
+				after, err := readSysctls(followers)
+				if err != nil {
+					return err
+				}
+				for _, f := range followers {
+					if b, ok := before[f]; ok && after[f] != b {
+						also = append(also, SysctlChange{Name: f, Found: b, Set: after[f], By: w.name})
+					}
+				}
+				for _, a := range also {
+					rec.addBefore(a, w.name)
+				}
+				if err := writeJSON(l.sysctlRecordFile(), rec); err != nil {
+					return err
+				}
+			}
+			s.changed = append(s.changed, also...)
 			s.changed = append(s.changed, c)
-			notes = append(notes, fmt.Sprintf("set %s to %s (was %s)%s: %s; detach of the last NAT interface restores it",
-				w.name, w.want, v, l.inNetnsPhrase(), w.why))
+			note := fmt.Sprintf("set %s to %s (was %s)%s: %s; detach of the last NAT interface restores it",
+				w.name, w.want, v, l.inNetnsPhrase(), w.why)
+			if len(also) > 0 {
+				note += fmt.Sprintf(" (and the %s the kernel changed with it)", count(len(also), "sysctl", "sysctls"))
+			}
+			notes = append(notes, note)
 		}
 		return nil
 	})
@@ -174,6 +243,29 @@ func setSysctls(l layout, bindings []artifact.InterfaceBinding) (*sysctlSetup, [
 		return nil, nil, fmt.Errorf("NAT sysctls: %w", err)
 	}
 	return s, notes, nil
+}
+
+// add records c; for a sysctl already recorded only the value set
+// changes: the value found first is the one to restore.
+func (r *sysctlRecord) add(c SysctlChange) {
+	if i := slices.IndexFunc(r.Changes, func(x SysctlChange) bool { return x.Name == c.Name }); i >= 0 {
+		r.Changes[i].Set = c.Set
+		return
+	}
+	r.Changes = append(r.Changes, c)
+}
+
+// addBefore records c before the change of cause.
+func (r *sysctlRecord) addBefore(c SysctlChange, cause string) {
+	if i := slices.IndexFunc(r.Changes, func(x SysctlChange) bool { return x.Name == c.Name }); i >= 0 {
+		r.Changes[i].Set = c.Set
+		return
+	}
+	i := slices.IndexFunc(r.Changes, func(x SysctlChange) bool { return x.Name == cause })
+	if i < 0 {
+		i = len(r.Changes)
+	}
+	r.Changes = slices.Insert(r.Changes, i, c)
 }
 
 // inNetnsPhrase is " in network namespace NAME", or "" for the caller's.
@@ -191,7 +283,13 @@ func (s *sysctlSetup) undo() {
 	}
 	inNetns(s.l.nsName, func() error {
 		for _, c := range slices.Backward(s.changed) {
-			writeSysctl(c.Name, c.Found)
+			switch {
+			case c.By != "":
+			case c.Name == ipForward:
+				restoreForward(sysctlRecord{Changes: s.changed}, c)
+			default:
+				writeSysctl(c.Name, c.Found)
+			}
 		}
 		return nil
 	})
@@ -221,6 +319,9 @@ func restoreSysctls(l layout, recs []Attachment) ([]string, error) {
 	var notes []string
 	err := inNetns(l.nsName, func() error {
 		for _, c := range slices.Backward(rec.Changes) {
+			if c.By != "" {
+				continue // restored with its cause
+			}
 			v, err := readSysctl(c.Name)
 			if errors.Is(err, os.ErrNotExist) {
 				continue // the interface is gone
@@ -232,7 +333,11 @@ func restoreSysctls(l layout, recs []Attachment) ([]string, error) {
 				notes = append(notes, fmt.Sprintf("left %s at %s%s: it was changed since NAT set it to %s", c.Name, v, l.inNetnsPhrase(), c.Set))
 				continue
 			}
-			if err := writeSysctl(c.Name, c.Found); err != nil {
+			if c.Name == ipForward {
+				if err := restoreForward(rec, c); err != nil {
+					return err
+				}
+			} else if err := writeSysctl(c.Name, c.Found); err != nil {
 				return err
 			}
 			notes = append(notes, fmt.Sprintf("restored %s to %s%s", c.Name, c.Found, l.inNetnsPhrase()))
@@ -246,4 +351,42 @@ func restoreSysctls(l layout, recs []Attachment) ([]string, error) {
 		return notes, fmt.Errorf("remove NAT sysctl record: %w", err)
 	}
 	return notes, nil
+}
+
+// restoreForward writes ip_forward back and then gives each of its
+// followers the value it should have: the value apply found when it is
+// a follower apply's write changed and it still holds what that made it,
+// else the value it held just before (the kernel changes them all
+// again, whatever they were).
+func restoreForward(rec sysctlRecord, c SysctlChange) error {
+	followers, err := forwardFollowers()
+	if err != nil {
+		return err
+	}
+	want, err := readSysctls(followers)
+	if err != nil {
+		return err
+	}
+	for _, r := range rec.Changes {
+		if r.By == ipForward {
+			if v, ok := want[r.Name]; ok && v == r.Set {
+				want[r.Name] = r.Found
+			}
+		}
+	}
+	if err := writeSysctl(ipForward, c.Found); err != nil {
+		return err
+	}
+	now, err := readSysctls(followers)
+	if err != nil {
+		return err
+	}
+	for _, f := range followers {
+		if v, ok := now[f]; ok && v != want[f] {
+			if err := writeSysctl(f, want[f]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
