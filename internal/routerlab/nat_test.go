@@ -1,0 +1,135 @@
+package routerlab_test
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/conntrack"
+	"github.com/xdpc/xdpc/internal/routerlab"
+	"github.com/xdpc/xdpc/policy"
+	"github.com/xdpc/xdpc/runtime"
+)
+
+// edgePolicy masquerades the client's network behind the router's
+// outside address and forwards the outside address's port 8080 to the
+// client's port 80; both parts pass everything else.
+const edgePolicy = `
+interface "out0" {
+  policy = "outside"
+}
+interface "in0" {
+  policy = "inside"
+}
+policy "outside" {
+  default = "pass"
+}
+policy "inside" {
+  default = "pass"
+}
+nat "edge" {
+  outside = "out0"
+  inside  = "in0"
+  masquerade {
+    src   = "10.0.0.0/24"
+    to    = "203.0.113.1"
+    ports = "20000-59999"
+  }
+  forward "web" {
+    proto    = "tcp"
+    dst      = "203.0.113.1"
+    dst_port = 8080
+    to       = "10.0.0.2:80"
+  }
+}
+`
+
+// compileEdge compiles both parts of edgePolicy; it skips the test while
+// the compiler does not translate.
+func compileEdge(t *testing.T) [][]byte {
+	t.Helper()
+	cfg, diags := policy.Load("edge.hcl", []byte(edgePolicy), policy.LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	var elfs [][]byte
+	for _, p := range cfg.Policies {
+		art, err := compiler.Compile(cfg, p, compiler.Options{})
+		if err != nil && strings.Contains(err.Error(), "does not translate") {
+			t.Skipf("no NAT in the compiler: %v", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := art.WriteELF(&b); err != nil {
+			t.Fatal(err)
+		}
+		elfs = append(elfs, b.Bytes())
+	}
+	return elfs
+}
+
+// TestXDPNAT: the compiled NAT, applied to the router through the
+// runtime, carries TCP both ways for a masqueraded client (1 MB each
+// way, to a server with no route back, which sees the outside address)
+// and for a forwarded server, and UDP; the connection table holds the
+// translations. With partial checksums from the client and the server
+// too (transmit checksum offload on).
+func TestXDPNAT(t *testing.T) {
+	elfs := compileEdge(t)
+	for _, tx := range []bool{false, true} {
+		name := "full-checksums"
+		if tx {
+			name = "partial-checksums"
+		}
+		t.Run(name, func(t *testing.T) {
+			r := routerlab.New(t, routerlab.Options{TxChecksum: tx})
+			addrs := []runtime.NATAddresses{{Block: "edge", Masquerade: []netip.Addr{routerlab.OutsideAddr}, Forward: []netip.Addr{routerlab.OutsideAddr}}}
+			for _, elf := range elfs {
+				rep, err := r.Apply(elf, addrs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range rep.Notes {
+					if strings.Contains(n, "ARP") {
+						t.Errorf("ARP warning for an address out0 has: %s", n)
+					}
+				}
+			}
+			peer, err := routerlab.Exchange(r.Server, serverPort, r.Client, serverPort, mb, timeout)
+			if err != nil {
+				t.Fatalf("masquerade: %v", err)
+			}
+			if peer.Addr() != routerlab.OutsideAddr {
+				t.Errorf("the server saw %v, want the outside address %v", peer, routerlab.OutsideAddr)
+			}
+			if peer, err = routerlab.Exchange(r.Client, clientPort, r.Server, netip.AddrPortFrom(routerlab.OutsideAddr, 8080), mb, timeout); err != nil {
+				t.Fatalf("forward: %v", err)
+			}
+			if peer.Addr() != routerlab.ServerAddr {
+				t.Errorf("the forwarded client saw %v, want the server's %v", peer, routerlab.ServerAddr)
+			}
+			dns := netip.AddrPortFrom(routerlab.ServerAddr, 53)
+			if peer, err = routerlab.ExchangeUDP(r.Server, dns, r.Client, dns, 10, 512, timeout); err != nil {
+				t.Fatalf("udp masquerade: %v", err)
+			}
+			if peer.Addr() != routerlab.OutsideAddr {
+				t.Errorf("the UDP server saw %v, want the outside address %v", peer, routerlab.OutsideAddr)
+			}
+			ls, err := runtime.ListConntrack(r.Opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kinds := map[conntrack.NATKind]int{}
+			for _, f := range ls.Flows {
+				kinds[f.Entry.NAT]++
+			}
+			if kinds[conntrack.NATSource] < 2 || kinds[conntrack.NATDestination] < 1 {
+				t.Errorf("translations in the table %v, want 2 source NAT and 1 destination NAT at least", kinds)
+			}
+		})
+	}
+}
