@@ -165,7 +165,9 @@ func TestMasqueradeUDP(t *testing.T) {
 	}
 }
 
-func itoa(p uint16) string { return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):] }
+func itoa(p uint16) string {
+	return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):]
+}
 
 func TestMasqueradeKeepsAPortInRange(t *testing.T) {
 	h := newNATHost(t, "20000-59999")
@@ -347,7 +349,10 @@ func TestICMPErrorsOutside(t *testing.T) {
 	expires := h.Flows(1)[0].Entry.Expires
 
 	// Port unreachable from the resolver, time exceeded from a router.
-	for _, c := range []struct{ from string; typ, code uint8 }{{resolver, 3, 3}, {"192.0.2.254", 11, 0}} {
+	for _, c := range []struct {
+		from      string
+		typ, code uint8
+	}{{resolver, 3, 3}, {"192.0.2.254", 11, 0}} {
 		in := icmpErrorFrame(t, c.from, public, c.typ, c.code, sent)
 		want := icmpErrorFrame(t, c.from, "10.0.0.5", c.typ, c.code, query)
 		r := through(t, h, outside, in, 2, want, NATError)
