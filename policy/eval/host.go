@@ -86,8 +86,10 @@ type HostResult struct {
 	// the packet the policy passed, RuleNATExhausted or RuleNATFragment
 	// on its counter slot (count rules that matched stay in Counted).
 	Result
-	// Frame is the frame as it leaves: a rewritten copy when NAT
-	// translated it, else the frame given.
+	// Frame is the frame as NAT leaves it: a rewritten copy when NAT
+	// translated it, else the frame given. Forwarding is not modelled:
+	// a frame the datapath redirects after a FIB lookup also gets the
+	// next hop's MAC addresses and a TTL one lower.
 	Frame []byte
 	// NAT says what translated the frame; nil when nothing did.
 	NAT *Translated
@@ -116,7 +118,7 @@ func (h *Host) Ingress(ifname string, frame []byte, now uint64) HostResult {
 	}
 	var fl flowRef
 	if i.tracks {
-		fl = h.lookup(trackedPacket(&pkt), now)
+		fl = h.lookup(i, trackedPacket(&pkt), now)
 		pkt.CTState = fl.status
 	}
 	res := HostResult{Result: decide(i.policy, &pkt, nil), Frame: frame}
@@ -167,7 +169,7 @@ func (h *Host) Egress(ifname string, frame []byte, now uint64) EgressResult {
 	if !i.tracks {
 		return EgressResult{}
 	}
-	fl := h.lookup(trackedPacket(&pkt), now)
+	fl := h.lookup(i, trackedPacket(&pkt), now)
 	res := EgressResult{CTState: fl.status, Commit: commitOf(&fl.packet, fl.status, true)}
 	h.commit(&fl.packet, fl.status, now, true, nil)
 	return res
@@ -202,18 +204,20 @@ type flowRef struct {
 	key   conntrack.Key
 	entry conntrack.Entry
 	found bool
-	// alias is the translated tuple it was found by, when it was.
+	// aliases says the NAT map is looked up (a NAT interface); viaAlias
+	// that the flow was found by the alias of translated tuple aliasKey.
+	aliases  bool
 	viaAlias bool
 	aliasKey conntrack.Key
 	alias    nat.Alias
 }
 
-// lookup reads p's ct_state: the connection table looked up with its
-// tuple and, when that finds no live entry, the NAT map, whose live alias
-// leads to its flow's entry (docs/nat.md). An ICMP error is looked up by
-// the packet it carries.
-func (h *Host) lookup(p conntrack.Packet, now uint64) flowRef {
-	fl := flowRef{packet: p}
+// lookup reads p's ct_state on interface i: the connection table looked
+// up with its tuple and, on a NAT interface, when that finds no live
+// entry, the NAT map, whose live alias leads to its flow's entry
+// (docs/nat.md). An ICMP error is looked up by the packet it carries.
+func (h *Host) lookup(i *hostInterface, p conntrack.Packet, now uint64) flowRef {
+	fl := flowRef{packet: p, aliases: i.nat != nil}
 	switch p.Kind {
 	case conntrack.KindUntracked:
 		return fl
@@ -241,6 +245,9 @@ func (h *Host) find(fl *flowRef, k conntrack.Key, now uint64) bool {
 	if e, ok := h.table.Lookup(k); ok && e.Live(now) {
 		fl.entry, fl.found = e, true
 		return true
+	}
+	if !fl.aliases {
+		return false
 	}
 	a, ok := h.nat.Alias(k, now)
 	if !ok {
