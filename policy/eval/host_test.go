@@ -495,3 +495,84 @@ func TestHostWithoutNATDecidesAsASession(t *testing.T) {
 		}
 	}
 }
+
+// vlan puts an 802.1Q tag of id into frame.
+func vlan(frame []byte, id uint16) []byte {
+	return cat(frame[:12], []byte{0x81, 0x00, byte(id >> 8), byte(id)}, frame[12:])
+}
+
+func TestVLANTaggedFrame(t *testing.T) {
+	h := newNATHost(t, "20000-59999")
+	in := vlan(tcpFrame(t, "10.0.0.5", 40000, resolver, 443, 0x02), 7)
+	want := vlan(tcpFrame(t, public, 40000, resolver, 443, 0x02), 7)
+	if r := h.Ingress(inside, in, 1); !bytes.Equal(r.Frame, want) {
+		t.Errorf("tagged frame leaves as\n% x\nwant\n% x", r.Frame, want)
+	}
+}
+
+// TestReopenKeepsItsPort reopens a masqueraded connection in TIME_WAIT:
+// its own alias does not count as taken, so it keeps its port.
+func TestReopenKeepsItsPort(t *testing.T) {
+	h := newNATHost(t, "20000-59999")
+	steps := []struct {
+		ifname string
+		flags  uint8
+	}{{inside, 0x02}, {outside, 0x12}, {inside, 0x10}, {inside, 0x11}, {outside, 0x11}, {inside, 0x10}}
+	for i, s := range steps {
+		var in, want []byte
+		if s.ifname == inside {
+			in, want = tcpFrame(t, "10.0.0.5", 40000, resolver, 443, s.flags), tcpFrame(t, public, 40000, resolver, 443, s.flags)
+		} else {
+			in, want = tcpFrame(t, resolver, 443, public, 40000, s.flags), tcpFrame(t, resolver, 443, "10.0.0.5", 40000, s.flags)
+		}
+		through(t, h, s.ifname, in, uint64(i+1), want, map[bool]NATStep{true: NATMasquerade, false: NATFlow}[i == 0])
+	}
+	if f := h.Flows(7); len(f) != 1 || f[0].Entry.State != conntrack.TCPTimeWait {
+		t.Fatalf("flows %+v, want one in time_wait", f)
+	}
+	r := through(t, h, inside, tcpFrame(t, "10.0.0.5", 40000, resolver, 443, 0x02), 8, tcpFrame(t, public, 40000, resolver, 443, 0x02), NATMasquerade)
+	if r.CTState != conntrack.StatusNew || r.CTCommit != CommitCreate || len(h.Aliases(8)) != 1 {
+		t.Errorf("reopened: %v %v, aliases %+v", r.CTState, r.CTCommit, h.Aliases(8))
+	}
+}
+
+// TestAliasesAreReadOnNATInterfacesOnly sends a reply to a masqueraded
+// tuple into an interface without NAT: its table alone says it is new.
+func TestAliasesAreReadOnNATInterfacesOnly(t *testing.T) {
+	h := newNATHost(t, "20000-59999")
+	through(t, h, inside, udpFrame(t, "10.0.0.5", 40000, resolver, 53), 1, udpFrame(t, public, 40000, resolver, 53), NATMasquerade)
+	reply := udpFrame(t, resolver, 53, public, 40000)
+	if r := h.Ingress("eth2", reply, 2); r.CTState != conntrack.StatusNew || r.NAT != nil || !bytes.Equal(r.Frame, reply) {
+		t.Errorf("reply on an interface without NAT: %v %v", r.CTState, r.NAT)
+	}
+}
+
+// TestEgressRefreshesTheAlias records the host's own packet of a
+// masqueraded flow on the NAT interface: found by its alias, it refreshes
+// the entry and the alias together, and is not translated.
+func TestEgressRefreshesTheAlias(t *testing.T) {
+	h := newNATHost(t, "20000-59999")
+	through(t, h, inside, udpFrame(t, "10.0.0.5", 40000, resolver, 53), 1, udpFrame(t, public, 40000, resolver, 53), NATMasquerade)
+	e := h.Egress(outside, udpFrame(t, public, 40000, resolver, 53), 1000)
+	if e.CTState != conntrack.StatusEstablished || e.Commit != CommitUpdate {
+		t.Errorf("egress: %+v", e)
+	}
+	f, a := h.Flows(1000), h.Aliases(1000)
+	if len(f) != 1 || len(a) != 1 || a[0].Alias.Expires != f[0].Entry.Expires || f[0].Entry.Expires <= 1000 {
+		t.Errorf("flows %+v, aliases %+v", f, a)
+	}
+}
+
+func TestTranslatedExplains(t *testing.T) {
+	h := newNATHost(t, "20000-59999")
+	r := h.Ingress(outside, tcpFrame(t, client, 5555, public, 8080, 0x02), 1)
+	if got, want := r.NAT.String(), "forward web 203.0.113.1:8080 -> 10.0.0.5:80"; got != want {
+		t.Errorf("explained as %q, want %q", got, want)
+	}
+	_, later := splitFragments(t, udpFrame(t, "10.0.0.5", 1, resolver, 2, bytes.Repeat([]byte{1}, 40)...))
+	first, _ := splitFragments(t, udpFrame(t, "10.0.0.5", 1, resolver, 2, bytes.Repeat([]byte{1}, 40)...))
+	h.Ingress(inside, first, 2)
+	if got, want := h.Ingress(inside, later, 3).NAT.String(), "fragment 10.0.0.5 -> 203.0.113.1"; got != want {
+		t.Errorf("explained as %q, want %q", got, want)
+	}
+}
