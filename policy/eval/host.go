@@ -126,31 +126,39 @@ func (h *Host) Ingress(ifname string, frame []byte, now uint64) HostResult {
 	if res.Verdict != policy.ActionPass && res.Verdict != policy.ActionRedirect {
 		return res
 	}
-	var pl natPlan
-	if i.nat != nil && pkt.Family == 4 {
-		pl = h.plan(i, &pkt, frame, &fl, now)
+	if i.nat == nil || pkt.Family != 4 {
+		h.record(i, &fl, now, nil, &res)
+		return res
 	}
-	switch pl.drop {
-	case RuleNATExhausted:
-		return natDrop(res, i.policy, pl.drop, i.policy.NATExhaustedSlot())
-	case RuleNATFragment:
-		return natDrop(res, i.policy, pl.drop, i.policy.NATFragmentSlot())
+	pl := h.plan(i, &pkt, frame, &fl, now)
+	if pl.drop != "" {
+		return natDrop(res, i.policy, pl.drop)
 	}
-	if i.tracks {
-		res.CTCommit = commitOf(&fl.packet, fl.status, false)
-		h.commit(&fl.packet, fl.status, now, false, pl.record)
-	}
+	h.record(i, &fl, now, pl.record, &res)
 	if pl.rewrite != nil {
 		res.Frame, res.NAT = pl.rewrite.apply(frame), pl.rewrite.describe()
 	}
-	if pkt.Fragment == policy.FragFirst && i.nat != nil && pkt.Family == 4 {
+	if pkt.Fragment == policy.FragFirst {
 		h.nat.RememberFragment(fragKey(frame), pl.rewrite.fragRecord())
 	}
 	return res
 }
 
-// natDrop is res dropped by NAT on slot.
-func natDrop(res HostResult, p *policy.Policy, rule string, slot int) HostResult {
+// record commits the passed packet of flow fl to the table when
+// interface i tracks, with the translation tr its new entry records.
+func (h *Host) record(i *hostInterface, fl *flowRef, now uint64, tr *nat.Translation, res *HostResult) {
+	if i.tracks {
+		res.CTCommit = commitOf(&fl.packet, fl.status, false)
+		h.commit(&fl.packet, fl.status, now, false, tr)
+	}
+}
+
+// natDrop is res dropped by NAT as rule, on its counter slot of p.
+func natDrop(res HostResult, p *policy.Policy, rule string) HostResult {
+	slot := p.NATExhaustedSlot()
+	if rule == RuleNATFragment {
+		slot = p.NATFragmentSlot()
+	}
 	res.Verdict, res.Target, res.Rule, res.Slot, res.CTCommit = policy.ActionDrop, "", rule, slot, CommitNone
 	return res
 }
