@@ -92,9 +92,17 @@ func splitFragments(t *testing.T, frame []byte) (first, later []byte) {
 	return serialize(t, &h1, gopacket.Payload(payload[:split])), serialize(t, &h2, gopacket.Payload(payload[split:]))
 }
 
-// ipOf is the IP packet of frame, without the Ethernet padding.
+// ipOf is the IP packet of frame, after up to two VLAN tags and without
+// the Ethernet padding.
 func ipOf(frame []byte) []byte {
-	ip := frame[14:]
+	off := 14
+	for tags := 0; tags < 2; tags++ {
+		if et := binary.BigEndian.Uint16(frame[off-2:]); et != 0x8100 && et != 0x88a8 {
+			break
+		}
+		off += 4
+	}
+	ip := frame[off:]
 	return ip[:binary.BigEndian.Uint16(ip[2:])]
 }
 
@@ -121,39 +129,49 @@ func pseudoSum(ip []byte) uint32 {
 	return sum(binary.BigEndian.AppendUint16([]byte{0, ip[9]}, uint16(len(ip)-hl)), s)
 }
 
-// checkChecksums fails t unless every checksum of the IPv4 frame verifies
-// from scratch: the IPv4 header's, and unless the packet is a fragment
-// its TCP, UDP (or 0) or ICMP checksum; an ICMP error's embedded IPv4
-// header too.
+// checkChecksums fails t unless every checksum of the IPv4 frame
+// verifies (checksumErrors).
 func checkChecksums(t *testing.T, frame []byte) {
 	t.Helper()
+	for _, e := range checksumErrors(frame) {
+		t.Error(e)
+	}
+}
+
+// checksumErrors says which checksums of the well-formed IPv4 frame do
+// not verify from scratch: the IPv4 header's, and unless the packet is a
+// fragment its TCP, UDP (or 0) or ICMP checksum; an ICMP error's embedded
+// IPv4 header too.
+func checksumErrors(frame []byte) []string {
+	var errs []string
 	ip := ipOf(frame)
 	hl := int(ip[0]&0x0f) * 4
 	if sum(ip[:hl], 0) != 0xffff {
-		t.Errorf("ipv4 header checksum does not verify: % x", ip[:hl])
+		errs = append(errs, "ipv4 header checksum does not verify")
 	}
 	if binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {
-		return
+		return errs
 	}
 	l4 := ip[hl:]
 	switch ip[9] {
 	case 6:
 		if sum(l4, pseudoSum(ip)) != 0xffff {
-			t.Errorf("tcp checksum does not verify")
+			errs = append(errs, "tcp checksum does not verify")
 		}
 	case 17:
 		if binary.BigEndian.Uint16(l4[6:]) != 0 && sum(l4, pseudoSum(ip)) != 0xffff {
-			t.Errorf("udp checksum does not verify")
+			errs = append(errs, "udp checksum does not verify")
 		}
 	case 1:
 		if sum(l4, 0) != 0xffff {
-			t.Errorf("icmp checksum does not verify")
+			errs = append(errs, "icmp checksum does not verify")
 		}
 		if l4[0] == 3 || l4[0] == 11 || l4[0] == 12 {
 			in := l4[8:]
 			if sum(in[:int(in[0]&0x0f)*4], 0) != 0xffff {
-				t.Errorf("embedded ipv4 header checksum does not verify")
+				errs = append(errs, "embedded ipv4 header checksum does not verify")
 			}
 		}
 	}
+	return errs
 }
