@@ -110,31 +110,91 @@ const (
 // entry, which it refreshes with its alias. It panics when the file binds
 // no policy to ifname.
 func (h *Host) Ingress(ifname string, frame []byte, now uint64) HostResult {
+	return h.ingress(h.iface(ifname), frame, h.advance(now), nil)
+}
+
+// HostExplanation is Host.Ingress with its reasons: the policy's decision
+// explained (Explanation, whose Result is the policy's, before NAT), and
+// what the interface finally did (Outcome).
+type HostExplanation struct {
+	Explanation
+	Outcome HostResult
+	// NAT says the interface plays a part in NAT.
+	NAT bool
+}
+
+// Explain is Ingress with its reasons; it records the frame as Ingress
+// does.
+func (h *Host) Explain(ifname string, frame []byte, now uint64) HostExplanation {
 	i := h.iface(ifname)
-	now = h.advance(now)
+	x := HostExplanation{NAT: i.nat != nil}
+	x.Outcome = h.ingress(i, frame, h.advance(now), &x)
+	return x
+}
+
+// String renders the explanation as Explanation.String does, then a line
+// for NAT on a NAT interface.
+func (x HostExplanation) String() string {
+	s := x.Explanation.String()
+	switch {
+	case x.Outcome.NAT != nil:
+		return s + "nat: " + x.Outcome.NAT.String() + "\n"
+	case x.Outcome.Rule == RuleNATExhausted:
+		return s + "nat: drop: no free port, or the translated tuple is taken (nat-exhausted)\n"
+	case x.Outcome.Rule == RuleNATFragment:
+		return s + "nat: drop: a later fragment of a flow that needs translation, its first fragment not seen (nat-fragment)\n"
+	case x.NAT && x.Malformed == nil && x.Outcome.Verdict != policy.ActionDrop:
+		return s + "nat: not translated\n"
+	}
+	return s
+}
+
+func (h *Host) ingress(i *hostInterface, frame []byte, now uint64, x *HostExplanation) HostResult {
 	var pkt Packet
-	if reason, _ := parse(frame, &pkt); reason != "" {
-		return HostResult{Result: malformedResult(i.policy, reason), Frame: frame}
+	if reason, off := parse(frame, &pkt); reason != "" {
+		res := HostResult{Result: malformedResult(i.policy, reason), Frame: frame}
+		if x != nil {
+			x.Malformed, x.Result = &Malformed{Reason: reason, Offset: off}, res.Result
+		}
+		return res
 	}
 	var fl flowRef
+	var trace *CTTrace
 	if i.tracks {
 		fl = h.lookup(i, trackedPacket(&pkt), now)
 		pkt.CTState = fl.status
+		if x != nil {
+			trace = h.trace(&pkt, &fl, now)
+		}
 	}
-	res := HostResult{Result: decide(i.policy, &pkt, nil), Frame: frame}
+	var steps *[]Step
+	if x != nil {
+		steps = &x.Steps
+		defer func() {
+			explained := pkt
+			x.Packet, x.CT = &explained, trace
+		}()
+	}
+	res := HostResult{Result: decide(i.policy, &pkt, steps), Frame: frame}
 	res.CTState = pkt.CTState
+	if x != nil {
+		x.Result = res.Result
+	}
 	if res.Verdict != policy.ActionPass && res.Verdict != policy.ActionRedirect {
 		return res
 	}
 	if i.nat == nil || pkt.Family != 4 {
-		h.record(i, &fl, now, nil, &res)
+		h.record(i, &fl, now, nil, &res, trace)
 		return res
 	}
 	pl := h.plan(i, &pkt, frame, &fl, now)
 	if pl.drop != "" {
 		return natDrop(res, i.policy, pl.drop)
 	}
-	h.record(i, &fl, now, pl.record, &res)
+	h.record(i, &fl, now, pl.record, &res, trace)
+	if x != nil {
+		x.Result.CTCommit = res.CTCommit
+	}
 	if pl.rewrite != nil {
 		res.Frame, res.NAT = pl.rewrite.apply(frame), pl.rewrite.describe()
 	}
@@ -144,12 +204,27 @@ func (h *Host) Ingress(ifname string, frame []byte, now uint64) HostResult {
 	return res
 }
 
+// trace is how the tables read pkt, for its explanation: the flow it
+// belongs to, found by its tuple or by an alias.
+func (h *Host) trace(pkt *Packet, fl *flowRef, now uint64) *CTTrace {
+	tr := newTrace(h.table, pkt, &fl.packet, now, false)
+	if fl.found {
+		tr.Key, tr.Entry, tr.Held = fl.key, fl.entry, true
+	}
+	return tr
+}
+
 // record commits the passed packet of flow fl to the table when
-// interface i tracks, with the translation tr its new entry records.
-func (h *Host) record(i *hostInterface, fl *flowRef, now uint64, tr *nat.Translation, res *HostResult) {
-	if i.tracks {
-		res.CTCommit = commitOf(&fl.packet, fl.status, false)
-		h.commit(&fl.packet, fl.status, now, false, tr)
+// interface i tracks, with the translation tr its new entry records, and
+// notes it in trace when there is one.
+func (h *Host) record(i *hostInterface, fl *flowRef, now uint64, tr *nat.Translation, res *HostResult, trace *CTTrace) {
+	if !i.tracks {
+		return
+	}
+	res.CTCommit = commitOf(&fl.packet, fl.status, false)
+	h.commit(&fl.packet, fl.status, now, false, tr)
+	if trace != nil {
+		trace.record(h.table, res.CTCommit)
 	}
 }
 

@@ -3,6 +3,7 @@ package eval
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,7 +147,7 @@ func TestMasqueradeUDP(t *testing.T) {
 	if r.NAT.String() != want {
 		t.Errorf("explained as %q, want %q", r.NAT, want)
 	}
-	r = through(t, h, outside, udpFrame(t, resolver, 53, public, p), 2, udpFrame(t, resolver, 53, "10.0.0.5", 60000), NATFlow)
+	r = through(t, h, outside, udpFrame(t, resolver, 53, public, p), 2, udpFrame(t, resolver, 53, "10.0.0.5", 60000), NATReply)
 	if r.CTState != conntrack.StatusEstablished {
 		t.Errorf("reply: ct_state %v, want established", r.CTState)
 	}
@@ -172,7 +173,7 @@ func itoa(p uint16) string {
 func TestMasqueradeKeepsAPortInRange(t *testing.T) {
 	h := newNATHost(t, "20000-59999")
 	through(t, h, inside, tcpFrame(t, "10.0.0.5", 40000, resolver, 443, 0x02), 1, tcpFrame(t, public, 40000, resolver, 443, 0x02), NATMasquerade)
-	through(t, h, outside, tcpFrame(t, resolver, 443, public, 40000, 0x12), 2, tcpFrame(t, resolver, 443, "10.0.0.5", 40000, 0x12), NATFlow)
+	through(t, h, outside, tcpFrame(t, resolver, 443, public, 40000, 0x12), 2, tcpFrame(t, resolver, 443, "10.0.0.5", 40000, 0x12), NATReply)
 	through(t, h, inside, tcpFrame(t, "10.0.0.5", 40000, resolver, 443, 0x10), 3, tcpFrame(t, public, 40000, resolver, 443, 0x10), NATFlow)
 	if f := h.Flows(3); len(f) != 1 || f[0].Entry.State != conntrack.TCPEstablished || f[0].Entry.NAT != conntrack.NATSource {
 		t.Errorf("flows %+v, want one established source-NAT entry", f)
@@ -183,7 +184,7 @@ func TestMasqueradeEcho(t *testing.T) {
 	h := newNATHost(t, "20000-59999")
 	p := hashPort(20000, 59999, "10.0.0.5", resolver, 7, 7, 1)
 	through(t, h, inside, echoFrame(t, "10.0.0.5", resolver, 8, 7), 1, echoFrame(t, public, resolver, 8, p), NATMasquerade)
-	r := through(t, h, outside, echoFrame(t, resolver, public, 0, p), 2, echoFrame(t, resolver, "10.0.0.5", 0, 7), NATFlow)
+	r := through(t, h, outside, echoFrame(t, resolver, public, 0, p), 2, echoFrame(t, resolver, "10.0.0.5", 0, 7), NATReply)
 	if r.CTState != conntrack.StatusEstablished {
 		t.Errorf("echo reply: ct_state %v", r.CTState)
 	}
@@ -192,7 +193,7 @@ func TestMasqueradeEcho(t *testing.T) {
 func TestMasqueradeOtherProtocol(t *testing.T) {
 	h := newNATHost(t, "20000-59999")
 	through(t, h, inside, greFrame(t, "10.0.0.5", resolver), 1, greFrame(t, public, resolver), NATMasquerade)
-	through(t, h, outside, greFrame(t, resolver, public), 2, greFrame(t, resolver, "10.0.0.5"), NATFlow)
+	through(t, h, outside, greFrame(t, resolver, public), 2, greFrame(t, resolver, "10.0.0.5"), NATReply)
 	// A second inside host to the same peer would share the tuple.
 	if r := h.Ingress(inside, greFrame(t, "10.0.0.6", resolver), 3); r.Rule != RuleNATExhausted {
 		t.Errorf("second gre flow to one peer: %s, want %s", r.Rule, RuleNATExhausted)
@@ -202,7 +203,7 @@ func TestMasqueradeOtherProtocol(t *testing.T) {
 func TestForward(t *testing.T) {
 	h := newNATHost(t, "20000-59999")
 	through(t, h, outside, tcpFrame(t, client, 5555, public, 8080, 0x02), 1, tcpFrame(t, client, 5555, "10.0.0.5", 80, 0x02), NATForward)
-	r := through(t, h, inside, tcpFrame(t, "10.0.0.5", 80, client, 5555, 0x12), 2, tcpFrame(t, public, 8080, client, 5555, 0x12), NATFlow)
+	r := through(t, h, inside, tcpFrame(t, "10.0.0.5", 80, client, 5555, 0x12), 2, tcpFrame(t, public, 8080, client, 5555, 0x12), NATReply)
 	if r.CTState != conntrack.StatusEstablished {
 		t.Errorf("reply of a forwarded flow: ct_state %v", r.CTState)
 	}
@@ -214,7 +215,7 @@ func TestForward(t *testing.T) {
 
 	// The port range keeps the port.
 	through(t, h, outside, udpFrame(t, client, 7777, public, 5050), 4, udpFrame(t, client, 7777, "10.0.0.6", 5050), NATForward)
-	through(t, h, inside, udpFrame(t, "10.0.0.6", 5050, client, 7777), 5, udpFrame(t, public, 5050, client, 7777), NATFlow)
+	through(t, h, inside, udpFrame(t, "10.0.0.6", 5050, client, 7777), 5, udpFrame(t, public, 5050, client, 7777), NATReply)
 
 	// The same client port through another forward to the same inside
 	// endpoint has a live translated tuple: dropped and counted.
@@ -231,9 +232,9 @@ func TestStatic(t *testing.T) {
 	h := newNATHost(t, "20000-59999")
 	// 10.0.0.7 lies within the masquerade's src: static wins, ports kept.
 	through(t, h, inside, udpFrame(t, "10.0.0.7", 3333, resolver, 53), 1, udpFrame(t, "203.0.113.7", 3333, resolver, 53), NATStatic)
-	through(t, h, outside, udpFrame(t, resolver, 53, "203.0.113.7", 3333), 2, udpFrame(t, resolver, 53, "10.0.0.7", 3333), NATFlow)
+	through(t, h, outside, udpFrame(t, resolver, 53, "203.0.113.7", 3333), 2, udpFrame(t, resolver, 53, "10.0.0.7", 3333), NATReply)
 	through(t, h, outside, tcpFrame(t, client, 1234, "203.0.113.7", 22, 0x02), 3, tcpFrame(t, client, 1234, "10.0.0.7", 22, 0x02), NATStatic)
-	through(t, h, inside, tcpFrame(t, "10.0.0.7", 22, client, 1234, 0x12), 4, tcpFrame(t, "203.0.113.7", 22, client, 1234, 0x12), NATFlow)
+	through(t, h, inside, tcpFrame(t, "10.0.0.7", 22, client, 1234, 0x12), 4, tcpFrame(t, "203.0.113.7", 22, client, 1234, 0x12), NATReply)
 	through(t, h, outside, echoFrame(t, client, "203.0.113.7", 8, 99), 5, echoFrame(t, client, "10.0.0.7", 8, 99), NATStatic)
 	// An invalid packet (an ACK of no connection) still gets the mapping,
 	// recorded nowhere.
@@ -403,7 +404,7 @@ func TestICMPErrorsInside(t *testing.T) {
 	p := hashPort(20000, 59999, "10.0.0.5", resolver, 60000, 53, 17)
 	through(t, h, inside, udpFrame(t, "10.0.0.5", 60000, resolver, 53), 5, udpFrame(t, public, p, resolver, 53), NATMasquerade)
 	reply := udpFrame(t, resolver, 53, public, p)
-	delivered := through(t, h, outside, reply, 6, udpFrame(t, resolver, 53, "10.0.0.5", 60000), NATFlow).Frame
+	delivered := through(t, h, outside, reply, 6, udpFrame(t, resolver, 53, "10.0.0.5", 60000), NATReply).Frame
 	through(t, h, inside, icmpErrorFrame(t, "10.0.0.5", resolver, 3, 3, delivered), 7, icmpErrorFrame(t, public, resolver, 3, 3, reply), NATError)
 }
 
@@ -421,7 +422,7 @@ func TestFragments(t *testing.T) {
 	// The reply's fragments.
 	first, later = splitFragments(t, udpFrame(t, resolver, 53, public, 40000, big...))
 	wantFirst, wantLater = splitFragments(t, udpFrame(t, resolver, 53, "10.0.0.5", 40000, big...))
-	through(t, h, outside, first, 3, wantFirst, NATFlow)
+	through(t, h, outside, first, 3, wantFirst, NATReply)
 	through(t, h, outside, later, 4, wantLater, NATFragment)
 
 	// A later fragment whose first was not seen: dropped and counted.
@@ -525,7 +526,14 @@ func TestReopenKeepsItsPort(t *testing.T) {
 		} else {
 			in, want = tcpFrame(t, resolver, 443, public, 40000, s.flags), tcpFrame(t, resolver, 443, "10.0.0.5", 40000, s.flags)
 		}
-		through(t, h, s.ifname, in, uint64(i+1), want, map[bool]NATStep{true: NATMasquerade, false: NATFlow}[i == 0])
+		step := NATFlow
+		switch {
+		case i == 0:
+			step = NATMasquerade
+		case s.ifname == outside:
+			step = NATReply
+		}
+		through(t, h, s.ifname, in, uint64(i+1), want, step)
 	}
 	if f := h.Flows(7); len(f) != 1 || f[0].Entry.State != conntrack.TCPTimeWait {
 		t.Fatalf("flows %+v, want one in time_wait", f)
@@ -574,5 +582,51 @@ func TestTranslatedExplains(t *testing.T) {
 	h.Ingress(inside, first, 2)
 	if got, want := h.Ingress(inside, later, 3).NAT.String(), "fragment 10.0.0.5 -> 203.0.113.1"; got != want {
 		t.Errorf("explained as %q, want %q", got, want)
+	}
+}
+
+func TestHostExplain(t *testing.T) {
+	h := newNATHost(t, "20000-20000")
+	x := h.Explain(inside, udpFrame(t, "10.0.0.5", 40000, resolver, 53), 1)
+	for _, want := range []string{"ct_state: new", `rule "seen"`, "verdict: pass by default", "creates entry", "nat: masquerade 10.0.0.5:40000 -> 203.0.113.1:20000\n"} {
+		if !strings.Contains(x.String(), want) {
+			t.Errorf("explanation lacks %q:\n%s", want, x)
+		}
+	}
+	x = h.Explain(outside, udpFrame(t, resolver, 53, public, 20000), 2)
+	for _, want := range []string{"ct_state: established (entry udp 10.0.0.5:40000", "this packet the reply way", "nat: reply 203.0.113.1:20000 -> 10.0.0.5:40000\n"} {
+		if !strings.Contains(x.String(), want) {
+			t.Errorf("explanation lacks %q:\n%s", want, x)
+		}
+	}
+	x = h.Explain(inside, udpFrame(t, "10.0.0.6", 40000, resolver, 53), 3)
+	if s := x.String(); !strings.Contains(s, "verdict: pass by default") || !strings.Contains(s, "(nat-exhausted)") || x.Outcome.Rule != RuleNATExhausted {
+		t.Errorf("exhausted explained as:\n%s", s)
+	}
+}
+
+// TestExplainDecidesAsIngress runs one conversation through Ingress and
+// through Explain on two hosts: the outcomes agree.
+func TestExplainDecidesAsIngress(t *testing.T) {
+	a, b := newNATHost(t, "20000-20001"), newNATHost(t, "20000-20001")
+	frames := []struct {
+		ifname string
+		frame  []byte
+	}{
+		{inside, udpFrame(t, "10.0.0.5", 40000, resolver, 53)},
+		{outside, udpFrame(t, resolver, 53, public, 20000)},
+		{inside, udpFrame(t, "10.0.0.6", 40000, resolver, 53)},
+		{inside, udpFrame(t, "10.0.0.8", 40000, resolver, 53)},
+		{outside, tcpFrame(t, client, 5555, public, 8080, 0x02)},
+		{outside, tcpFrame(t, client, 5555, public, 23, 0x02)},
+		{inside, []byte{1, 2, 3}},
+	}
+	for i, f := range frames {
+		r, x := a.Ingress(f.ifname, f.frame, uint64(i)), b.Explain(f.ifname, f.frame, uint64(i))
+		o := x.Outcome
+		if r.Verdict != o.Verdict || r.Rule != o.Rule || r.Slot != o.Slot || r.CTState != o.CTState || r.CTCommit != o.CTCommit ||
+			!bytes.Equal(r.Frame, o.Frame) || (r.NAT == nil) != (o.NAT == nil) || r.NAT != nil && *r.NAT != *o.NAT {
+			t.Errorf("frame %d: ingress %+v %v, explain %+v %v", i, r.Result, r.NAT, o.Result, o.NAT)
+		}
 	}
 }

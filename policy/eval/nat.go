@@ -29,16 +29,18 @@ const (
 	// NATStatic: a static block, for a new flow (recorded in its entry)
 	// or for a packet of no translated flow (recorded nowhere).
 	NATStatic
-	// NATFlow: the entry of the translated flow the packet belongs to (a
-	// reply, or a later packet of an established flow).
+	// NATFlow: the entry of the translated flow a later packet in its
+	// original direction belongs to.
 	NATFlow
+	// NATReply: the entry of the translated flow a reply belongs to.
+	NATReply
 	// NATError: the entry of the translated flow an ICMP error is about.
 	NATError
 	// NATFragment: the record of a later fragment's first fragment.
 	NATFragment
 )
 
-var natStepNames = [...]string{"none", "masquerade", "forward", "static", "flow", "icmp-error", "fragment"}
+var natStepNames = [...]string{"none", "masquerade", "forward", "static", "established", "reply", "icmp-error", "fragment"}
 
 func (s NATStep) String() string {
 	if int(s) < len(natStepNames) {
@@ -211,7 +213,11 @@ func planFlow(i *hostInterface, arrived *conntrack.Packet, fl *flowRef, tr nat.T
 	if source {
 		from = arrived.Src
 	}
-	return natPlan{rewrite: newRewrite(NATFlow, "", source, from, otherSide(i.role, tr, fl.key))}
+	step := NATFlow
+	if d == conntrack.Reply {
+		step = NATReply
+	}
+	return natPlan{rewrite: newRewrite(step, "", source, from, otherSide(i.role, tr, fl.key))}
 }
 
 // planNew translates the first packet of a flow by the steps of the
