@@ -399,6 +399,7 @@ func TestICMPErrorsInside(t *testing.T) {
 	syn := tcpFrame(t, client, 5555, public, 8080, 0x02)
 	fwd = through(t, h, outside, syn, 3, tcpFrame(t, client, 5555, "10.0.0.5", 80, 0x02), NATForward).Frame
 	through(t, h, inside, icmpErrorFrame(t, "10.0.0.254", client, 11, 0, fwd), 4, icmpErrorFrame(t, "10.0.0.254", client, 11, 0, syn), NATError)
+	through(t, h, inside, icmpErrorFrame(t, "10.0.0.254", client, 3, 4, fwd), 4, icmpErrorFrame(t, "10.0.0.254", client, 3, 4, syn), NATError)
 
 	// About a reply of a masqueraded flow, from the inside host.
 	p := hashPort(20000, 59999, "10.0.0.5", resolver, 60000, 53, 17)
