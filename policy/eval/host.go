@@ -82,9 +82,10 @@ func (h *Host) advance(now uint64) uint64 {
 // HostResult is what an interface of a Host did with an arriving frame.
 type HostResult struct {
 	// Result is the decision: the policy's, with its packet's ct_state
-	// read from the table and then the NAT map; or, when NAT dropped
-	// the packet the policy passed, RuleNATExhausted or RuleNATFragment
-	// on its counter slot (count rules that matched stay in Counted).
+	// read from the table (and on a NAT interface the NAT map); or, when
+	// NAT dropped the packet the policy passed, RuleNATExhausted or
+	// RuleNATFragment on its counter slot (count rules that matched stay
+	// in Counted).
 	Result
 	// Frame is the frame as NAT leaves it: a rewritten copy when NAT
 	// translated it, else the frame given. Forwarding is not modelled:
@@ -240,8 +241,8 @@ func natDrop(res HostResult, p *policy.Policy, rule string) HostResult {
 
 // Egress records frame, sent by the host out of interface ifname at time
 // now, as the datapath's TC egress program does (Session.Egress): its
-// ct_state from the table, then the NAT map, and its commit on its flow's
-// entry. It translates nothing.
+// ct_state from the table (and on a NAT interface the NAT map), and its
+// commit on its flow's entry. It translates nothing.
 func (h *Host) Egress(ifname string, frame []byte, now uint64) EgressResult {
 	i := h.iface(ifname)
 	now = h.advance(now)
