@@ -631,3 +631,16 @@ func TestExplainDecidesAsIngress(t *testing.T) {
 		}
 	}
 }
+
+// TestProbesAreBounded fills the 64 ports a search from 20000 probes: a
+// new flow starting there is dropped though the range has more.
+func TestProbesAreBounded(t *testing.T) {
+	h := newNATHost(t, "20000-20099")
+	for i := range uint16(nat.MaxProbes) {
+		through(t, h, inside, udpFrame(t, "10.0.0.5", 20000+i, resolver, 53), 1, udpFrame(t, public, 20000+i, resolver, 53), NATMasquerade)
+	}
+	if r := h.Ingress(inside, udpFrame(t, "10.0.0.6", 20000, resolver, 53), 2); r.Rule != RuleNATExhausted {
+		t.Errorf("65th probe: %s, want %s", r.Rule, RuleNATExhausted)
+	}
+	through(t, h, inside, udpFrame(t, "10.0.0.6", 20001+nat.MaxProbes, resolver, 53), 3, udpFrame(t, public, 20001+nat.MaxProbes, resolver, 53), NATMasquerade)
+}
