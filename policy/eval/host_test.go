@@ -66,6 +66,13 @@ nat "edge" {
     to       = "10.0.0.5:80"
   }
 
+  forward "ssh7" {
+    proto    = "tcp"
+    dst      = "203.0.113.1"
+    dst_port = 2222
+    to       = "10.0.0.7:22"
+  }
+
   forward "range" {
     proto    = "udp"
     dst      = "203.0.113.1"
@@ -643,4 +650,16 @@ func TestProbesAreBounded(t *testing.T) {
 		t.Errorf("65th probe: %s, want %s", r.Rule, RuleNATExhausted)
 	}
 	through(t, h, inside, udpFrame(t, "10.0.0.6", 20001+nat.MaxProbes, resolver, 53), 3, udpFrame(t, public, 20001+nat.MaxProbes, resolver, 53), NATMasquerade)
+}
+
+// TestStaticCollision reaches one inside endpoint from one client port
+// through a forward and through the static mapping: the second
+// translated tuple is live, so that flow is dropped and counted.
+func TestStaticCollision(t *testing.T) {
+	h := newNATHost(t, "20000-59999")
+	through(t, h, outside, tcpFrame(t, client, 1234, public, 2222, 0x02), 1, tcpFrame(t, client, 1234, "10.0.0.7", 22, 0x02), NATForward)
+	r := h.Ingress(outside, tcpFrame(t, client, 1234, "203.0.113.7", 22, 0x02), 2)
+	if r.Verdict != policy.ActionDrop || r.Rule != RuleNATExhausted || r.Slot != h.iface(outside).policy.NATExhaustedSlot() {
+		t.Errorf("colliding static flow: %+v", r.Result)
+	}
 }
