@@ -1,0 +1,168 @@
+package lab
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/xdpc/xdpc/policy"
+)
+
+const testedPolicy = `policy "host" {
+  default = "drop"
+
+  rule "replies" {
+    ct_state = ["established", "related"]
+    action   = "pass"
+  }
+
+  rule "ssh" {
+    proto    = "tcp"
+    dst_port = 22
+    action   = "pass"
+  }
+}
+
+test "ssh" {
+  packet = "tcp 10.0.0.1:1234 > 10.0.0.2:22 flags S"
+  expect = "pass"
+  rule   = "ssh"
+}
+
+test "replies" {
+  step {
+    packet = "out tcp 10.0.0.2:40000 > 192.0.2.1:443 flags S"
+  }
+  step {
+    packet   = "tcp 192.0.2.1:443 > 10.0.0.2:40000 flags SA"
+    expect   = "pass"
+    ct_state = "established"
+  }
+  step {
+    wait     = "3m"
+    packet   = "tcp 192.0.2.1:443 > 10.0.0.2:40000 flags A"
+    expect   = "drop"
+    rule     = "default"
+    ct_state = "invalid"
+  }
+}
+
+test "wrong" {
+  step {
+    packet = "tcp 10.0.0.1:1234 > 10.0.0.2:80 flags S"
+    expect = "pass"
+  }
+  step {
+    packet   = "tcp 10.0.0.1:1234 > 10.0.0.2:22 flags S"
+    expect   = "pass"
+    rule     = "replies"
+    ct_state = "established"
+  }
+}
+`
+
+func loadTested(t *testing.T, src string) *policy.Config {
+	t.Helper()
+	cfg, diags := policy.Load("policy.hcl", []byte(src), policy.LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	return cfg
+}
+
+func renderDiags(t *testing.T, src string, results []TestResult) string {
+	t.Helper()
+	var diags hcl.Diagnostics
+	for _, r := range results {
+		if r.Err != nil {
+			t.Fatalf("test %q: %v", r.Test.Name, r.Err)
+		}
+		diags = append(diags, r.Failures...)
+	}
+	var b strings.Builder
+	if err := policy.WriteDiagnostics(&b, map[string][]byte{"policy.hcl": []byte(src)}, diags); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestRunTests runs a file's tests on the reference and kernel backends:
+// a test that holds passes, one whose packets get other verdicts, rules or
+// ct_states fails at the attribute that states each, with what the
+// backend decided; both backends say the same.
+func TestRunTests(t *testing.T) {
+	for _, backend := range []string{BackendReference, BackendKernel} {
+		t.Run(backend, func(t *testing.T) { testRunTests(t, backend) })
+	}
+}
+
+func testRunTests(t *testing.T, backend string) {
+	cfg := loadTested(t, testedPolicy)
+	results := RunTests(backend, cfg)
+	var passed []string
+	for _, r := range results {
+		if r.Passed() {
+			passed = append(passed, r.Test.Name)
+		}
+	}
+	if diff := cmp.Diff([]string{"ssh", "replies"}, passed); diff != "" {
+		t.Errorf("passed tests (-want +got):\n%s", diff)
+	}
+	want := `policy.hcl:43:14: error: test "wrong": packet 1 expected pass, got drop (rule default)
+  43 |     expect = "pass"
+     |              ^^^^^^
+The backend decided: 1  drop      default           tcp 10.0.0.1:1234 > 10.0.0.2:80 flags S  (ct new)
+
+policy.hcl:48:16: error: test "wrong": packet 2 expected rule replies, got ssh (pass)
+  48 |     rule     = "replies"
+     |                ^^^^^^^^^
+The backend decided: 2  pass      ssh               tcp 10.0.0.1:1234 > 10.0.0.2:22 flags S  (ct new, entry syn_sent)
+
+policy.hcl:49:16: error: test "wrong": packet 2 expected ct_state established, got new
+  49 |     ct_state = "established"
+     |                ^^^^^^^^^^^^^
+The backend decided: 2  pass      ssh               tcp 10.0.0.1:1234 > 10.0.0.2:22 flags S  (ct new, entry syn_sent)
+`
+	if diff := cmp.Diff(want, renderDiags(t, testedPolicy, results)); diff != "" {
+		t.Errorf("failures (-want +got):\n%s", diff)
+	}
+}
+
+// TestBadTestPacket: packet text that does not parse is a diagnostic at
+// the packet attribute, found without running anything.
+func TestBadTestPacket(t *testing.T) {
+	src := `policy "p" {
+  default = "pass"
+}
+
+test "typo" {
+  step {
+    packet = "tcp 10.0.0.1:1234 > 10.0.0.2:22 flags S"
+    expect = "pass"
+  }
+  step {
+    packet = "tcp 10.0.0.1:1234 > 10.0.0.2 flags S"
+    expect = "pass"
+  }
+}
+`
+	cfg := loadTested(t, src)
+	diags := CheckTests(cfg)
+	var b strings.Builder
+	if err := policy.WriteDiagnostics(&b, map[string][]byte{"policy.hcl": []byte(src)}, diags); err != nil {
+		t.Fatal(err)
+	}
+	want := `policy.hcl:11:14: error: Invalid packet
+  11 |     packet = "tcp 10.0.0.1:1234 > 10.0.0.2 flags S"
+     |              ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+Packet 2 of test "typo": word 4 "10.0.0.2": expected ADDRESS:PORT, like 10.0.0.1:1234 or [2001:db8::1]:443; see docs/packets.md for the syntax.
+`
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("diagnostics (-want +got):\n%s", diff)
+	}
+	if r := RunTest(BackendReference, cfg, cfg.Tests[0]); r.Passed() || r.Err != nil || len(r.Failures) != 1 {
+		t.Errorf("RunTest of a test with a bad packet: passed=%v err=%v failures=%d, want one failure", r.Passed(), r.Err, len(r.Failures))
+	}
+}
