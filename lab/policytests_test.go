@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -164,5 +165,34 @@ Packet 2 of test "typo": word 4 "10.0.0.2": expected ADDRESS:PORT, like 10.0.0.1
 	}
 	if r := RunTest(BackendReference, cfg, cfg.Tests[0]); r.Passed() || r.Err != nil || len(r.Failures) != 1 {
 		t.Errorf("RunTest of a test with a bad packet: passed=%v err=%v failures=%d, want one failure", r.Passed(), r.Err, len(r.Failures))
+	}
+}
+
+// TestLanguageDocTests loads the examples of "Tests in the policy file"
+// in docs/language.md as one file and runs them: the tests the reference
+// shows must pass, on the kernel too.
+func TestLanguageDocTests(t *testing.T) {
+	doc, err := os.ReadFile("../docs/language.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Tests in the policy file\n")
+	if !ok {
+		t.Fatal(`docs/language.md has no section "Tests in the policy file"`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var src strings.Builder
+	for _, block := range strings.Split(section, "```hcl\n")[1:] {
+		code, _, _ := strings.Cut(block, "```")
+		src.WriteString(code + "\n")
+	}
+	cfg := loadTested(t, src.String())
+	if len(cfg.Tests) < 3 {
+		t.Fatalf("the section's examples hold %d tests, want at least 3", len(cfg.Tests))
+	}
+	for _, backend := range []string{BackendReference, BackendKernel} {
+		if out := renderDiags(t, src.String(), RunTests(backend, cfg)); out != "" {
+			t.Errorf("%s backend: the documented tests fail:\n%s", backend, out)
+		}
 	}
 }
