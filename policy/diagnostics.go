@@ -455,7 +455,7 @@ func diagTestNoPacket(test string, rng hcl.Range) *hcl.Diagnostic {
 
 func diagTestAttrOutsideStep(attr string, rng hcl.Range) *hcl.Diagnostic {
 	return errorAt(rng, "Expectation outside a step",
-		"A test with step blocks states %s in each step, beside the packet it is about.", attr)
+		"A test with step blocks gives its %s in each step, beside the packet it is about.", attr)
 }
 
 func diagTestTooLong(test string, rng hcl.Range) *hcl.Diagnostic {

@@ -176,13 +176,10 @@ func (l *loader) decodeTestStep(t *Test, attrs hcl.Attributes, at hcl.Range) (*T
 		return nil, false
 	}
 	text, ok := l.evalString(a.Expr, "packet")
-	if !ok {
-		return nil, false
-	}
 	s := &TestStep{PacketRange: a.Expr.Range()}
 	s.ExpectRange, s.RuleRange, s.CTStateRange = s.PacketRange, s.PacketRange, s.PacketRange
 	s.Packet, s.Out = cutOut(text)
-	ok = l.decodeTestExpect(t, s, attrs["expect"], at)
+	ok = l.decodeTestExpect(t, s, attrs["expect"], at) && ok
 	ok = l.decodeTestRule(t, s, attrs["rule"]) && ok
 	ok = l.decodeTestCTState(t, s, attrs["ct_state"]) && ok
 	ok = l.decodeTestWait(s, attrs["wait"]) && ok
