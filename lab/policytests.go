@@ -2,9 +2,12 @@ package lab
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -15,10 +18,12 @@ import (
 // parser is: package policy keeps their packets as text with its range,
 // and every diagnostic below points back at that range.
 
-// TestFrames builds the frames of test t, one per step, 1 ms apart and
-// each after its step's wait. A packet that does not parse is an error
-// diagnostic at its text; frames are returned only when there is none.
-func TestFrames(t *policy.Test) ([]Frame, hcl.Diagnostics) {
+// TestFrames builds the frames of test t of cfg, one per step, 1 ms apart
+// and each after its step's wait. A packet that does not parse is an
+// error diagnostic at its text (at the word that is wrong, when the
+// source holds the text as it is); frames are returned only when there is
+// none.
+func TestFrames(cfg *policy.Config, t *policy.Test) ([]Frame, hcl.Diagnostics) {
 	var (
 		frames []Frame
 		diags  hcl.Diagnostics
@@ -28,7 +33,7 @@ func TestFrames(t *policy.Test) ([]Frame, hcl.Diagnostics) {
 		clock += s.Wait
 		data, err := stepFrame(s)
 		if err != nil {
-			diags = append(diags, diagBadTestPacket(t, i+1, s, err))
+			diags = append(diags, diagBadTestPacket(t, i+1, badWordRange(cfg.Source, s, err), err))
 		}
 		frames = append(frames, Frame{Index: i + 1, Line: s.PacketRange.Start.Line, Data: data, Time: clock, Out: s.Out})
 		clock += frameGap
@@ -53,7 +58,7 @@ func stepFrame(s *policy.TestStep) ([]byte, error) {
 func CheckTests(cfg *policy.Config) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, t := range cfg.Tests {
-		_, ds := TestFrames(t)
+		_, ds := TestFrames(cfg, t)
 		diags = append(diags, ds...)
 	}
 	return diags
@@ -91,7 +96,7 @@ func RunTests(backend string, cfg *policy.Config) []TestResult {
 // verdict against the step's expectations.
 func RunTest(backend string, cfg *policy.Config, t *policy.Test) TestResult {
 	r := TestResult{Test: t}
-	frames, diags := TestFrames(t)
+	frames, diags := TestFrames(cfg, t)
 	if diags.HasErrors() {
 		r.Failures = diags
 		return r
@@ -142,12 +147,58 @@ func diagTestFailed(t *policy.Test, n int, rng hcl.Range, v Verdict, format stri
 	}
 }
 
-func diagBadTestPacket(t *policy.Test, n int, s *policy.TestStep, err error) *hcl.Diagnostic {
-	rng := s.PacketRange
+func diagBadTestPacket(t *policy.Test, n int, rng hcl.Range, err error) *hcl.Diagnostic {
 	return &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  "Invalid packet",
 		Detail:   fmt.Sprintf("Packet %d of test %q: %v; see docs/packets.md for the syntax.", n, t.Name, err),
 		Subject:  &rng,
 	}
+}
+
+// badWordRange is where err, about the packet of step s, points in src:
+// the word it names, or the whole packet text when it names none or src
+// does not hold the text as it is (escapes).
+func badWordRange(src []byte, s *policy.TestStep, err error) hcl.Range {
+	rng := s.PacketRange
+	var we *specWordError
+	if !errors.As(err, &we) || rng.Start.Line != rng.End.Line || rng.Start.Byte < 0 || rng.End.Byte > len(src) || rng.Start.Byte > rng.End.Byte {
+		return rng
+	}
+	lit := string(src[rng.Start.Byte:rng.End.Byte])
+	at := strings.Index(lit, s.Packet)
+	spans := wordSpans(s.Packet)
+	if at < 0 || we.Word >= len(spans) {
+		return rng
+	}
+	from, to := at+spans[we.Word][0], at+spans[we.Word][1]
+	rng.Start.Byte, rng.End.Byte = rng.Start.Byte+from, rng.Start.Byte+to
+	rng.Start.Column, rng.End.Column = rng.Start.Column+utf8.RuneCountInString(lit[:from]), rng.Start.Column+utf8.RuneCountInString(lit[:to])
+	return rng
+}
+
+// wordSpans are the byte spans of a packet line's words as the packet
+// parser splits them: runs of non-space, with every ">" a word of its own.
+func wordSpans(line string) [][2]int {
+	var spans [][2]int
+	start := -1
+	end := func(i int) {
+		if start >= 0 {
+			spans = append(spans, [2]int{start, i})
+			start = -1
+		}
+	}
+	for i, r := range line {
+		switch {
+		case r == '>':
+			end(i)
+			spans = append(spans, [2]int{i, i + 1})
+		case unicode.IsSpace(r):
+			end(i)
+		case start < 0:
+			start = i
+		}
+	}
+	end(len(line))
+	return spans
 }

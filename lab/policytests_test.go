@@ -132,7 +132,7 @@ The backend decided: 2  pass      ssh               tcp 10.0.0.1:1234 > 10.0.0.2
 }
 
 // TestBadTestPacket: packet text that does not parse is a diagnostic at
-// the packet attribute, found without running anything.
+// the word that is wrong, found without running anything.
 func TestBadTestPacket(t *testing.T) {
 	src := `policy "p" {
   default = "pass"
@@ -155,9 +155,9 @@ test "typo" {
 	if err := policy.WriteDiagnostics(&b, map[string][]byte{"policy.hcl": []byte(src)}, diags); err != nil {
 		t.Fatal(err)
 	}
-	want := `policy.hcl:11:14: error: Invalid packet
+	want := `policy.hcl:11:35: error: Invalid packet
   11 |     packet = "tcp 10.0.0.1:1234 > 10.0.0.2 flags S"
-     |              ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+     |                                   ^^^^^^^^
 Packet 2 of test "typo": word 4 "10.0.0.2": expected ADDRESS:PORT, like 10.0.0.1:1234 or [2001:db8::1]:443; see docs/packets.md for the syntax.
 `
 	if diff := cmp.Diff(want, b.String()); diff != "" {
@@ -193,6 +193,36 @@ func TestLanguageDocTests(t *testing.T) {
 	for _, backend := range []string{BackendReference, BackendKernel} {
 		if out := renderDiags(t, src.String(), RunTests(backend, cfg)); out != "" {
 			t.Errorf("%s backend: the documented tests fail:\n%s", backend, out)
+		}
+	}
+}
+
+// TestBadTestPacketWord: a bad packet is underlined at the word the parser
+// names, counted as it counts them ("a>b" is three words, "out" is not
+// one of the packet's), or whole when the source has escapes in it.
+func TestBadTestPacketWord(t *testing.T) {
+	for _, tc := range []struct {
+		packet   string // as written in the source, quotes included
+		from, to int    // columns of the underline
+	}{
+		{`"tcp 10.0.0.1:1 > 10.0.0.2 flags S"`, 30, 38},
+		{`"tcp 10.0.0.1:1>10.0.0.2:2 flags Q"`, 45, 46},
+		{`"out  tcp 10.0.0.1:1 > 10.0.0.2:2 flags Q"`, 52, 53},
+		{`"udp 10.0.0.1:1 > 10.0.0.2:2 bogus 1"`, 41, 46},
+		{`"tcp\t10.0.0.1:1 > 10.0.0.2 flags S"`, 12, 48},
+		{`"tcp 10.0.0.1:1 >"`, 12, 30},
+	} {
+		src := "policy \"p\" {\n  default = \"pass\"\n}\ntest \"t\" {\n  expect = \"pass\"\n  packet = " + tc.packet + "\n}\n"
+		if strings.HasPrefix(tc.packet, `"out`) {
+			src = strings.Replace(src, `expect = "pass"`, `expect = "out"`, 1)
+		}
+		diags := CheckTests(loadTested(t, src))
+		if len(diags) != 1 {
+			t.Errorf("%s: %d diagnostics, want 1: %v", tc.packet, len(diags), diags)
+			continue
+		}
+		if s := diags[0].Subject; s.Start.Column != tc.from || s.End.Column != tc.to || s.Start.Line != 6 {
+			t.Errorf("%s: underlined from column %d to %d (line %d), want %d to %d (%v)", tc.packet, s.Start.Column, s.End.Column, s.Start.Line, tc.from, tc.to, diags[0].Detail)
 		}
 	}
 }
