@@ -226,3 +226,34 @@ func TestBadTestPacketWord(t *testing.T) {
 		}
 	}
 }
+
+// TestCaseFileTests runs the test blocks of every golden case's policy on
+// every backend: what a case's author promised holds in the kernel and
+// through a real interface too.
+func TestCaseFileTests(t *testing.T) {
+	cases, err := FindCases(caseDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tested := 0
+	for _, c := range cases {
+		cfg, _, err := c.LoadPolicy()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cfg.Tests) == 0 {
+			continue
+		}
+		tested++
+		for _, backend := range Backends() {
+			t.Run(c.Name+"/"+backend, func(t *testing.T) {
+				if out := renderDiags(t, string(cfg.Source), RunTests(backend, cfg)); out != "" {
+					t.Errorf("tests of %s/%s fail:\n%s", c.Dir, CasePolicyFile, out)
+				}
+			})
+		}
+	}
+	if tested < 2 {
+		t.Errorf("%d golden cases have test blocks, want at least 2", tested)
+	}
+}
