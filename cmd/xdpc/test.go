@@ -28,7 +28,8 @@ func newTestCommand() *cobra.Command {
 		Use:   "test [-update] [--backend reference|kernel|lab] [--junit FILE] [DIR|POLICY.hcl...]",
 		Short: "Run golden lab cases and in-policy tests; print a per-packet diff of any mismatch",
 		Long: `Run the golden lab cases under each DIR (default testdata/lab), and the test
-blocks of each POLICY.hcl given and of each case's policy.hcl. A case is a
+blocks of each POLICY.hcl given and of each case's policy.hcl. A DIR that
+holds no case stands for the .hcl files in it. A case is a
 directory holding policy.hcl, packets.txt, in.pcap and expected.txt. Each
 case's capture is replayed on the backend (default lab: real namespaces and
 veths, the program attached with XDP) and compared line by line with
@@ -93,13 +94,9 @@ const (
 // the policy files among them, then prints the totals and writes the
 // JUnit report.
 func runTests(w io.Writer, args []string, opts testOptions) error {
-	files, dirs := splitTestArgs(args)
-	var cases []lab.Case
-	if len(dirs) > 0 {
-		var err error
-		if cases, err = lab.FindCases(dirs...); err != nil {
-			return policyError(err)
-		}
+	cases, files, err := findTests(args)
+	if err != nil {
+		return policyError(err)
 	}
 	run := &testRun{w: w, opts: opts, report: newJUnitReport("xdpc test --backend " + opts.backend)}
 	start := time.Now()
@@ -126,17 +123,32 @@ func runTests(w io.Writer, args []string, opts testOptions) error {
 	return nil
 }
 
-// splitTestArgs tells the policy files among args from the directories
-// (and names that are neither, which finding cases reports).
-func splitTestArgs(args []string) (files, dirs []string) {
+// findTests finds what args name: golden cases under directories, and
+// policy files whose tests run. A directory without cases stands for the
+// .hcl files in it, as a policy repository's directory of policies.
+func findTests(args []string) (cases []lab.Case, files []string, err error) {
 	for _, a := range args {
-		if fi, err := os.Stat(a); err == nil && !fi.IsDir() {
+		fi, err := os.Stat(a)
+		if err == nil && !fi.IsDir() {
 			files = append(files, a)
-		} else {
-			dirs = append(dirs, a)
+			continue
 		}
+		cs, err := lab.FindCases(a)
+		if err != nil && fi == nil {
+			return nil, nil, err
+		}
+		if err != nil {
+			policies, _ := filepath.Glob(filepath.Join(a, "*.hcl"))
+			if len(policies) == 0 {
+				return nil, nil, fmt.Errorf("%w, nor any .hcl file", err)
+			}
+			files = append(files, policies...)
+			continue
+		}
+		cases = append(cases, cs...)
 	}
-	return files, dirs
+	slices.SortFunc(cases, func(a, b lab.Case) int { return strings.Compare(a.Dir, b.Dir) })
+	return cases, files, nil
 }
 
 // testRun is one xdpc test: where it prints, and how its cases and tests
