@@ -193,7 +193,8 @@ func (r *testRun) golden(c lab.Case) {
 	outcome := runCase(&out, c, r.opts.backend, r.opts.update)
 	r.w.Write(out.Bytes())
 	r.count(outcome)
-	jc := junitCase{Name: c.Name, Classname: "golden", File: c.Dir, Time: junitSeconds(time.Since(start))}
+	expected := filepath.Join(c.Dir, lab.CaseExpectedFile)
+	jc := junitCase{Name: c.Name, Classname: "golden", File: expected, Time: junitSeconds(time.Since(start))}
 	if outcome != caseMatched {
 		res := &junitResult{Message: firstLine(out.String()), Text: out.String()}
 		if outcome == caseFailed {
@@ -202,7 +203,7 @@ func (r *testRun) golden(c lab.Case) {
 			jc.Failure = res
 		}
 		if annotating() {
-			writeAnnotation(r.w, "error", annotationPlace{File: filepath.Join(c.Dir, lab.CaseExpectedFile)}, strings.TrimRight(out.String(), "\n"))
+			writeAnnotation(r.w, "error", annotationPlace{File: expected}, strings.TrimRight(out.String(), "\n"))
 		}
 	}
 	r.report.add("golden cases", jc)
