@@ -119,7 +119,8 @@ func RunTest(backend string, cfg *policy.Config, t *policy.Test) TestResult {
 }
 
 // stepFailures holds verdict v of packet n against its step's
-// expectations: the verdict, then the rule, then the ct_state.
+// expectations: the verdict, then the rule, the interface of a redirect
+// and the ct_state.
 func stepFailures(t *policy.Test, n int, s *policy.TestStep, v Verdict) hcl.Diagnostics {
 	if v.Verdict != s.Expect {
 		got := v.Verdict
@@ -131,6 +132,9 @@ func stepFailures(t *policy.Test, n int, s *policy.TestStep, v Verdict) hcl.Diag
 	var diags hcl.Diagnostics
 	if s.Rule != "" && v.Rule != s.Rule {
 		diags = append(diags, diagTestFailed(t, n, s.RuleRange, v, "expected rule %s, got %s (%s)", s.Rule, v.Rule, v.Verdict))
+	}
+	if s.To != "" && v.To != s.To {
+		diags = append(diags, diagTestFailed(t, n, s.ToRange, v, "expected redirect to %s, got %s", s.To, cmp.Or(v.To, "none")))
 	}
 	if s.CTState != "" && v.CTState != s.CTState {
 		diags = append(diags, diagTestFailed(t, n, s.CTStateRange, v, "expected ct_state %s, got %s", s.CTState, cmp.Or(v.CTState, "none")))

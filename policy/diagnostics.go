@@ -493,6 +493,11 @@ func diagTestUntracked(policy string, rng hcl.Range) *hcl.Diagnostic {
 		"Policy %q has no ct_state rule and no nat block, so its packets have no ct_state to test.", policy)
 }
 
+func diagTestToWithoutRedirect(expect string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Interface without redirect",
+		"A packet that is expected to %s goes out of no interface; to names where a redirect sends it (expect = \"redirect\").", expect)
+}
+
 func diagTestBadWait(got string, rng hcl.Range) *hcl.Diagnostic {
 	return errorAt(rng, "Invalid wait",
 		"%q is not a wait; write a duration from 1ns to 31d such as \"31s\", \"2m\" or \"5d\".", got)

@@ -72,6 +72,9 @@ func dumpTest(b *strings.Builder, t *Test) {
 		if s.CTState != "" {
 			fmt.Fprintf(b, " ct_state=%s", s.CTState)
 		}
+		if s.To != "" {
+			fmt.Fprintf(b, " to=%q", s.To)
+		}
 		if s.Wait != 0 {
 			fmt.Fprintf(b, " wait=%s", s.Wait)
 		}

@@ -39,10 +39,14 @@ type TestStep struct {
 	// CTState is the ct_state the rules must see ("new", "established",
 	// "related", "invalid", "untracked"); empty when the test does not say.
 	CTState string
+	// To is the interface a redirect must send the packet out of; empty
+	// when the test does not say.
+	To string
 	// Ranges of the attributes, for diagnostics: a failed expectation is
-	// reported at the attribute that states it. ExpectRange, RuleRange and
-	// CTStateRange are the PacketRange when the attribute is absent.
-	PacketRange, ExpectRange, RuleRange, CTStateRange hcl.Range
+	// reported at the attribute that states it. ExpectRange, RuleRange,
+	// CTStateRange and ToRange are the PacketRange when the attribute is
+	// absent.
+	PacketRange, ExpectRange, RuleRange, CTStateRange, ToRange hcl.Range
 }
 
 // VerdictOut is the verdict of a packet the host sends.
@@ -64,9 +68,12 @@ var testSchema = &hcl.BodySchema{
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "step"}},
 }
 
+// stepExpectations are the attributes of a step besides its packet.
+var stepExpectations = []string{"expect", "rule", "ct_state", "to", "wait"}
+
 var stepSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
-		{Name: "packet"}, {Name: "expect"}, {Name: "rule"}, {Name: "ct_state"}, {Name: "wait"},
+		{Name: "packet"}, {Name: "expect"}, {Name: "rule"}, {Name: "ct_state"}, {Name: "to"}, {Name: "wait"},
 	},
 }
 
@@ -139,7 +146,7 @@ func (l *loader) decodeTestSteps(t *Test, content *hcl.BodyContent) []*TestStep 
 		}
 		return nil
 	case len(content.Blocks) == 0:
-		for _, attr := range []string{"expect", "rule", "ct_state", "wait"} {
+		for _, attr := range stepExpectations {
 			if a, ok := content.Attributes[attr]; ok {
 				l.add(diagTestNoPacket(t.Name, a.NameRange))
 				return nil
@@ -151,7 +158,7 @@ func (l *loader) decodeTestSteps(t *Test, content *hcl.BodyContent) []*TestStep 
 		l.add(diagTestTooLong(t.Name, content.Blocks[MaxTestSteps].DefRange))
 		return nil
 	}
-	for _, attr := range []string{"expect", "rule", "ct_state", "wait"} {
+	for _, attr := range stepExpectations {
 		if a, ok := content.Attributes[attr]; ok {
 			l.add(diagTestAttrOutsideStep(attr, a.NameRange))
 		}
@@ -177,11 +184,12 @@ func (l *loader) decodeTestStep(t *Test, attrs hcl.Attributes, at hcl.Range) (*T
 	}
 	text, ok := l.evalString(a.Expr, "packet")
 	s := &TestStep{PacketRange: a.Expr.Range()}
-	s.ExpectRange, s.RuleRange, s.CTStateRange = s.PacketRange, s.PacketRange, s.PacketRange
+	s.ExpectRange, s.RuleRange, s.CTStateRange, s.ToRange = s.PacketRange, s.PacketRange, s.PacketRange, s.PacketRange
 	s.Packet, s.Out = cutOut(text)
 	ok = l.decodeTestExpect(t, s, attrs["expect"], at) && ok
 	ok = l.decodeTestRule(t, s, attrs["rule"]) && ok
 	ok = l.decodeTestCTState(t, s, attrs["ct_state"]) && ok
+	ok = l.decodeTestTo(s, attrs["to"]) && ok
 	ok = l.decodeTestWait(s, attrs["wait"]) && ok
 	return s, ok
 }
@@ -283,6 +291,25 @@ func (l *loader) decodeTestCTState(t *Test, s *TestStep, a *hcl.Attribute) bool 
 	v, ok := l.evalKeyword(a.Expr, "ct_state", testCTStates)
 	s.CTState = v
 	return ok
+}
+
+// decodeTestTo reads the interface a redirect must go to; only a step
+// that expects a redirect names one.
+func (l *loader) decodeTestTo(s *TestStep, a *hcl.Attribute) bool {
+	if a == nil {
+		return true
+	}
+	s.ToRange = a.Expr.Range()
+	to, ok := l.evalString(a.Expr, "to")
+	if !ok {
+		return false
+	}
+	if s.Expect != "" && s.Expect != ActionRedirect.String() {
+		l.add(diagTestToWithoutRedirect(s.Expect, s.ToRange))
+		return false
+	}
+	s.To = to
+	return true
 }
 
 // decodeTestWait reads how long the clock runs before the packet.
