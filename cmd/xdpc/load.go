@@ -81,6 +81,7 @@ func readConfig(path string, f *policyFlags) (*policy.Config, []byte, hcl.Diagno
 	cfg, diags := policy.Load(path, src, opts)
 	if cfg != nil {
 		diags = append(diags, lab.CheckTests(cfg)...)
+		policy.SortDiagnostics(diags)
 		if diags.HasErrors() {
 			cfg = nil
 		}
