@@ -85,7 +85,7 @@ func (l *loader) declareTests(blocks []*hcl.Block) {
 	for _, b := range blocks {
 		name := b.Labels[0]
 		content, diags := b.Body.Content(testSchema)
-		l.add(diags...)
+		l.add(explainPacketLists(diags)...)
 		if !l.checkDuplicate("test", name, labelRange(b), seen) {
 			continue
 		}
@@ -98,6 +98,17 @@ func (l *loader) declareTests(blocks []*hcl.Block) {
 		t.Steps = l.decodeTestSteps(t, content)
 		l.cfg.Tests = append(l.cfg.Tests, t)
 	}
+}
+
+// explainPacketLists adds, to the error about a packets = [...] list, how
+// a conversation is written.
+func explainPacketLists(diags hcl.Diagnostics) hcl.Diagnostics {
+	for _, d := range diags {
+		if d.Summary == "Unsupported argument" && strings.Contains(d.Detail, `"packets"`) {
+			d.Detail += " A conversation is a step block per packet, each with its expectations: step { packet = \"...\", expect = \"pass\" }."
+		}
+	}
+	return diags
 }
 
 // testPolicy is the policy test t runs: the one its policy attribute
