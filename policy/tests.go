@@ -79,7 +79,8 @@ var stepSchema = &hcl.BodySchema{
 
 // declareTests decodes the test blocks: each names its policy (or the
 // file has one), and says, for each packet, the verdict and optionally
-// the rule and ct_state, all checked against that policy.
+// the rule, the redirect's interface and the ct_state, all checked
+// against that policy.
 func (l *loader) declareTests(blocks []*hcl.Block) {
 	seen := map[string]hcl.Range{}
 	for _, b := range blocks {
