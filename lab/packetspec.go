@@ -132,10 +132,20 @@ func (w *specWords) next() string {
 func (w *specWords) errorf(format string, args ...any) error {
 	i := w.i - 1
 	if i < len(w.words) && i >= 0 {
-		return fmt.Errorf("word %d %q: "+format, append([]any{i + 1, w.words[i]}, args...)...)
+		return &specWordError{Word: i, msg: fmt.Sprintf("word %d %q: "+format, append([]any{i + 1, w.words[i]}, args...)...)}
 	}
 	return fmt.Errorf("at end of line: "+format, args...)
 }
+
+// specWordError is an error at one word of a packet line, so that a
+// caller holding the line's source can point at that word.
+type specWordError struct {
+	// Word is the word's index among the line's words, ">" being one.
+	Word int
+	msg  string
+}
+
+func (e *specWordError) Error() string { return e.msg }
 
 // parsePacketSpec reads a packet line into a spec with defaults filled in.
 func parsePacketSpec(line string) (*packetSpec, error) {

@@ -435,3 +435,70 @@ func diagNATPolicyRoles(policy, first, firstRole, other, otherRole string, rng h
 	return errorAt(rng, "Policy in two NAT parts",
 		"Policy %q is bound to %s, %s, and to %s, %s; its one program translates as one part. Give each NAT interface a policy of its own (a copy of the rules).", policy, first, firstRole, other, otherRole)
 }
+
+// Tests.
+
+func diagTestNeedsPolicy(test string, policies []string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Test needs a policy",
+		"The file has several policies, so test %q must say which one it runs: policy = %s.", test, quoteList(policies))
+}
+
+func diagTestBothForms(test string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Test has both packet and steps",
+		"Test %q gives a packet and step blocks; give one packet with its expect, or a step block for each packet of a conversation.", test)
+}
+
+func diagTestNoPacket(test string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Test without packet",
+		"Test %q needs a packet = \"tcp 10.0.0.1:1234 > 10.0.0.2:22 flags S\" (docs/packets.md) with its expect, or a step block for each packet.", test)
+}
+
+func diagTestAttrOutsideStep(attr string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Expectation outside a step",
+		"A test with step blocks gives its %s in each step, beside the packet it is about.", attr)
+}
+
+func diagTestTooLong(test string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Test too long",
+		"Test %q has more than %d steps; split it, or replay a capture with a golden lab case.", test, MaxTestSteps)
+}
+
+func diagTestNoExpect(test string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Missing expect",
+		"Test %q must say what becomes of each arriving packet: expect = %s.", test, quoteList(testVerdicts))
+}
+
+func diagTestRuleOnOut(test string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Rule on a sent packet",
+		"In test %q, a packet marked out is one the host sends: no rule decides it, so it cannot name one.", test)
+}
+
+func diagTestUnknownRule(name, policy string, known []string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Unknown rule",
+		"Policy %q has no rule named %q; a test names one of its rules, \"default\" or \"malformed\".%s", policy, name, didYouMean(name, known))
+}
+
+func diagTestCountRule(name string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Count rule never decides",
+		"Rule %q counts and goes on to the next rule, so it never decides a packet; name the rule that decides.", name)
+}
+
+func diagTestRuleVerdict(test, rule string, action Action, expect string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Test contradicts its rule",
+		"Test %q expects %s from %q, whose verdict is %s; one of the two is wrong.", test, expect, rule, action)
+}
+
+func diagTestUntracked(policy string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Policy does not track connections",
+		"Policy %q has no ct_state rule and no nat block, so its packets have no ct_state to test.", policy)
+}
+
+func diagTestToWithoutRedirect(expect string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Interface without redirect",
+		"A packet that is expected to %s goes out of no interface; to names where a redirect sends it (expect = \"redirect\").", expect)
+}
+
+func diagTestBadWait(got string, rng hcl.Range) *hcl.Diagnostic {
+	return errorAt(rng, "Invalid wait",
+		"%q is not a wait; write a duration from 1ns to 31d such as \"31s\", \"2m\" or \"5d\".", got)
+}

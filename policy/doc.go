@@ -6,6 +6,11 @@
 // the checked model that the compiler and the reference evaluator consume,
 // with the invariants documented on each type in model.go.
 //
+// Test blocks are checked against the policy they name (Config.Tests):
+// verdicts, rule names and ct_state values. Their packets stay text with
+// its source range; package lab, which owns the packet syntax, parses and
+// runs them, so that this package never depends on it.
+//
 // Errors in the policy are never Go errors: they are hcl.Diagnostics with a
 // terse Summary, a full-sentence Detail and a Subject range, all of them
 // collected in one run. Load returns a Config only when there is no error;

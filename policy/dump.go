@@ -15,7 +15,7 @@ import (
 )
 
 // Dump renders the checked model as stable, readable text: variables,
-// sets, interfaces and policies in declaration order, every match in
+// sets, interfaces, policies and tests in declaration order, every match in
 // canonical field order with its normalised values. It holds no source
 // positions, so reformatting a file does not change it.
 func (c *Config) Dump() string {
@@ -50,7 +50,36 @@ func (c *Config) Dump() string {
 	for _, p := range c.Policies {
 		dumpPolicy(&b, p)
 	}
+	for _, t := range c.Tests {
+		dumpTest(&b, t)
+	}
 	return b.String()
+}
+
+// dumpTest renders a test block: its policy, then one line per step with
+// the expectations it states.
+func dumpTest(b *strings.Builder, t *Test) {
+	fmt.Fprintf(b, "test %q policy=%q\n", t.Name, t.Policy.Name)
+	for i, s := range t.Steps {
+		dir := ""
+		if s.Out {
+			dir = "out "
+		}
+		fmt.Fprintf(b, "  %d %s%q expect=%s", i+1, dir, s.Packet, s.Expect)
+		if s.Rule != "" {
+			fmt.Fprintf(b, " rule=%q", s.Rule)
+		}
+		if s.CTState != "" {
+			fmt.Fprintf(b, " ct_state=%s", s.CTState)
+		}
+		if s.To != "" {
+			fmt.Fprintf(b, " to=%q", s.To)
+		}
+		if s.Wait != 0 {
+			fmt.Fprintf(b, " wait=%s", s.Wait)
+		}
+		b.WriteByte('\n')
+	}
 }
 
 // dumpNAT renders a nat block: its interfaces, then its masquerade,

@@ -150,12 +150,13 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "policy", LabelNames: []string{"name"}},
 		{Type: "nat", LabelNames: []string{"name"}},
 		{Type: "conntrack"},
+		{Type: "test", LabelNames: []string{"name"}},
 	},
 }
 
 // load runs the passes in order: parse, declare variables and apply -var,
 // declare sets, the conntrack block, decode policies, attach interfaces,
-// resolve nat blocks, then lint.
+// resolve nat blocks, decode tests, then lint.
 func (l *loader) load(src []byte) {
 	file, diags := hclsyntax.ParseConfig(src, l.cfg.Filename, hcl.InitialPos)
 	l.add(diags...)
@@ -176,6 +177,7 @@ func (l *loader) load(src []byte) {
 	l.declarePolicies(byType["policy"])
 	l.declareInterfaces(byType["interface"])
 	l.declareNATs(byType["nat"])
+	l.declareTests(byType["test"])
 	if len(byType["policy"]) == 0 && !l.diags.HasErrors() {
 		l.add(diagNoPolicy(l.cfg.Filename))
 	}

@@ -31,6 +31,8 @@ type Config struct {
 	Conntrack Conntrack
 	// NATs are the nat blocks, in file order.
 	NATs []*NAT
+	// Tests are the test blocks, in file order.
+	Tests []*Test
 }
 
 // Conntrack is the top-level conntrack block: the connection table's

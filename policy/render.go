@@ -13,6 +13,11 @@ import (
 	"github.com/hashicorp/hcl/v2/hclwrite"
 )
 
+// SortDiagnostics orders diags as Load does: those without a range
+// first, then by file and position; for callers that add diagnostics of
+// their own to Load's.
+func SortDiagnostics(diags hcl.Diagnostics) { sortDiagnostics(diags) }
+
 // WriteDiagnostics renders diags for a person. The first line of each is
 // "FILE:LINE:COL: error: Summary" (or "warning"), FILE exactly as the
 // Subject range's Filename; then the source line with the subject

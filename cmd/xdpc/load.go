@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/xdpc/xdpc/lab"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -65,8 +66,9 @@ func loadConfig(c *cobra.Command, path string, f *policyFlags) (*policy.Config, 
 }
 
 // readConfig reads and checks the policy file at path with the -var
-// values of f. It returns the source it read (nil when it could not) for
-// the diagnostics' snippets; the Config only when there are no errors.
+// values of f, the packets of its tests too. It returns the source it
+// read (nil when it could not) for the diagnostics' snippets; the Config
+// only when there are no errors.
 func readConfig(path string, f *policyFlags) (*policy.Config, []byte, hcl.Diagnostics, error) {
 	opts, err := f.loadOptions()
 	if err != nil {
@@ -77,6 +79,13 @@ func readConfig(path string, f *policyFlags) (*policy.Config, []byte, hcl.Diagno
 		return nil, nil, diags, nil
 	}
 	cfg, diags := policy.Load(path, src, opts)
+	if cfg != nil {
+		diags = append(diags, lab.CheckTests(cfg)...)
+		policy.SortDiagnostics(diags)
+		if diags.HasErrors() {
+			cfg = nil
+		}
+	}
 	return cfg, src, diags, nil
 }
 

@@ -17,4 +17,9 @@
 // records what the policy lets through, Egress records a frame the host
 // sends, Flows shows the table. Track says what the table reads of a frame.
 // Evaluate and Explain keep no state: they decide as a fresh session would.
+//
+// A Host is a network namespace with policies on several interfaces and
+// NAT between them (docs/nat.md): one connection table and one NAT state
+// for all of them. Its Ingress returns, beside the decision, the frame as
+// NAT rewrites it and what translated it.
 package eval

@@ -56,3 +56,23 @@ policy "host" {
     action    = "pass"
   }
 }
+
+# What the policy promises, checked by xdpc check --test and xdpc test on
+# every backend, beside the golden replay.
+test "ssh from mgmt" {
+  packet = "tcp 10.10.3.4:40000 > 192.0.2.10:22 flags S"
+  expect = "pass"
+  rule   = "ssh-from-mgmt"
+}
+
+test "ssh from elsewhere is counted and dropped" {
+  packet = "tcp 203.0.113.9:40003 > 192.0.2.10:22 flags S"
+  expect = "drop"
+  rule   = "default"
+}
+
+test "web for everyone" {
+  packet = "tcp 203.0.113.9:40006 > 192.0.2.10:443 flags S"
+  expect = "pass"
+  rule   = "web"
+}

@@ -40,3 +40,16 @@ policy "scrubber" {
     action   = "drop"
   }
 }
+
+test "foreign DNS is scrubbed" {
+  packet = "udp 203.0.113.9:40000 > 192.0.2.53:53"
+  expect = "redirect"
+  rule   = "foreign-dns"
+  to     = "scrub0"
+}
+
+test "telemetry is mirrored" {
+  packet = "udp 203.0.113.9:40000 > 192.0.2.53:4739"
+  expect = "redirect"
+  to     = "mirror0"
+}
