@@ -77,8 +77,15 @@ func (l layout) sysctlRecordFile() string {
 	return filepath.Join(l.stateDir, "nat", l.netns, "sysctls.json")
 }
 
-// sysctlPath is the file of a dotted sysctl name under /proc/sys.
+// sysctlPath is the file of a dotted sysctl name under /proc/sys. In
+// net.ipv4.conf.IFACE.KEY the interface's name may hold dots (a VLAN's,
+// eth0.100): it is all between the prefix and the last dot.
 func sysctlPath(name string) string {
+	if rest, ok := strings.CutPrefix(name, "net.ipv4.conf."); ok {
+		if i := strings.LastIndex(rest, "."); i > 0 {
+			return filepath.Join("/proc/sys/net/ipv4/conf", rest[:i], rest[i+1:])
+		}
+	}
 	return filepath.Join("/proc/sys", strings.ReplaceAll(name, ".", "/"))
 }
 
