@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -15,7 +16,9 @@ import (
 // outside interface: nothing answers ARP for it on the outside network,
 // so replies and new inbound flows never arrive. An interface with proxy
 // ARP on (its own setting or conf.all's) answers for it and gets no
-// warning.
+// warning; so does an address of another interface while arp_ignore is 0
+// (the larger of conf.all's and the interface's), the kernel answering
+// for every address of the host then.
 func arpNotes(l layout, bindings []artifact.InterfaceBinding, blocks []NATAddresses) ([]string, error) {
 	var notes []string
 	for _, b := range bindings {
@@ -30,7 +33,11 @@ func arpNotes(l layout, bindings []artifact.InterfaceBinding, blocks []NATAddres
 		if err != nil {
 			return nil, err
 		}
-		proxy := false
+		local, err := interfaceAddrs(l.nsName, "")
+		if err != nil {
+			return nil, err
+		}
+		proxy, ignore := false, 0
 		err = inNetns(l.nsName, func() error {
 			for _, scope := range []string{"all", b.Name} {
 				v, err := readSysctl("net.ipv4.conf." + scope + ".proxy_arp")
@@ -38,6 +45,10 @@ func arpNotes(l layout, bindings []artifact.InterfaceBinding, blocks []NATAddres
 					return err
 				}
 				proxy = proxy || v == "1"
+				if v, err = readSysctl("net.ipv4.conf." + scope + ".arp_ignore"); err != nil {
+					return err
+				}
+				ignore = max(ignore, atoiOr(v))
 			}
 			return nil
 		})
@@ -46,6 +57,11 @@ func arpNotes(l layout, bindings []artifact.InterfaceBinding, blocks []NATAddres
 		}
 		if proxy {
 			continue
+		}
+		if ignore == 0 {
+			// The kernel answers for any address of the host on any
+			// interface (arp_ignore 0).
+			have = local
 		}
 		blk := blocks[i]
 		for _, role := range []struct {
@@ -64,20 +80,23 @@ func arpNotes(l layout, bindings []artifact.InterfaceBinding, blocks []NATAddres
 	return notes, nil
 }
 
-// interfaceAddrs lists the IPv4 addresses of ifname in the namespace.
+// interfaceAddrs lists the IPv4 addresses of ifname in the namespace, of
+// every interface when ifname is "".
 func interfaceAddrs(nsName, ifname string) ([]netip.Addr, error) {
 	h, err := linkHandle(nsName)
 	if err != nil {
 		return nil, err
 	}
 	defer h.Close()
-	lk, err := h.LinkByName(ifname)
-	if err != nil {
-		return nil, fmt.Errorf("find %s: %w", ifname, err)
+	var lk netlink.Link
+	if ifname != "" {
+		if lk, err = h.LinkByName(ifname); err != nil {
+			return nil, fmt.Errorf("find %s: %w", ifname, err)
+		}
 	}
 	as, err := h.AddrList(lk, netlink.FAMILY_V4)
 	if err != nil {
-		return nil, fmt.Errorf("list addresses of %s: %w", ifname, err)
+		return nil, fmt.Errorf("list addresses of %s: %w", cmp.Or(ifname, "the namespace"), err)
 	}
 	var out []netip.Addr
 	for _, a := range as {

@@ -478,6 +478,22 @@ func TestNATARPWarning(t *testing.T) {
 	if got := arp(e.apply(t, natArtifact(256), addrs).Notes); len(got) != 0 {
 		t.Errorf("ARP notes with proxy ARP on: %q", got)
 	}
+
+	// An address of another interface is answered for, unless arp_ignore
+	// says otherwise.
+	e.setSysctls(t, map[string]string{"net.ipv4.conf.out0.proxy_arp": "0"})
+	lo, _ := e.ns.Handle.LinkByName("lo")
+	a, _ := netlink.ParseAddr("203.0.113.7/32")
+	if err := e.ns.Handle.AddrAdd(lo, a); err != nil {
+		t.Fatal(err)
+	}
+	if got := arp(e.apply(t, natArtifact(256), addrs).Notes); len(got) != 0 {
+		t.Errorf("ARP notes for an address on lo with arp_ignore 0: %q", got)
+	}
+	e.setSysctls(t, map[string]string{"net.ipv4.conf.out0.arp_ignore": "1"})
+	if got := arp(e.apply(t, natArtifact(256), addrs).Notes); len(got) != 1 {
+		t.Errorf("ARP notes for an address on lo with arp_ignore 1: %q, want one", got)
+	}
 }
 
 // TestNATListAndFlush: a translated flow's entry lists with its
