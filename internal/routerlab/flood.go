@@ -7,6 +7,9 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+
 	"github.com/xdpc/xdpc/internal/livegen"
 )
 
@@ -108,6 +111,79 @@ func (r *Router) Flood(ctx context.Context, frame []byte, frames uint64, d time.
 		if after.XDPPackets-before.XDPPackets >= res.Sent {
 			break
 		}
+	}
+	return Flood{Result: res, Delivered: after.XDPPackets - before.XDPPackets}, nil
+}
+
+// restoreProgram is an XDP program that writes frame over the frame it
+// runs on and drops it; a frame of another length is dropped as it is.
+func restoreProgram(frame []byte) (*ebpf.Program, error) {
+	n := len(frame)
+	insns := asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // data
+		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word), // data_end
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, int32(n)),
+		asm.JGT.Reg(asm.R4, asm.R3, "drop"), // the verifier learns the bound
+		asm.JNE.Reg(asm.R4, asm.R3, "drop"), // and the length must be frame's
+	}
+	off := 0
+	for ; off+8 <= n; off += 8 {
+		insns = append(insns,
+			asm.LoadImm(asm.R5, int64(binary.NativeEndian.Uint64(frame[off:])), asm.DWord),
+			asm.StoreMem(asm.R2, int16(off), asm.R5, asm.DWord))
+	}
+	for ; off+4 <= n; off += 4 {
+		insns = append(insns, asm.StoreImm(asm.R2, int16(off), int64(int32(binary.NativeEndian.Uint32(frame[off:]))), asm.Word))
+	}
+	for ; off < n; off++ {
+		insns = append(insns, asm.StoreImm(asm.R2, int16(off), int64(frame[off]), asm.Byte))
+	}
+	insns = append(insns, asm.Mov.Imm(asm.R0, 1).WithSymbol("drop"), asm.Return()) // XDP_DROP
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xdpc_lab_restore", Type: ebpf.XDP, License: "GPL", Instructions: insns})
+	if err != nil {
+		return nil, fmt.Errorf("load the restoring sink: %w", err)
+	}
+	return p, nil
+}
+
+// FloodRate sends frame from the client's veth at full rate (livegen),
+// at most frames times and for at most d, and counts what reached the
+// server, whose veth runs, meanwhile, a sink that writes the frame as
+// sent back over every frame it gets and drops it. Live-frames mode
+// recycles the pages of its frames within a run; a router rewrites what
+// it forwards in place, and the sink undoes it, so each page comes back
+// to the generator as it was sent when the router neither copied it nor
+// dropped it after a rewrite (a redirect or forward that found the far
+// ring full: that page's later frames are lost, and counted as such).
+// Unlike Flood it measures a rate: compare rates of one run to
+// another's, interleaved, as ratios.
+func (r *Router) FloodRate(ctx context.Context, frame []byte, frames uint64, d time.Duration) (Flood, error) {
+	sink, err := restoreProgram(frame)
+	if err != nil {
+		return Flood{}, err
+	}
+	defer sink.Close()
+	l := r.links[r.ServerEnd.key()]
+	if l == nil {
+		return Flood{}, fmt.Errorf("the server's veth has no pass program to replace")
+	}
+	if err := l.Update(sink); err != nil {
+		return Flood{}, fmt.Errorf("put the restoring sink on the server's veth: %w", err)
+	}
+	defer l.Update(r.pass)
+	before, err := livegen.ReadVethStats(r.Server.Name, ServerIf)
+	if err != nil {
+		return Flood{}, err
+	}
+	res, err := livegen.Send(ctx, livegen.Options{Netns: r.Client.Name, Interface: ClientIf, Frame: frame, Frames: frames, Duration: d})
+	if err != nil {
+		return Flood{}, fmt.Errorf("flood from the client: %w", err)
+	}
+	time.Sleep(20 * time.Millisecond) // the last frames on their way
+	after, err := livegen.ReadVethStats(r.Server.Name, ServerIf)
+	if err != nil {
+		return Flood{}, err
 	}
 	return Flood{Result: res, Delivered: after.XDPPackets - before.XDPPackets}, nil
 }

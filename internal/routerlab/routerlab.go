@@ -82,6 +82,14 @@ type End struct {
 	MAC   net.HardwareAddr
 }
 
+// endKey identifies a veth end in maps.
+type endKey struct {
+	netns string
+	index int
+}
+
+func (e End) key() endKey { return endKey{e.Netns.Name, e.Index} }
+
 // Router is the topology.
 type Router struct {
 	Client, Router, Server *nstest.Netns
@@ -90,14 +98,15 @@ type Router struct {
 	// Opts are the runtime options of the router's namespace: a private
 	// pin root and state directory.
 	Opts  runtime.Options
-	links []link.Link
+	// links are the pass programs' links, by veth index and namespace.
+	links map[endKey]link.Link
 	pass  *ebpf.Program
 }
 
 // New builds the topology and removes it when t ends.
 func New(t testing.TB, o Options) *Router {
 	t.Helper()
-	r := &Router{Client: nstest.New(t), Router: nstest.New(t), Server: nstest.New(t)}
+	r := &Router{Client: nstest.New(t), Router: nstest.New(t), Server: nstest.New(t), links: map[endKey]link.Link{}}
 	r.Opts = runtime.Options{PinRoot: nstest.PinRoot(t), StateDir: t.TempDir(), Netns: r.Router.Name}
 	t.Cleanup(func() {
 		if _, err := runtime.Detach(r.Opts, ""); err != nil {
@@ -263,7 +272,7 @@ func (r *Router) AttachPass(e End) error {
 		if err != nil {
 			return fmt.Errorf("attach the pass program to %s in %s: %w", e.Name, e.Netns.Name, err)
 		}
-		r.links = append(r.links, l)
+		r.links[e.key()] = l
 		return nil
 	})
 }

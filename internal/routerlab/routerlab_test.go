@@ -215,3 +215,39 @@ func TestNFTMasqueradeUDP(t *testing.T) {
 		t.Errorf("the server saw %v, want the router's outside address %v", peer, routerlab.OutsideAddr)
 	}
 }
+
+// TestFloodRate: at full rate, with the server's sink restoring every
+// frame, the frames that reach the server are most of those sent, well
+// past the first batches, through plain forwarding and nftables'
+// masquerade alike.
+func TestFloodRate(t *testing.T) {
+	for _, nft := range []bool{false, true} {
+		name := "plain"
+		if nft {
+			name = "nftables-masquerade"
+		}
+		t.Run(name, func(t *testing.T) {
+			if nft {
+				needNFT(t)
+			}
+			r := routerlab.New(t, routerlab.Options{ServerRoute: !nft, Forwarding: true})
+			if nft {
+				if err := r.NFT(routerlab.NFTRuleset(routerlab.NFTNAT{Masquerade: routerlab.InsideNet})); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.AttachPass(r.Inside); err != nil {
+				t.Fatal(err)
+			}
+			frame := r.UDPFrame(40000, netip.AddrPortFrom(routerlab.ServerAddr, 9), 18)
+			f, err := r.FloodRate(t.Context(), frame, 200000, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("sent %d in %v (%.0f/s), %d delivered (%.2f)", f.Sent, f.Elapsed, f.Rate(), f.Delivered, f.Ratio())
+			if f.Delivered < 10*256 || f.Delivered > f.Sent {
+				t.Errorf("%d of %d frames delivered: want more than the first batches", f.Delivered, f.Sent)
+			}
+		})
+	}
+}
