@@ -97,7 +97,7 @@ type Router struct {
 	ClientEnd, Inside, Outside, ServerEnd End
 	// Opts are the runtime options of the router's namespace: a private
 	// pin root and state directory.
-	Opts  runtime.Options
+	Opts runtime.Options
 	// links are the pass programs' links, by veth index and namespace.
 	links map[endKey]link.Link
 	pass  *ebpf.Program
