@@ -21,6 +21,8 @@ var helperKernels = map[asm.BuiltinFunc]string{
 	asm.FnKtimeGetNs:    "4.1",
 	asm.FnSkbPullData:   "4.9", // TC programs only
 	asm.FnRedirectMap:   "4.14",
+	asm.FnRedirect:      "4.8",  // NAT forwarding
+	asm.FnFibLookup:     "4.18", // NAT forwarding
 }
 
 // checkPortable returns an error naming the first instruction OldestKernel
