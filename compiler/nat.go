@@ -459,12 +459,14 @@ func emitMasquerade(e *emitter, n *NATPart, i int, m policy.Masquerade, fixed st
 			e.emit(asm.Ja.Label(match))
 			break
 		}
-		mask := uint32(0xffffffff) << (32 - p.Bits())
+		// in the byte order the address is loaded in: no swap
+		var m [4]byte
+		binary.BigEndian.PutUint32(m[:], uint32(0xffffffff)<<(32-p.Bits()))
+		mask := binary.LittleEndian.Uint32(m[:])
 		e.emit(
 			load(asm.R1, slotSrcAddr),
-			asm.HostTo(asm.BE, asm.R1, asm.Word),
 			asm.And.Imm32(asm.R1, int32(mask)),
-			asm.JEq.Imm32(asm.R1, int32(binary.BigEndian.Uint32(p.Addr().AsSlice())&mask), match),
+			asm.JEq.Imm32(asm.R1, int32(uint32(word(p.Addr()))&mask), match),
 		)
 	}
 	e.emit(asm.Ja.Label(skip))
@@ -905,8 +907,8 @@ func emitNATForward(e *emitter) {
 		load(asm.R1, slotTTL),
 		asm.JLE.Imm32(asm.R1, 1, labelNATDone),
 	)
-	for off := int16(0); off < fibSize; off += 8 {
-		e.emit(asm.StoreImm(asm.R10, fibArea+off, 0, asm.DWord))
+	for off := int16(0); off < fibSize; off += 4 {
+		e.emit(asm.StoreImm(asm.R10, fibArea+off, 0, asm.Word))
 	}
 	src, dst := e.newLabel("nat.fib_src"), e.newLabel("nat.fib_addrs")
 	e.emit(

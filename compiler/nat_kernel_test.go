@@ -1,0 +1,499 @@
+package compiler_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/xdpc/xdpc/artifact"
+	"github.com/xdpc/xdpc/compiler"
+	"github.com/xdpc/xdpc/conntrack"
+	"github.com/xdpc/xdpc/nat"
+	"github.com/xdpc/xdpc/policy"
+)
+
+// natPolicy binds "outside" to the outside interface and "inside" to the
+// inside one of a nat block with every kind of translation; the
+// masquerade's range is tiny so that tests can exhaust it.
+const natPolicy = `
+interface "out0" {
+  policy = "outside"
+}
+
+interface "in0" {
+  policy = "inside"
+}
+
+policy "outside" {
+  default = "pass"
+}
+
+policy "inside" {
+  default = "pass"
+}
+
+nat "edge" {
+  outside = "out0"
+  inside  = "in0"
+
+  masquerade {
+    src   = "10.0.0.0/24"
+    to    = "203.0.113.1"
+    ports = "20000-20003"
+  }
+
+  forward "web" {
+    proto    = "tcp"
+    dst      = "203.0.113.1"
+    dst_port = 8080
+    to       = "10.0.0.5:80"
+  }
+
+  forward "alt" {
+    proto    = "tcp"
+    dst      = "203.0.113.1"
+    dst_port = 8443
+    to       = "10.0.0.5:80"
+  }
+
+  forward "range" {
+    proto    = "udp"
+    dst      = "203.0.113.1"
+    dst_port = "5000-5010"
+    to       = "10.0.0.6"
+  }
+
+  static {
+    inside  = "10.0.0.7"
+    outside = "203.0.113.7"
+  }
+}
+`
+
+// natSeed is the NAT table's seed the tests write to the settings map.
+const natSeed = 0x5eed1234
+
+var (
+	masqTo    = netip.MustParseAddr("203.0.113.1")
+	masqPorts = nat.Ports{Lo: 20000, Hi: 20003}
+)
+
+// natRig holds the outside and inside programs sharing one connection
+// table and one set of NAT maps, as the runtime shares them in a network
+// namespace.
+type natRig struct {
+	t        *testing.T
+	out, in  *artifact.Artifact
+	outColl  *ebpf.Collection
+	inColl   *ebpf.Collection
+	manifest artifact.Manifest
+}
+
+func newNATRig(t *testing.T) *natRig {
+	t.Helper()
+	cfg, diags := policy.Load("nat.hcl", []byte(natPolicy), policy.LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	r := &natRig{t: t}
+	load := func(name string, share map[string]*ebpf.Map) (*artifact.Artifact, *ebpf.Collection) {
+		p := cfg.Policy(name)
+		a, err := compiler.Compile(cfg, p, compiler.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var elf bytes.Buffer
+		if err := a.WriteELF(&elf); err != nil {
+			t.Fatal(err)
+		}
+		spec, _, err := artifact.Read(elf.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: share})
+		if err != nil {
+			t.Fatalf("load %s: %v", name, err)
+		}
+		t.Cleanup(coll.Close)
+		return a, coll
+	}
+	r.out, r.outColl = load("outside", nil)
+	m := r.out.Manifest
+	shared := map[string]*ebpf.Map{}
+	for _, name := range []string{m.Conntrack.Assured, m.Conntrack.Unassured, m.NAT.Alias, m.NAT.Fragments, m.NAT.Settings, m.NAT.Reserved} {
+		shared[name] = r.outColl.Maps[name]
+	}
+	r.in, r.inColl = load("inside", shared)
+	r.manifest = m
+	if err := r.outColl.Maps[m.NAT.Settings].Put(uint32(0), uint32(natSeed)); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// XDP return codes.
+const (
+	xdpDrop     = 1
+	xdpPass     = 2
+	xdpRedirect = 4
+)
+
+// run runs frame through the XDP program of the outside (outside) or
+// inside interface and returns its verdict and the frame it leaves.
+func (r *natRig) run(outside bool, frame []byte) (uint32, []byte) {
+	r.t.Helper()
+	a, coll := r.in, r.inColl
+	if outside {
+		a, coll = r.out, r.outColl
+	}
+	out := make([]byte, len(frame)+256)
+	opts := &ebpf.RunOptions{Data: frame, DataOut: out}
+	ret, err := coll.Programs[a.Program].Run(opts)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return ret, opts.DataOut
+}
+
+// counter sums slot's packets of the program of the outside or inside.
+func (r *natRig) counter(outside bool, slot int) uint64 {
+	r.t.Helper()
+	a, coll := r.in, r.inColl
+	if outside {
+		a, coll = r.out, r.outColl
+	}
+	var per []artifact.Counter
+	if err := coll.Maps[a.Manifest.Counters.Map].Lookup(uint32(slot), &per); err != nil {
+		r.t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range per {
+		n += c.Packets
+	}
+	return n
+}
+
+// flow is a packet of a test: protocol "tcp", "udp", "icmp" (an echo;
+// the ports are its identifier) or "gre".
+type flow struct {
+	proto    string
+	src, dst netip.AddrPort
+	// reply builds an echo reply, a SYN-ACK.
+	reply bool
+	// noUDPChecksum sends a UDP datagram with checksum 0.
+	noUDPChecksum bool
+	ttl           uint8
+}
+
+var natPayload = []byte("translated payload, 33 bytes long")
+
+func (f flow) frame(t *testing.T) []byte {
+	t.Helper()
+	ttl := f.ttl
+	if ttl == 0 {
+		ttl = 64
+	}
+	ip := &layers.IPv4{Version: 4, TTL: ttl, SrcIP: f.src.Addr().AsSlice(), DstIP: f.dst.Addr().AsSlice(), Id: 99}
+	ls := []gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: peerMAC, DstMAC: hostMAC, EthernetType: layers.EthernetTypeIPv4}, ip}
+	switch f.proto {
+	case "tcp":
+		ip.Protocol = layers.IPProtocolTCP
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(f.src.Port()), DstPort: layers.TCPPort(f.dst.Port()), SYN: true, ACK: f.reply, Seq: 1000, Window: 512}
+		if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, tcp)
+	case "udp":
+		ip.Protocol = layers.IPProtocolUDP
+		udp := &layers.UDP{SrcPort: layers.UDPPort(f.src.Port()), DstPort: layers.UDPPort(f.dst.Port())}
+		if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, udp)
+	case "icmp":
+		ip.Protocol = layers.IPProtocolICMPv4
+		typ := uint8(layers.ICMPv4TypeEchoRequest)
+		if f.reply {
+			typ = layers.ICMPv4TypeEchoReply
+		}
+		ls = append(ls, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0), Id: f.src.Port(), Seq: 3})
+	case "gre":
+		ip.Protocol = layers.IPProtocolGRE
+	}
+	ls = append(ls, gopacket.Payload(natPayload))
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, ser, ls...); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	if f.noUDPChecksum {
+		b[14+20+6], b[14+20+7] = 0, 0
+	}
+	return b
+}
+
+// seen is what a frame the program left carries, read from its bytes.
+type seen struct {
+	src, dst netip.AddrPort
+	ttl      uint8
+	l4sum    uint16
+	srcMAC   []byte
+	dstMAC   []byte
+}
+
+// sum16 is the one's complement sum of b (odd length padded), folded.
+func sum16(b []byte, acc uint32) uint32 {
+	for i := 0; i+1 < len(b); i += 2 {
+		acc += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		acc += uint32(b[len(b)-1]) << 8
+	}
+	for acc > 0xffff {
+		acc = acc&0xffff + acc>>16
+	}
+	return acc
+}
+
+// inspect reads frame and verifies, from scratch, every checksum it
+// carries: the IPv4 header's, and TCP's, UDP's (unless 0) or ICMP's over
+// the whole segment.
+func inspect(t *testing.T, frame []byte) seen {
+	t.Helper()
+	if len(frame) < 34 || binary.BigEndian.Uint16(frame[12:]) != 0x0800 {
+		t.Fatalf("not an IPv4 frame: % x", frame)
+	}
+	ip := frame[14:]
+	hl := int(ip[0]&0xf) * 4
+	total := int(binary.BigEndian.Uint16(ip[2:]))
+	if s := sum16(ip[:hl], 0); s != 0xffff {
+		t.Errorf("IPv4 header checksum does not verify (sum %#x): % x", s, ip[:hl])
+	}
+	l4 := ip[hl:total]
+	s := seen{ttl: ip[8], srcMAC: frame[6:12], dstMAC: frame[0:6]}
+	src, dst := netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
+	pseudo := func() uint32 {
+		var ph []byte
+		ph = append(ph, ip[12:20]...)
+		ph = append(ph, 0, ip[9])
+		ph = binary.BigEndian.AppendUint16(ph, uint16(len(l4)))
+		return sum16(ph, 0)
+	}
+	switch ip[9] {
+	case 6, 17:
+		sp, dp := binary.BigEndian.Uint16(l4[0:]), binary.BigEndian.Uint16(l4[2:])
+		s.src, s.dst = netip.AddrPortFrom(src, sp), netip.AddrPortFrom(dst, dp)
+		off := 16
+		if ip[9] == 17 {
+			off = 6
+		}
+		s.l4sum = binary.BigEndian.Uint16(l4[off:])
+		if ip[9] == 17 && s.l4sum == 0 {
+			break
+		}
+		if v := sum16(l4, pseudo()); v != 0xffff {
+			t.Errorf("proto %d checksum %#04x does not verify (sum %#x)", ip[9], s.l4sum, v)
+		}
+	case 1:
+		id := binary.BigEndian.Uint16(l4[4:])
+		s.src, s.dst = netip.AddrPortFrom(src, id), netip.AddrPortFrom(dst, id)
+		if v := sum16(l4, 0); v != 0xffff {
+			t.Errorf("ICMP checksum does not verify (sum %#x)", v)
+		}
+	default:
+		s.src, s.dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
+	}
+	if !bytes.HasSuffix(l4, natPayload) {
+		t.Errorf("payload changed: % x", l4)
+	}
+	return s
+}
+
+// expect runs f through the outside or inside program and checks that it
+// passes with source src and destination dst.
+func (r *natRig) expect(outside bool, f flow, src, dst string) seen {
+	r.t.Helper()
+	ret, out := r.run(outside, f.frame(r.t))
+	if ret != xdpPass {
+		r.t.Fatalf("%v: verdict %d, want pass", f, ret)
+	}
+	s := inspect(r.t, out)
+	if s.src != ap(src) || s.dst != ap(dst) {
+		r.t.Errorf("%s %v -> %v left as %v -> %v, want %s -> %s", f.proto, f.src, f.dst, s.src, s.dst, src, dst)
+	}
+	return s
+}
+
+// masqPort is the port nat.Allocate gives a flow, with taken ports.
+func masqPort(t *testing.T, proto uint8, src, dst netip.AddrPort, taken ...uint16) uint16 {
+	t.Helper()
+	h := nat.Hash(natSeed, src.Addr(), dst.Addr(), src.Port(), dst.Port(), proto)
+	p, ok := nat.Allocate(masqPorts, src.Port(), h, func(p uint16) bool {
+		for _, q := range taken {
+			if p == q {
+				return true
+			}
+		}
+		return false
+	})
+	if !ok {
+		t.Fatalf("no port for %v -> %v", src, dst)
+	}
+	return p
+}
+
+func addrPort(a netip.Addr, p uint16) string { return netip.AddrPortFrom(a, p).String() }
+
+func TestNATMasqueradeUDP(t *testing.T) {
+	r := newNATRig(t)
+	c, d := ap("10.0.0.5:40000"), ap("8.8.8.8:53")
+	p := masqPort(t, 17, c, d)
+	r.expect(false, flow{proto: "udp", src: c, dst: d}, addrPort(masqTo, p), d.String())
+	r.expect(false, flow{proto: "udp", src: c, dst: d}, addrPort(masqTo, p), d.String()) // established keeps it
+	r.expect(true, flow{proto: "udp", src: d, dst: netip.AddrPortFrom(masqTo, p)}, d.String(), c.String())
+	checkEntry(t, r, c, d, 17, conntrack.NATSource, masqTo, p)
+}
+
+func TestNATMasqueradeTCP(t *testing.T) {
+	r := newNATRig(t)
+	c, d := ap("10.0.0.9:20002"), ap("192.0.2.80:443") // the source port fits the range: kept
+	r.expect(false, flow{proto: "tcp", src: c, dst: d}, addrPort(masqTo, 20002), d.String())
+	r.expect(true, flow{proto: "tcp", src: d, dst: netip.AddrPortFrom(masqTo, 20002), reply: true}, d.String(), c.String())
+}
+
+func TestNATMasqueradeEcho(t *testing.T) {
+	r := newNATRig(t)
+	c, d := ap("10.0.0.5:4660"), ap("1.1.1.1:4660") // identifier 0x1234
+	p := masqPort(t, 1, c, d)
+	r.expect(false, flow{proto: "icmp", src: c, dst: d}, addrPort(masqTo, p), addrPort(d.Addr(), p))
+	r.expect(true, flow{proto: "icmp", src: netip.AddrPortFrom(d.Addr(), p), dst: netip.AddrPortFrom(masqTo, p), reply: true}, d.String(), c.String())
+}
+
+func TestNATOtherProtocolAddressOnly(t *testing.T) {
+	r := newNATRig(t)
+	r.expect(false, flow{proto: "gre", src: ap("10.0.0.5:0"), dst: ap("192.0.2.1:0")}, addrPort(masqTo, 0), "192.0.2.1:0")
+	r.expect(true, flow{proto: "gre", src: ap("192.0.2.1:0"), dst: netip.AddrPortFrom(masqTo, 0)}, "192.0.2.1:0", "10.0.0.5:0")
+}
+
+func TestNATUDPChecksumZeroStaysZero(t *testing.T) {
+	r := newNATRig(t)
+	c, d := ap("10.0.0.5:20001"), ap("8.8.8.8:53")
+	s := r.expect(false, flow{proto: "udp", src: c, dst: d, noUDPChecksum: true}, addrPort(masqTo, 20001), d.String())
+	if s.l4sum != 0 {
+		t.Errorf("UDP checksum %#x, want 0 (none)", s.l4sum)
+	}
+}
+
+func TestNATForward(t *testing.T) {
+	r := newNATRig(t)
+	client := ap("198.51.100.9:5555")
+	r.expect(true, flow{proto: "tcp", src: client, dst: ap("203.0.113.1:8080")}, client.String(), "10.0.0.5:80")
+	r.expect(false, flow{proto: "tcp", src: ap("10.0.0.5:80"), dst: client, reply: true}, "203.0.113.1:8080", client.String())
+	// a port range keeps the packet's port
+	r.expect(true, flow{proto: "udp", src: client, dst: ap("203.0.113.1:5007")}, client.String(), "10.0.0.6:5007")
+	r.expect(false, flow{proto: "udp", src: ap("10.0.0.6:5007"), dst: client}, "203.0.113.1:5007", client.String())
+	// not a forward's port: untouched
+	r.expect(true, flow{proto: "tcp", src: client, dst: ap("203.0.113.1:8081")}, client.String(), "203.0.113.1:8081")
+}
+
+func TestNATStatic(t *testing.T) {
+	r := newNATRig(t)
+	// static wins over the masquerade whose src holds it
+	r.expect(false, flow{proto: "udp", src: ap("10.0.0.7:1234"), dst: ap("8.8.4.4:80")}, "203.0.113.7:1234", "8.8.4.4:80")
+	r.expect(true, flow{proto: "udp", src: ap("8.8.4.4:80"), dst: ap("203.0.113.7:1234")}, "8.8.4.4:80", "10.0.0.7:1234")
+	// inbound
+	r.expect(true, flow{proto: "tcp", src: ap("198.51.100.9:999"), dst: ap("203.0.113.7:22")}, "198.51.100.9:999", "10.0.0.7:22")
+	r.expect(false, flow{proto: "tcp", src: ap("10.0.0.7:22"), dst: ap("198.51.100.9:999"), reply: true}, "203.0.113.7:22", "198.51.100.9:999")
+}
+
+func TestNATExhaustion(t *testing.T) {
+	r := newNATRig(t)
+	d := ap("8.8.8.8:53")
+	var taken []uint16
+	for i := range 4 {
+		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(20 + i)}), 20000)
+		p := masqPort(t, 17, c, d, taken...)
+		r.expect(false, flow{proto: "udp", src: c, dst: d}, addrPort(masqTo, p), d.String())
+		taken = append(taken, p)
+	}
+	slot := r.in.Manifest.Counters.Slots[len(r.in.Manifest.Counters.Slots)-2]
+	if slot.Kind != artifact.SlotNATExhausted {
+		t.Fatalf("slot %v is not nat-exhausted", slot)
+	}
+	before := r.counter(false, slot.Slot)
+	ret, _ := r.run(false, flow{proto: "udp", src: ap("10.0.0.30:20000"), dst: d}.frame(t))
+	if ret != xdpDrop {
+		t.Errorf("a fifth flow to %v: verdict %d, want drop", d, ret)
+	}
+	if got := r.counter(false, slot.Slot); got != before+1 {
+		t.Errorf("nat-exhausted counted %d, want %d", got, before+1)
+	}
+	// another destination has all four ports free
+	r.expect(false, flow{proto: "udp", src: ap("10.0.0.30:20000"), dst: ap("8.8.8.9:53")}, addrPort(masqTo, 20000), "8.8.8.9:53")
+}
+
+func TestNATReservedPorts(t *testing.T) {
+	r := newNATRig(t)
+	for _, p := range []uint16{20000, 20001} {
+		if err := r.outColl.Maps[r.manifest.NAT.Reserved].Put(nat.ReservedKey(17, p), uint8(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, d := ap("10.0.0.5:20000"), ap("8.8.8.8:53")
+	r.expect(false, flow{proto: "udp", src: c, dst: d}, addrPort(masqTo, 20002), d.String())
+}
+
+func TestNATForwardCollision(t *testing.T) {
+	r := newNATRig(t)
+	client := ap("198.51.100.9:5555")
+	r.expect(true, flow{proto: "tcp", src: client, dst: ap("203.0.113.1:8080")}, client.String(), "10.0.0.5:80")
+	// The same client port through another forward to the same inside
+	// endpoint would reuse the translated tuple: dropped, nat-exhausted.
+	slot := r.out.Manifest.Counters.Slots[len(r.out.Manifest.Counters.Slots)-2]
+	if slot.Kind != artifact.SlotNATExhausted {
+		t.Fatalf("slot %v is not nat-exhausted", slot)
+	}
+	before := r.counter(true, slot.Slot)
+	ret, _ := r.run(true, flow{proto: "tcp", src: client, dst: ap("203.0.113.1:8443")}.frame(t))
+	if ret != xdpDrop {
+		t.Errorf("a second forward onto a live translated tuple: verdict %d, want drop", ret)
+	}
+	if got := r.counter(true, slot.Slot); got != before+1 {
+		t.Errorf("nat-exhausted counted %d, want %d", got, before+1)
+	}
+	// another client port is free
+	r.expect(true, flow{proto: "tcp", src: ap("198.51.100.9:5556"), dst: ap("203.0.113.1:8443")}, "198.51.100.9:5556", "10.0.0.5:80")
+}
+
+// checkEntry checks that the table holds the flow c -> d with the
+// translation kind to addr:port.
+func checkEntry(t *testing.T, r *natRig, c, d netip.AddrPort, proto uint8, kind conntrack.NATKind, addr netip.Addr, port uint16) {
+	t.Helper()
+	k, _ := conntrack.NewKey(4, proto, conntrack.Endpoint{Addr: c.Addr(), Port: c.Port()}, conntrack.Endpoint{Addr: d.Addr(), Port: d.Port()})
+	var v []byte
+	found := false
+	for _, m := range []string{r.manifest.Conntrack.Assured, r.manifest.Conntrack.Unassured} {
+		if err := r.outColl.Maps[m].Lookup(k.Encode(), &v); err == nil {
+			found = true
+			break
+		}
+	}
+	if !found {
+		t.Fatalf("no entry for %v -> %v", c, d)
+	}
+	e, err := conntrack.DecodeEntry(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.NAT != kind || e.NATAddr != addr.As4() || e.NATPort != port {
+		t.Errorf("entry of %v -> %v: %v %v:%d, want %v %v:%d", c, d, e.NAT, netip.AddrFrom4(e.NATAddr), e.NATPort, kind, addr, port)
+	}
+}
+
+func (f flow) String() string { return fmt.Sprintf("%s %v -> %v", f.proto, f.src, f.dst) }
