@@ -4,16 +4,21 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/conntrack"
+	"github.com/xdpc/xdpc/internal/nstest"
 	"github.com/xdpc/xdpc/nat"
 	"github.com/xdpc/xdpc/policy"
 )
@@ -32,10 +37,20 @@ interface "in0" {
 
 policy "outside" {
   default = "pass"
+
+  rule "established" {
+    ct_state = "established"
+    action   = "count"
+  }
 }
 
 policy "inside" {
   default = "pass"
+
+  rule "established" {
+    ct_state = "established"
+    action   = "count"
+  }
 }
 
 nat "edge" {
@@ -148,12 +163,27 @@ const (
 // inside interface and returns its verdict and the frame it leaves.
 func (r *natRig) run(outside bool, frame []byte) (uint32, []byte) {
 	r.t.Helper()
+	return r.runOn(outside, frame, 0)
+}
+
+// xdpMD is struct xdp_md, a test run's context.
+type xdpMD struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+// runOn is run with the frame arriving on interface ifindex of the
+// current network namespace (0: none).
+func (r *natRig) runOn(outside bool, frame []byte, ifindex int) (uint32, []byte) {
+	r.t.Helper()
 	a, coll := r.in, r.inColl
 	if outside {
 		a, coll = r.out, r.outColl
 	}
 	out := make([]byte, len(frame)+256)
 	opts := &ebpf.RunOptions{Data: frame, DataOut: out}
+	if ifindex != 0 {
+		opts.Context = xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifindex)}
+	}
 	ret, err := coll.Programs[a.Program].Run(opts)
 	if err != nil {
 		r.t.Fatal(err)
@@ -350,14 +380,65 @@ func masqPort(t *testing.T, proto uint8, src, dst netip.AddrPort, taken ...uint1
 
 func addrPort(a netip.Addr, p uint16) string { return netip.AddrPortFrom(a, p).String() }
 
+// slotEstablished is the slot of both policies' rule "established".
+const slotEstablished = 0
+
 func TestNATMasqueradeUDP(t *testing.T) {
 	r := newNATRig(t)
 	c, d := ap("10.0.0.5:40000"), ap("8.8.8.8:53")
 	p := masqPort(t, 17, c, d)
 	r.expect(false, flow{proto: "udp", src: c, dst: d}, addrPort(masqTo, p), d.String())
+	if n := r.counter(false, slotEstablished); n != 0 {
+		t.Errorf("the first datagram counted established %d times", n)
+	}
 	r.expect(false, flow{proto: "udp", src: c, dst: d}, addrPort(masqTo, p), d.String()) // established keeps it
+	if n := r.counter(false, slotEstablished); n != 1 {
+		t.Errorf("the second datagram: established %d times, want 1", n)
+	}
+	// the reply, by its translated tuple, is established where it arrives
 	r.expect(true, flow{proto: "udp", src: d, dst: netip.AddrPortFrom(masqTo, p)}, d.String(), c.String())
+	if n := r.counter(true, slotEstablished); n != 1 {
+		t.Errorf("the reply: established %d times, want 1", n)
+	}
 	checkEntry(t, r, c, d, 17, conntrack.NATSource, masqTo, p)
+	checkAlias(t, r, netip.AddrPortFrom(masqTo, p), d, 17, c)
+}
+
+// checkAlias checks that the NAT map holds a live alias of the translated
+// tuple from -> to leading back to orig, expiring with the flow's entry.
+func checkAlias(t *testing.T, r *natRig, from, to netip.AddrPort, proto uint8, orig netip.AddrPort) {
+	t.Helper()
+	k, _ := conntrack.NewKey(4, proto, conntrack.Endpoint{Addr: from.Addr(), Port: from.Port()}, conntrack.Endpoint{Addr: to.Addr(), Port: to.Port()})
+	var v []byte
+	if err := r.outColl.Maps[r.manifest.NAT.Alias].Lookup(k.Encode(), &v); err != nil {
+		t.Fatalf("no alias for %v -> %v: %v", from, to, err)
+	}
+	a, err := nat.DecodeAlias(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.OrigAddr != orig.Addr() || a.OrigPort != orig.Port() || a.Kind != conntrack.NATSource {
+		t.Errorf("alias of %v -> %v: %+v, want %v", from, to, a, orig)
+	}
+	if a.Lo != (k.Lo == (conntrack.Endpoint{Addr: from.Addr(), Port: from.Port()})) {
+		t.Errorf("alias of %v -> %v: side Lo %v, key %v", from, to, a.Lo, k)
+	}
+	entryExpiry := func() uint64 {
+		for _, m := range []string{r.manifest.Conntrack.Assured, r.manifest.Conntrack.Unassured} {
+			it := r.outColl.Maps[m].Iterate()
+			var kb, vb []byte
+			for it.Next(&kb, &vb) {
+				e, _ := conntrack.DecodeEntry(vb)
+				if e.NAT != conntrack.NATNone {
+					return e.Expires
+				}
+			}
+		}
+		return 0
+	}()
+	if a.Expires != entryExpiry {
+		t.Errorf("alias expires at %d, its entry at %d", a.Expires, entryExpiry)
+	}
 }
 
 func TestNATMasqueradeTCP(t *testing.T) {
@@ -497,3 +578,134 @@ func checkEntry(t *testing.T, r *natRig, c, d netip.AddrPort, proto uint8, kind 
 }
 
 func (f flow) String() string { return fmt.Sprintf("%s %v -> %v", f.proto, f.src, f.dst) }
+
+// tableSize counts the entries of the connection table and the NAT map.
+func (r *natRig) tableSize() (entries, aliases int) {
+	r.t.Helper()
+	for _, m := range []string{r.manifest.Conntrack.Assured, r.manifest.Conntrack.Unassured} {
+		entries += countEntries(r.t, r.outColl.Maps[m])
+	}
+	return entries, countEntries(r.t, r.outColl.Maps[r.manifest.NAT.Alias])
+}
+
+// runEgress runs frame through the TC egress program of the outside or
+// inside interface.
+func (r *natRig) runEgress(outside bool, frame []byte) {
+	r.t.Helper()
+	a, coll := r.in, r.inColl
+	if outside {
+		a, coll = r.out, r.outColl
+	}
+	if _, err := coll.Programs[a.Egress.Name].Run(&ebpf.RunOptions{Data: frame}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// TestNATEgressLeavesTranslatedFlows sends what the stack forwards after
+// XDP translated it out of the other interface's egress program: its
+// tuple is the translated one, and no entry may come of it. The host's
+// own flows are still recorded.
+func TestNATEgressLeavesTranslatedFlows(t *testing.T) {
+	r := newNATRig(t)
+	c, d := ap("10.0.0.5:40000"), ap("8.8.8.8:53")
+	_, fwd := r.run(false, flow{proto: "udp", src: c, dst: d}.frame(t))
+	entries, aliases := r.tableSize()
+	if entries != 1 || aliases != 1 {
+		t.Fatalf("after a masqueraded datagram: %d entries, %d aliases, want 1 and 1", entries, aliases)
+	}
+	r.runEgress(true, fwd)
+	p := masqPort(t, 17, c, d)
+	_, back := r.run(true, flow{proto: "udp", src: d, dst: netip.AddrPortFrom(masqTo, p)}.frame(t))
+	r.runEgress(false, back)
+	// a forwarded flow's packets, both ways
+	client := ap("198.51.100.9:5555")
+	_, in := r.run(true, flow{proto: "tcp", src: client, dst: ap("203.0.113.1:8080")}.frame(t))
+	r.runEgress(false, in)
+	_, out := r.run(false, flow{proto: "tcp", src: ap("10.0.0.5:80"), dst: client, reply: true}.frame(t))
+	r.runEgress(true, out)
+	if e, a := r.tableSize(); e != 2 || a != 2 {
+		t.Errorf("after the stack forwarded translated packets: %d entries, %d aliases, want 2 and 2", e, a)
+	}
+	r.runEgress(true, flow{proto: "udp", src: ap("203.0.113.1:33333"), dst: ap("9.9.9.9:53")}.frame(t))
+	if e, _ := r.tableSize(); e != 3 {
+		t.Errorf("the host's own datagram: %d entries, want 3", e)
+	}
+}
+
+// TestNATForwardsByTheFIB runs translated packets in a namespace with a
+// route and a neighbour: XDP forwards them itself (new MACs, TTL one
+// lower, XDP_REDIRECT); without a neighbour, or with TTL 1, the stack
+// gets them.
+func TestNATForwardsByTheFIB(t *testing.T) {
+	ns := nstest.New(t)
+	inIdx, _ := ns.Veth(t, "in0", "in0p")
+	outIdx, _ := ns.Veth(t, "out0", "out0p")
+	h := ns.Handle
+	gw := netip.MustParseAddr("203.0.113.254")
+	gwMAC := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99}
+	for _, a := range []struct {
+		idx  int
+		cidr string
+	}{{inIdx, "10.0.0.1/24"}, {outIdx, "203.0.113.1/24"}} {
+		l, err := h.LinkByIndex(a.idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, _ := netlink.ParseAddr(a.cidr)
+		if err := h.AddrAdd(l, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: outIdx, Gw: gw.AsSlice()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.NeighAdd(&netlink.Neigh{LinkIndex: outIdx, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: gw.AsSlice(), HardwareAddr: gwMAC}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Run(func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/conf/all/forwarding", []byte("1"), 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	outLink, err := h.LinkByIndex(outIdx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newNATRig(t)
+	c, d := ap("10.0.0.5:40000"), ap("8.8.8.8:53")
+	p := masqPort(t, 17, c, d)
+	ns.Do(t, func() {
+		ret, out := r.runOn(false, flow{proto: "udp", src: c, dst: d}.frame(t), inIdx)
+		if ret != xdpRedirect {
+			t.Fatalf("a masqueraded datagram with a route and a neighbour: verdict %d, want redirect", ret)
+		}
+		s := inspect(t, out)
+		if s.src != netip.AddrPortFrom(masqTo, p) || s.dst != d {
+			t.Errorf("forwarded as %v -> %v", s.src, s.dst)
+		}
+		if s.ttl != 63 {
+			t.Errorf("TTL %d, want 63", s.ttl)
+		}
+		if !bytes.Equal(s.dstMAC, gwMAC) || !bytes.Equal(s.srcMAC, outLink.Attrs().HardwareAddr) {
+			t.Errorf("MACs %v -> %v, want %v -> %v", net.HardwareAddr(s.srcMAC), net.HardwareAddr(s.dstMAC), outLink.Attrs().HardwareAddr, gwMAC)
+		}
+		// TTL 1: the stack answers it
+		ret, out = r.runOn(false, flow{proto: "udp", src: c, dst: d, ttl: 1}.frame(t), inIdx)
+		if ret != xdpPass {
+			t.Errorf("TTL 1: verdict %d, want pass", ret)
+		}
+		if s := inspect(t, out); s.ttl != 1 || s.src != netip.AddrPortFrom(masqTo, p) {
+			t.Errorf("TTL 1: left as %v TTL %d", s.src, s.ttl)
+		}
+		// an on-link destination without a neighbour: the stack resolves it
+		ret, _ = r.runOn(false, flow{proto: "udp", src: c, dst: ap("203.0.113.50:53")}.frame(t), inIdx)
+		if ret != xdpPass {
+			t.Errorf("no neighbour: verdict %d, want pass", ret)
+		}
+		// the reply to the router's own address goes to 10.0.0.5, no neighbour there
+		ret, _ = r.runOn(true, flow{proto: "udp", src: d, dst: netip.AddrPortFrom(masqTo, p)}.frame(t), outIdx)
+		if ret != xdpPass {
+			t.Errorf("reply without a neighbour: verdict %d, want pass", ret)
+		}
+	})
+}
