@@ -497,14 +497,17 @@ func emitMasquerade(e *emitter, n *NATPart, i int, m policy.Masquerade, fixed st
 		asm.Add.Imm32(asm.R1, int32(lo)),
 	)
 	e.label(start)
-	e.emit(asm.Mov.Reg32(asm.R8, asm.R1)) // the candidate port
 	probe := e.newLabel("nat.masq_probe")
 	emitSetTranslation(e, conntrack.NATSource, word(m.To), probe)
 	e.label(probe)
+	// Each probe reloads its candidate from slotNATRewrite, so every path
+	// reaches the next probe, and the commit, in one verifier state.
 	for k := uint32(0); k < min(size, nat.MaxProbes); k++ {
 		e.at("nat %q: masquerade %d: probe %d", n.Block.Name, i, k)
 		next := e.newLabel("nat.masq_taken")
 		e.emit(
+			load(asm.R8, slotNATRewrite),
+			asm.And.Imm32(asm.R8, 0xffff),
 			load(asm.R1, slotProto),
 			asm.Mov.Reg32(asm.R2, asm.R8),
 			asm.LSh.Imm32(asm.R2, 16),
@@ -515,16 +518,10 @@ func emitMasquerade(e *emitter, n *NATPart, i int, m policy.Masquerade, fixed st
 			asm.Add.Imm(asm.R2, int32(slotNATScratch)),
 			asm.FnMapLookupElem.Call(),
 			asm.JNE.Imm(asm.R0, 0, next),
-			// the candidate into the rewrite and the entry
-			load(asm.R1, slotNATRewrite),
-			asm.And.Imm32(asm.R1, -65536),
-			asm.Or.Reg32(asm.R1, asm.R8),
-			store(slotNATRewrite, asm.R1),
 			load(asm.R1, slotCTNAT),
 			asm.And.Imm32(asm.R1, 0xffff),
-			asm.Mov.Reg32(asm.R2, asm.R8),
-			asm.LSh.Imm32(asm.R2, 16),
-			asm.Or.Reg32(asm.R1, asm.R2),
+			asm.LSh.Imm32(asm.R8, 16),
+			asm.Or.Reg32(asm.R1, asm.R8),
 			store(slotCTNAT, asm.R1),
 		)
 		emitAliasKey(e)
@@ -533,11 +530,17 @@ func emitMasquerade(e *emitter, n *NATPart, i int, m policy.Masquerade, fixed st
 		e.label(next)
 		wrapped := e.newLabel("nat.masq_wrapped")
 		e.emit(
+			load(asm.R8, slotNATRewrite),
+			asm.And.Imm32(asm.R8, 0xffff),
 			asm.Add.Imm32(asm.R8, 1),
 			asm.JLE.Imm32(asm.R8, int32(hi), wrapped),
 			asm.Mov.Imm32(asm.R8, int32(lo)),
 		)
 		e.label(wrapped)
+		e.emit(
+			asm.Or.Imm32(asm.R8, natRewriteSource<<16),
+			store(slotNATRewrite, asm.R8),
+		)
 	}
 	e.emit(asm.Ja.Label("nat.exhausted"))
 	e.label(skip)
