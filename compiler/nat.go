@@ -328,7 +328,7 @@ func emitNATDecide(e *emitter, prog *Program) {
 		load(asm.R1, slotFamily),
 		asm.JNE.Imm32(asm.R1, 4, labelCommit),
 		load(asm.R1, slotFragment),
-		asm.JEq.Imm32(asm.R1, int32(policy.FragLater), labelCommit),
+		asm.JEq.Imm32(asm.R1, int32(policy.FragLater), "nat.later"),
 		load(asm.R1, slotCTKind),
 		asm.JEq.Imm32(asm.R1, int32(conntrack.KindICMPError), "nat.error"),
 		load(asm.R1, slotNATRewrite),
@@ -386,6 +386,7 @@ func emitNATDecide(e *emitter, prog *Program) {
 	emitAliasKey(e)
 	emitAliasLive(e, n.Alias.Name, "nat.exhausted")
 	e.emit(asm.Ja.Label(labelCommit))
+	emitLaterFragment(e, n)
 	e.label("nat.error")
 	e.at("nat: an ICMP error is not translated (its flow's rewrite is not its own)")
 	e.emit(storeImm(slotNATRewrite, absent), asm.Ja.Label(labelCommit))
@@ -459,10 +460,7 @@ func emitMasquerade(e *emitter, n *NATPart, i int, m policy.Masquerade, fixed st
 			e.emit(asm.Ja.Label(match))
 			break
 		}
-		// in the byte order the address is loaded in: no swap
-		var m [4]byte
-		binary.BigEndian.PutUint32(m[:], uint32(0xffffffff)<<(32-p.Bits()))
-		mask := binary.LittleEndian.Uint32(m[:])
+		mask := rawMask(p.Bits())
 		e.emit(
 			load(asm.R1, slotSrcAddr),
 			asm.And.Imm32(asm.R1, int32(mask)),
@@ -680,29 +678,16 @@ func emitNATAlias(e *emitter, prog *Program) {
 // are updated incrementally (RFC 1624): TCP and UDP for the pseudo-header
 // and the port (a UDP checksum of 0 stays 0, a computed 0 is 0xffff), an
 // echo's for its identifier.
-func emitNATRewrite(e *emitter) {
+func emitNATRewrite(e *emitter, n *NATPart) {
 	e.label(labelNATRewrite)
 	e.at("nat: rewrite the packet")
+	untranslated := e.newLabel("nat.untranslated")
 	e.emit(
 		load(asm.R1, slotNATRewrite),
-		asm.JEq.Imm32(asm.R1, absent, labelNATForward),
-		asm.LoadMem(rData, rCtx, 0, asm.Word),
-		asm.LoadMem(rDataEnd, rCtx, 4, asm.Word),
-		asm.Mov.Imm(rL3, 14),
-		load(asm.R1, slotVLAN),
+		asm.JEq.Imm32(asm.R1, absent, untranslated),
 	)
-	one, l3 := e.newLabel("nat.one_tag"), e.newLabel("nat.l3")
-	e.emit(
-		asm.JEq.Imm32(asm.R1, absent, l3),
-		asm.Add.Imm(rL3, 4),
-		load(asm.R1, slotInnerVLAN),
-		asm.JEq.Imm32(asm.R1, absent, one),
-		asm.Add.Imm(rL3, 4),
-	)
-	e.label(one)
-	e.label(l3)
-	e.emit(asm.Mov.Reg(asm.R3, rData), asm.Add.Reg(asm.R3, rL3))
-	guard(e, asm.R3, 20, asm.R4, labelNATForward)
+	emitFragRecord(e, n)
+	emitIPHeader(e, labelNATForward)
 	e.emit(
 		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
 		asm.And.Imm(asm.R1, 0x0f),
@@ -733,9 +718,11 @@ func emitNATRewrite(e *emitter) {
 		csumAdd32(e, asm.R5, false)
 	}, false)
 
-	e.at("nat: layer 4")
+	e.at("nat: layer 4 (a later fragment has none)")
 	tcp, udp, icmp := e.newLabel("nat.rewrite_tcp"), e.newLabel("nat.rewrite_udp"), e.newLabel("nat.rewrite_icmp")
 	e.emit(
+		load(asm.R1, slotFragment),
+		asm.JEq.Imm32(asm.R1, int32(policy.FragLater), labelNATForward),
 		load(asm.R1, slotProto),
 		asm.JEq.Imm32(asm.R1, wire.ProtoTCP, tcp),
 		asm.JEq.Imm32(asm.R1, wire.ProtoUDP, udp),
@@ -815,6 +802,19 @@ func emitNATRewrite(e *emitter) {
 		csumAdd16(e, asm.R4, true)
 		csumAdd16(e, asm.R5, false)
 	}, false)
+	e.emit(asm.Ja.Label(labelNATForward))
+
+	e.label(untranslated)
+	e.at("nat: an untranslated first fragment on a NAT address: its later fragments pass too")
+	record := e.newLabel("nat.frag_untranslated")
+	e.emit(
+		load(asm.R1, slotFragment),
+		asm.JNE.Imm32(asm.R1, int32(policy.FragFirst), labelNATForward),
+	)
+	emitNATAddressMatch(e, n, record)
+	e.emit(asm.Ja.Label(labelNATForward))
+	e.label(record)
+	emitFragRecord(e, n)
 	e.emit(asm.Ja.Label(labelNATForward))
 }
 
@@ -979,4 +979,174 @@ func emitNATForward(e *emitter) {
 	e.label(labelNATDone)
 	e.at("nat: count the decision")
 	e.emit(load(rVerdict, slotNATVerdict), asm.Ja.Label(labelCount))
+}
+
+// emitIPHeader points r3 at the IPv4 header, rL3 holding its offset and
+// rData, rDataEnd the frame, its fixed 20 bytes readable; fail is where a
+// frame too short goes (none is: the parser read it).
+func emitIPHeader(e *emitter, fail string) {
+	e.emit(
+		asm.LoadMem(rData, rCtx, 0, asm.Word),
+		asm.LoadMem(rDataEnd, rCtx, 4, asm.Word),
+		asm.Mov.Imm(rL3, 14),
+		load(asm.R1, slotVLAN),
+	)
+	one, l3 := e.newLabel("nat.one_tag"), e.newLabel("nat.l3")
+	e.emit(
+		asm.JEq.Imm32(asm.R1, absent, l3),
+		asm.Add.Imm(rL3, 4),
+		load(asm.R1, slotInnerVLAN),
+		asm.JEq.Imm32(asm.R1, absent, one),
+		asm.Add.Imm(rL3, 4),
+	)
+	e.label(one)
+	e.label(l3)
+	e.emit(asm.Mov.Reg(asm.R3, rData), asm.Add.Reg(asm.R3, rL3))
+	guard(e, asm.R3, 20, asm.R4, fail)
+}
+
+// emitFragKey writes at natKeyArea the fragment map's key of the packet
+// as it arrived (struct nat_frag_key: source, destination, IP id in host
+// order, protocol, pad); it jumps to fail if the header cannot be read.
+func emitFragKey(e *emitter, fail string) {
+	emitIPHeader(e, fail)
+	e.emit(be16(asm.R2, asm.R3, 4)...)
+	e.emit(
+		load(asm.R1, slotSrcAddr),
+		store(natKeyArea, asm.R1),
+		load(asm.R1, slotDstAddr),
+		store(natKeyArea+4, asm.R1),
+		load(asm.R1, slotProto),
+		asm.LSh.Imm32(asm.R1, 16),
+		asm.Or.Reg32(asm.R1, asm.R2),
+		store(natKeyArea+8, asm.R1),
+	)
+}
+
+// emitFragRecord remembers a translated first fragment's rewrite of its
+// address in the fragment map, for its later fragments.
+func emitFragRecord(e *emitter, n *NATPart) {
+	done := e.newLabel("nat.frag_recorded")
+	e.at("nat: a first fragment's translation, for its later fragments")
+	e.emit(
+		load(asm.R1, slotFragment),
+		asm.JNE.Imm32(asm.R1, int32(policy.FragFirst), done),
+	)
+	emitFragKey(e, done)
+	e.emit(
+		load(asm.R1, slotNATAddr),
+		store(natKeyArea+16, asm.R1),
+		load(asm.R1, slotNATRewrite),
+		asm.RSh.Imm32(asm.R1, 16),
+		asm.JNE.Imm32(asm.R1, 0xffff, e.labelAfter(done)),
+		asm.Mov.Imm32(asm.R1, 0), // absent: untranslated
+	)
+	e.label(e.labelAfter(done))
+	e.emit(
+		store(natKeyArea+20, asm.R1),
+		asm.LoadMapPtr(asm.R1, 0).WithReference(n.Fragments.Name),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, int32(natKeyArea)),
+		asm.Mov.Reg(asm.R3, asm.R10),
+		asm.Add.Imm(asm.R3, int32(natKeyArea+16)),
+		asm.Mov.Imm(asm.R4, 0), // BPF_ANY
+		asm.FnMapUpdateElem.Call(),
+	)
+	e.label(done)
+}
+
+// emitLaterFragment emits "nat.later": a later fragment gets the address
+// rewrite its first fragment got; without a record, one that an address
+// of the nat block says may belong to a translated flow is dropped and
+// counted on nat-fragment, others pass untranslated.
+func emitLaterFragment(e *emitter, n *NATPart) {
+	e.label("nat.later")
+	e.at("nat: a later fragment follows its first")
+	e.emit(asm.Mov.Reg(asm.R9, rVerdict))
+	emitFragKey(e, labelCommit)
+	unrecorded := e.newLabel("nat.later_unrecorded")
+	e.emit(
+		asm.Mov.Reg(rVerdict, asm.R9),
+		asm.LoadMapPtr(asm.R1, 0).WithReference(n.Fragments.Name),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, int32(natKeyArea)),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, unrecorded),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+		store(slotNATAddr, asm.R1),
+		asm.LoadMem(asm.R1, asm.R0, 4, asm.Byte),
+		asm.JEq.Imm32(asm.R1, 0, labelCommit), // its first was not translated
+		asm.LSh.Imm32(asm.R1, 16),
+		store(slotNATRewrite, asm.R1),
+		asm.Ja.Label(labelCommit),
+	)
+	e.label(unrecorded)
+	e.at("nat: a later fragment without its first: does it need translation")
+	drop := e.newLabel("nat.later_drop")
+	emitNATAddressMatch(e, n, drop)
+	e.emit(asm.Ja.Label(labelCommit))
+	e.label(drop)
+	e.at("nat: a later fragment of a translated flow without its first: drop, nat-fragment slot %d", n.FragmentSlot)
+	e.emit(
+		storeImm(slotKey, int32(n.FragmentSlot)),
+		asm.Mov.Imm32(asm.R1, int32(artifact.ActionDrop)),
+		store(slotNATVerdict, asm.R1),
+		asm.Ja.Label(labelNATDone),
+	)
+}
+
+// emitNATAddressMatch jumps to match when an address of the packet is one
+// the nat block translates on this interface: on the outside a
+// masquerade's to, a forward's dst or a static outside address as the
+// destination; on the inside a masquerade's src, a forward's to or a
+// static inside address as the source. It clobbers r1.
+func emitNATAddressMatch(e *emitter, n *NATPart, match string) {
+	var src, dst []netip.Addr
+	b := n.Block
+	switch n.Role {
+	case policy.NATOutside:
+		for _, m := range b.Masquerades {
+			dst = append(dst, m.To)
+		}
+		for _, f := range b.Forwards {
+			dst = append(dst, f.Dst)
+		}
+		for _, s := range b.Statics {
+			dst = append(dst, s.Outside)
+		}
+	case policy.NATInside:
+		for _, f := range b.Forwards {
+			src = append(src, f.To)
+		}
+		for _, s := range b.Statics {
+			src = append(src, s.Inside)
+		}
+		for _, m := range b.Masquerades {
+			for _, p := range m.Src {
+				mask := rawMask(p.Bits())
+				e.emit(
+					load(asm.R1, slotSrcAddr),
+					asm.And.Imm32(asm.R1, int32(mask)),
+					asm.JEq.Imm32(asm.R1, int32(uint32(word(p.Addr()))&mask), match),
+				)
+			}
+		}
+	}
+	for _, a := range src {
+		e.emit(load(asm.R1, slotSrcAddr), asm.JEq.Imm32(asm.R1, word(a), match))
+	}
+	for _, a := range dst {
+		e.emit(load(asm.R1, slotDstAddr), asm.JEq.Imm32(asm.R1, word(a), match))
+	}
+}
+
+// rawMask is the mask of an IPv4 prefix of bits bits in the byte order
+// the parser loads addresses in.
+func rawMask(bits int) uint32 {
+	if bits == 0 {
+		return 0
+	}
+	var m [4]byte
+	binary.BigEndian.PutUint32(m[:], uint32(0xffffffff)<<(32-bits))
+	return binary.LittleEndian.Uint32(m[:])
 }

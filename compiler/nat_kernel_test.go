@@ -709,3 +709,108 @@ func TestNATForwardsByTheFIB(t *testing.T) {
 		}
 	})
 }
+
+// fragments returns the two fragments of a UDP datagram from src to dst
+// with IP id id: the first carries the UDP header and 24 bytes, the later
+// one the other 40.
+func fragments(t *testing.T, src, dst netip.AddrPort, id uint16) (first, later []byte) {
+	t.Helper()
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
+	udp := &layers.UDP{SrcPort: layers.UDPPort(src.Port()), DstPort: layers.UDPPort(dst.Port())}
+	if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, ser, udp, gopacket.Payload(bytes.Repeat([]byte{0xa5, 0x3c}, 28))); err != nil {
+		t.Fatal(err)
+	}
+	dgram := buf.Bytes() // 8 + 56 bytes
+	frag := func(off int, body []byte, more bool) []byte {
+		h := *ip
+		h.Id, h.FragOffset = id, uint16(off/8)
+		if more {
+			h.Flags = layers.IPv4MoreFragments
+		}
+		b := gopacket.NewSerializeBuffer()
+		eth := &layers.Ethernet{SrcMAC: peerMAC, DstMAC: hostMAC, EthernetType: layers.EthernetTypeIPv4}
+		if err := gopacket.SerializeLayers(b, ser, eth, &h, gopacket.Payload(body)); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	return frag(0, dgram[:32], true), frag(32, dgram[32:], false)
+}
+
+// ipOf returns the addresses of an IPv4 frame and its IP payload,
+// verifying the header checksum.
+func ipOf(t *testing.T, frame []byte) (src, dst netip.Addr, payload []byte) {
+	t.Helper()
+	ip := frame[14:]
+	hl := int(ip[0]&0xf) * 4
+	if s := sum16(ip[:hl], 0); s != 0xffff {
+		t.Errorf("IPv4 header checksum does not verify (sum %#x)", s)
+	}
+	return netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20])), ip[hl:binary.BigEndian.Uint16(ip[2:])]
+}
+
+func TestNATFragments(t *testing.T) {
+	r := newNATRig(t)
+	c, d := ap("10.0.0.5:40000"), ap("8.8.8.8:53")
+	p := masqPort(t, 17, c, d)
+	first, later := fragments(t, c, d, 0x4242)
+	ret, out1 := r.run(false, first)
+	if ret != xdpPass {
+		t.Fatalf("first fragment: verdict %d", ret)
+	}
+	s1, d1, l4 := ipOf(t, out1)
+	if s1 != masqTo || d1 != d.Addr() || binary.BigEndian.Uint16(l4) != p {
+		t.Errorf("first fragment left as %v:%d -> %v", s1, binary.BigEndian.Uint16(l4), d1)
+	}
+	ret, out2 := r.run(false, later)
+	if ret != xdpPass {
+		t.Fatalf("later fragment: verdict %d", ret)
+	}
+	s2, d2, rest := ipOf(t, out2)
+	if s2 != masqTo || d2 != d.Addr() {
+		t.Errorf("later fragment left as %v -> %v, want from %v", s2, d2, masqTo)
+	}
+	// the datagram they make checks with its translated pseudo-header
+	dgram := append(append([]byte(nil), l4...), rest...)
+	ph := append(append(masqTo.AsSlice(), d.Addr().AsSlice()...), 0, 17, 0, byte(len(dgram)))
+	if v := sum16(dgram, sum16(ph, 0)); v != 0xffff {
+		t.Errorf("the reassembled datagram's UDP checksum does not verify (sum %#x)", v)
+	}
+
+	slot := r.in.Manifest.Counters.Slots[len(r.in.Manifest.Counters.Slots)-1]
+	if slot.Kind != artifact.SlotNATFragment {
+		t.Fatalf("slot %v is not nat-fragment", slot)
+	}
+	_, orphan := fragments(t, c, d, 0x4343)
+	if ret, _ := r.run(false, orphan); ret != xdpDrop {
+		t.Errorf("a later fragment of a masqueraded source without its first: verdict %d, want drop", ret)
+	}
+	if n := r.counter(false, slot.Slot); n != 1 {
+		t.Errorf("nat-fragment counted %d, want 1", n)
+	}
+	// a source no NAT block translates: its fragments pass as they are
+	_, other := fragments(t, ap("192.168.50.1:1000"), d, 0x4444)
+	ret, out := r.run(false, other)
+	if s, _, _ := ipOf(t, out); ret != xdpPass || s != netip.MustParseAddr("192.168.50.1") {
+		t.Errorf("a later fragment of an untranslated source: verdict %d, source %v", ret, s)
+	}
+	// on the outside, the router's own datagram to its masquerade address
+	// is not translated: its first fragment says so to the later ones
+	own := ap("203.0.113.1:9999")
+	first, later = fragments(t, ap("192.0.2.7:53"), own, 0x4545)
+	if ret, _ := r.run(true, first); ret != xdpPass {
+		t.Errorf("an untranslated first fragment: verdict %d", ret)
+	}
+	ret, out = r.run(true, later)
+	if _, dst, _ := ipOf(t, out); ret != xdpPass || dst != own.Addr() {
+		t.Errorf("its later fragment: verdict %d, to %v", ret, dst)
+	}
+	_, orphan = fragments(t, ap("192.0.2.7:53"), own, 0x4646)
+	if ret, _ := r.run(true, orphan); ret != xdpDrop {
+		t.Errorf("a later fragment to the masquerade address without its first: verdict %d, want drop", ret)
+	}
+}

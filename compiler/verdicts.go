@@ -105,7 +105,7 @@ func emitEpilogue(e *emitter, prog *Program) {
 		emitNATDecide(e, prog)
 		emitCommit(e, commitOptions{next: labelNATAlias, assured: ct.Assured.Name, unassured: ct.Unassured.Name, timeouts: ct.Timeouts, nat: true})
 		emitNATAlias(e, prog)
-		emitNATRewrite(e)
+		emitNATRewrite(e, prog.NAT)
 		emitNATForward(e)
 	} else if ct != nil {
 		emitCommit(e, commitOptions{next: labelCount, assured: ct.Assured.Name, unassured: ct.Unassured.Name, timeouts: ct.Timeouts})
