@@ -226,11 +226,9 @@ func emitSubstitute(e *emitter, area int16, lo asm.Register, addr asm.Instructio
 	)
 	e.label(echo)
 	e.emit(
-		load(asm.R2, slotCTKind),
-		asm.JEq.Imm32(asm.R2, int32(conntrack.KindEchoRequest), e.labelAfter(echo)),
-		asm.JNE.Imm32(asm.R2, int32(conntrack.KindEchoReply), done),
+		asm.LoadMem(asm.R2, asm.R10, area+keyFamily+1, asm.Byte),
+		asm.JNE.Imm32(asm.R2, wire.ProtoICMP, done), // an echo's flow, or an error's about one
 	)
-	e.label(e.labelAfter(echo))
 	e.emit(
 		asm.StoreMem(asm.R10, area+keyLoPort, port, asm.Half),
 		asm.StoreMem(asm.R10, area+keyHiPort, port, asm.Half),
@@ -388,8 +386,8 @@ func emitNATDecide(e *emitter, prog *Program) {
 	e.emit(asm.Ja.Label(labelCommit))
 	emitLaterFragment(e, n)
 	e.label("nat.error")
-	e.at("nat: an ICMP error is not translated (its flow's rewrite is not its own)")
-	e.emit(storeImm(slotNATRewrite, absent), asm.Ja.Label(labelCommit))
+	e.at("nat: an ICMP error about a translated flow keeps the rewrite of the packet it carries")
+	e.emit(asm.Ja.Label(labelCommit))
 	e.label("nat.exhausted")
 	e.at("nat: no translated tuple free: drop, nat-exhausted slot %d", n.ExhaustedSlot)
 	e.emit(
@@ -686,6 +684,10 @@ func emitNATRewrite(e *emitter, n *NATPart) {
 		load(asm.R1, slotNATRewrite),
 		asm.JEq.Imm32(asm.R1, absent, untranslated),
 	)
+	e.emit(
+		load(asm.R1, slotCTKind),
+		asm.JEq.Imm32(asm.R1, int32(conntrack.KindICMPError), labelNATError),
+	)
 	emitFragRecord(e, n)
 	emitIPHeader(e, labelNATForward)
 	e.emit(
@@ -803,6 +805,8 @@ func emitNATRewrite(e *emitter, n *NATPart) {
 		csumAdd16(e, asm.R5, false)
 	}, false)
 	e.emit(asm.Ja.Label(labelNATForward))
+
+	emitNATError(e)
 
 	e.label(untranslated)
 	e.at("nat: an untranslated first fragment on a NAT address: its later fragments pass too")
@@ -1149,4 +1153,233 @@ func rawMask(bits int) uint32 {
 	var m [4]byte
 	binary.BigEndian.PutUint32(m[:], uint32(0xffffffff)<<(32-bits))
 	return binary.LittleEndian.Uint32(m[:])
+}
+
+// labelNATError rewrites an ICMP error about a translated flow.
+const labelNATError = "nat.rewrite_error"
+
+// Temporaries of emitNATError, in natKeyArea (dead by then).
+const (
+	errOldAddr  = natKeyArea      // the embedded end's address before
+	errOldCsum  = natKeyArea + 4  // the embedded IPv4 checksum before
+	errOldPort  = natKeyArea + 8  // the embedded port (raw) before
+	errOldL4    = natKeyArea + 12 // the embedded UDP or echo checksum before
+	errProto    = natKeyArea + 16 // the embedded protocol
+	errL4Offset = natKeyArea + 20 // the embedded layer 4's offset
+)
+
+// emitNATError emits labelNATError: an ICMP error whose embedded packet
+// belongs to a translated flow. The tracker's rewrite is the embedded
+// packet's (its end, address and port, as the flow's packets are
+// translated that way): the embedded address and port, its IPv4
+// checksum, its UDP checksum when not 0 or its echo's; the outer ICMP
+// checksum for all of that; and the outer header's opposite end (the
+// error's destination for an embedded source, its source for an embedded
+// destination) when it is the embedded end's old address, with the outer
+// IPv4 checksum. A TCP checksum lies beyond the 8 bytes carried: left.
+func emitNATError(e *emitter) {
+	e.label(labelNATError)
+	e.at("nat: an ICMP error: the packet it carries")
+	emitIPHeader(e, labelNATForward)
+	e.emit(
+		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
+		asm.And.Imm(asm.R1, 0x0f),
+		asm.LSh.Imm(asm.R1, 2),
+		asm.Add.Reg(rL3, asm.R1), // the ICMP header's offset
+		asm.JGT.Imm(rL3, 22+60, labelNATForward),
+		asm.Mov.Reg(asm.R2, rData),
+		asm.Add.Reg(asm.R2, rL3),
+	)
+	guard(e, asm.R2, 8+20, asm.R4, labelNATForward)
+	e.emit(
+		asm.Mov.Reg(asm.R3, asm.R2),
+		asm.Add.Imm(asm.R3, 8), // the embedded IPv4 header
+		asm.LoadMem(asm.R1, asm.R3, 9, asm.Byte),
+		store(errProto, asm.R1),
+		asm.LoadMem(asm.R1, asm.R3, 10, asm.Half),
+		store(errOldCsum, asm.R1),
+		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
+		asm.And.Imm(asm.R1, 0x0f),
+		asm.LSh.Imm(asm.R1, 2),
+		asm.Add.Reg(asm.R1, rL3),
+		asm.Add.Imm(asm.R1, 8),
+		store(errL4Offset, asm.R1),
+	)
+	e.at("nat: an ICMP error: the embedded address and IPv4 checksum")
+	dst, addr := e.newLabel("nat.error_dst"), e.newLabel("nat.error_addr")
+	e.emit(
+		load(asm.R1, slotNATRewrite),
+		asm.RSh.Imm32(asm.R1, 16),
+		asm.JNE.Imm32(asm.R1, natRewriteSource, dst),
+		asm.LoadMem(asm.R4, asm.R3, 12, asm.Word),
+		load(asm.R5, slotNATAddr),
+		asm.StoreMem(asm.R3, 12, asm.R5, asm.Word),
+		asm.Ja.Label(addr),
+	)
+	e.label(dst)
+	e.emit(
+		asm.LoadMem(asm.R4, asm.R3, 16, asm.Word),
+		load(asm.R5, slotNATAddr),
+		asm.StoreMem(asm.R3, 16, asm.R5, asm.Word),
+	)
+	e.label(addr)
+	e.emit(store(errOldAddr, asm.R4))
+	emitCsumUpdate(e, asm.R3, 10, func() {
+		csumAdd32(e, asm.R4, true)
+		csumAdd32(e, asm.R5, false)
+	}, false)
+
+	e.at("nat: an ICMP error: the embedded port and its checksum")
+	icmp, ported, outer := e.newLabel("nat.error_echo"), e.newLabel("nat.error_ports"), e.newLabel("nat.error_outer")
+	e.emit(
+		load(asm.R1, errL4Offset),
+		asm.JGT.Imm(asm.R1, 22+60+8+60, labelNATForward),
+		asm.Mov.Reg(asm.R3, rData),
+		asm.Add.Reg(asm.R3, asm.R1),
+	)
+	guard(e, asm.R3, 8, asm.R4, labelNATForward)
+	e.emit(
+		load(asm.R5, slotNATRewrite),
+		asm.HostTo(asm.BE, asm.R5, asm.Half),
+		asm.And.Imm(asm.R5, 0xffff),
+		load(asm.R1, errProto),
+		asm.JEq.Imm32(asm.R1, wire.ProtoICMP, icmp),
+		asm.JEq.Imm32(asm.R1, wire.ProtoTCP, ported),
+		asm.JNE.Imm32(asm.R1, wire.ProtoUDP, outer),
+	)
+	e.label(ported)
+	portDst, portSet := e.newLabel("nat.error_port_dst"), e.newLabel("nat.error_port_set")
+	e.emit(
+		load(asm.R1, slotNATRewrite),
+		asm.RSh.Imm32(asm.R1, 16),
+		asm.JNE.Imm32(asm.R1, natRewriteSource, portDst),
+		asm.LoadMem(asm.R4, asm.R3, 0, asm.Half),
+		asm.StoreMem(asm.R3, 0, asm.R5, asm.Half),
+		asm.Ja.Label(portSet),
+	)
+	e.label(portDst)
+	e.emit(
+		asm.LoadMem(asm.R4, asm.R3, 2, asm.Half),
+		asm.StoreMem(asm.R3, 2, asm.R5, asm.Half),
+	)
+	e.label(portSet)
+	e.emit(
+		store(errOldPort, asm.R4),
+		asm.LoadMem(asm.R1, asm.R3, 6, asm.Half),
+		store(errOldL4, asm.R1),
+		load(asm.R1, errProto),
+		asm.JNE.Imm32(asm.R1, wire.ProtoUDP, outer), // TCP: its checksum was not carried
+		asm.LoadMem(asm.R1, asm.R3, 6, asm.Half),
+		asm.JEq.Imm32(asm.R1, 0, outer),
+	)
+	emitCsumUpdate(e, asm.R3, 6, func() {
+		csumAdd16(e, asm.R4, true)
+		csumAdd16(e, asm.R5, false)
+		e.emit(load(asm.R4, errOldAddr), load(asm.R5, slotNATAddr))
+		csumAdd32(e, asm.R4, true)
+		csumAdd32(e, asm.R5, false)
+	}, true)
+	e.emit(asm.Ja.Label(outer))
+
+	e.label(icmp)
+	e.emit(
+		asm.LoadMem(asm.R4, asm.R3, 4, asm.Half),
+		asm.StoreMem(asm.R3, 4, asm.R5, asm.Half),
+		store(errOldPort, asm.R4),
+		asm.LoadMem(asm.R1, asm.R3, 2, asm.Half),
+		store(errOldL4, asm.R1),
+	)
+	emitCsumUpdate(e, asm.R3, 2, func() {
+		csumAdd16(e, asm.R4, true)
+		csumAdd16(e, asm.R5, false)
+	}, false)
+
+	e.label(outer)
+	e.at("nat: an ICMP error: its own checksum, for every embedded word changed")
+	emitIPHeader(e, labelNATForward)
+	e.emit(
+		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
+		asm.And.Imm(asm.R1, 0x0f),
+		asm.LSh.Imm(asm.R1, 2),
+		asm.Add.Reg(rL3, asm.R1),
+		asm.JGT.Imm(rL3, 22+60, labelNATForward),
+		asm.Mov.Reg(asm.R2, rData),
+		asm.Add.Reg(asm.R2, rL3),
+	)
+	guard(e, asm.R2, 8+20, asm.R4, labelNATForward)
+	e.emit(
+		load(asm.R1, errL4Offset),
+		asm.JGT.Imm(asm.R1, 22+60+8+60, labelNATForward),
+		asm.Mov.Reg(asm.R5, rData),
+		asm.Add.Reg(asm.R5, asm.R1),
+	)
+	guard(e, asm.R5, 8, asm.R4, labelNATForward)
+	noPort, sum := e.newLabel("nat.error_no_port"), e.newLabel("nat.error_sum")
+	e.emit(asm.Mov.Reg(asm.R9, asm.R5)) // the embedded layer 4
+	emitCsumUpdate(e, asm.R2, 2, func() {
+		e.emit(load(asm.R4, errOldAddr), load(asm.R5, slotNATAddr))
+		csumAdd32(e, asm.R4, true)
+		csumAdd32(e, asm.R5, false)
+		e.emit(load(asm.R4, errOldCsum), asm.LoadMem(asm.R5, asm.R2, 8+10, asm.Half))
+		csumAdd16(e, asm.R4, true)
+		csumAdd16(e, asm.R5, false)
+		e.emit(
+			load(asm.R4, errProto),
+			asm.JEq.Imm32(asm.R4, wire.ProtoICMP, sum),
+			asm.JEq.Imm32(asm.R4, wire.ProtoUDP, sum),
+			asm.JNE.Imm32(asm.R4, wire.ProtoTCP, noPort),
+		)
+		e.label(sum)
+		got := e.newLabel("nat.error_sum_port")
+		e.emit(
+			load(asm.R5, slotNATRewrite),
+			asm.HostTo(asm.BE, asm.R5, asm.Half),
+			asm.And.Imm(asm.R5, 0xffff),
+			load(asm.R4, errOldPort),
+		)
+		csumAdd16(e, asm.R4, true)
+		csumAdd16(e, asm.R5, false)
+		e.emit(
+			load(asm.R4, errProto),
+			asm.JEq.Imm32(asm.R4, wire.ProtoTCP, noPort),
+			asm.Mov.Reg(asm.R5, asm.R9),
+			asm.JEq.Imm32(asm.R4, wire.ProtoICMP, got),
+			asm.LoadMem(asm.R5, asm.R5, 6, asm.Half),
+			asm.Ja.Label(e.labelAfter(got)),
+		)
+		e.label(got)
+		e.emit(asm.LoadMem(asm.R5, asm.R5, 2, asm.Half))
+		e.label(e.labelAfter(got))
+		e.emit(load(asm.R4, errOldL4))
+		csumAdd16(e, asm.R4, true)
+		csumAdd16(e, asm.R5, false)
+		e.label(noPort)
+	}, false)
+
+	e.at("nat: an ICMP error: the outer end that was the embedded one's, and the IPv4 checksum")
+	odst, oaddr := e.newLabel("nat.error_outer_dst"), e.newLabel("nat.error_outer_addr")
+	emitIPHeader(e, labelNATForward)
+	e.emit(
+		load(asm.R4, errOldAddr),
+		load(asm.R5, slotNATAddr),
+		load(asm.R1, slotNATRewrite),
+		asm.RSh.Imm32(asm.R1, 16),
+		asm.JEq.Imm32(asm.R1, natRewriteSource, odst),
+		asm.LoadMem(asm.R1, asm.R3, 12, asm.Word),
+		asm.JNE.Reg32(asm.R1, asm.R4, labelNATForward),
+		asm.StoreMem(asm.R3, 12, asm.R5, asm.Word),
+		asm.Ja.Label(oaddr),
+	)
+	e.label(odst)
+	e.emit(
+		asm.LoadMem(asm.R1, asm.R3, 16, asm.Word),
+		asm.JNE.Reg32(asm.R1, asm.R4, labelNATForward),
+		asm.StoreMem(asm.R3, 16, asm.R5, asm.Word),
+	)
+	e.label(oaddr)
+	emitCsumUpdate(e, asm.R3, 10, func() {
+		csumAdd32(e, asm.R4, true)
+		csumAdd32(e, asm.R5, false)
+	}, false)
+	e.emit(asm.Ja.Label(labelNATForward))
 }

@@ -814,3 +814,85 @@ func TestNATFragments(t *testing.T) {
 		t.Errorf("a later fragment to the masquerade address without its first: verdict %d, want drop", ret)
 	}
 }
+
+// icmpError is an ICMP destination unreachable (port unreachable) from
+// src to dst carrying the IP header and 8 bytes of layer 4 of frame.
+func icmpError(t *testing.T, src, dst netip.Addr, frame []byte) []byte {
+	t.Helper()
+	ip := frame[14:]
+	carried := append([]byte(nil), ip[:int(ip[0]&0xf)*4+8]...)
+	ls := []gopacket.SerializableLayer{
+		&layers.Ethernet{SrcMAC: peerMAC, DstMAC: hostMAC, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()},
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodePort)},
+		gopacket.Payload(carried),
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, ser, ls...); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// errorOf reads an ICMP error frame, verifying its IPv4 and ICMP
+// checksums from scratch, and returns its addresses and what it carries.
+func errorOf(t *testing.T, frame []byte) (src, dst netip.Addr, carried []byte) {
+	t.Helper()
+	src, dst, icmp := ipOf(t, frame)
+	if v := sum16(icmp, 0); v != 0xffff {
+		t.Errorf("ICMP checksum does not verify (sum %#x)", v)
+	}
+	return src, dst, icmp[8:]
+}
+
+// checkError runs an ICMP error through the outside or inside program and
+// checks its outer addresses and that it carries want, byte for byte: the
+// packet as the flow's end sent it before translation.
+func (r *natRig) checkError(outside bool, frame []byte, src, dst string, want []byte) {
+	r.t.Helper()
+	ret, out := r.run(outside, frame)
+	if ret != xdpPass {
+		r.t.Fatalf("ICMP error: verdict %d", ret)
+	}
+	s, d, carried := errorOf(r.t, out)
+	if s != netip.MustParseAddr(src) || d != netip.MustParseAddr(dst) {
+		r.t.Errorf("ICMP error left as %v -> %v, want %s -> %s", s, d, src, dst)
+	}
+	ip := want[14:]
+	want = ip[:int(ip[0]&0xf)*4+8]
+	if !bytes.Equal(carried, want) {
+		r.t.Errorf("the error carries\n% x\nwant\n% x", carried, want)
+	}
+}
+
+func TestNATICMPErrors(t *testing.T) {
+	r := newNATRig(t)
+	router := netip.MustParseAddr("192.0.2.1")
+	c, d := ap("10.0.0.5:40000"), ap("8.8.8.8:53")
+	p := masqPort(t, 17, c, d)
+
+	// an error about a masqueraded datagram goes to the inside host, and
+	// carries the datagram as it sent it
+	sent := flow{proto: "udp", src: c, dst: d}.frame(t)
+	_, translated := r.run(false, sent)
+	r.checkError(true, icmpError(t, router, masqTo, translated), router.String(), c.Addr().String(), sent)
+
+	// the inside host's error about a reply leaves as from the
+	// masquerade's address, about the reply as it was sent
+	reply := flow{proto: "udp", src: d, dst: netip.AddrPortFrom(masqTo, p)}.frame(t)
+	_, delivered := r.run(true, reply)
+	r.checkError(false, icmpError(t, c.Addr(), d.Addr(), delivered), masqTo.String(), d.Addr().String(), reply)
+
+	// the inside server's error about a forwarded segment leaves as from
+	// the forward's public address
+	client := ap("198.51.100.9:5555")
+	syn := flow{proto: "tcp", src: client, dst: ap("203.0.113.1:8080")}.frame(t)
+	_, forwarded := r.run(true, syn)
+	r.checkError(false, icmpError(t, netip.MustParseAddr("10.0.0.5"), client.Addr(), forwarded), "203.0.113.1", client.Addr().String(), syn)
+
+	// an error about an echo, by its identifier
+	ec, ed := ap("10.0.0.8:4660"), ap("1.1.1.1:4660")
+	ping := flow{proto: "icmp", src: ec, dst: ed}.frame(t)
+	_, pinged := r.run(false, ping)
+	r.checkError(true, icmpError(t, router, masqTo, pinged), router.String(), ec.Addr().String(), ping)
+}
