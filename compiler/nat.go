@@ -689,6 +689,7 @@ func emitNATRewrite(e *emitter, n *NATPart) {
 		asm.JEq.Imm32(asm.R1, int32(conntrack.KindICMPError), labelNATError),
 	)
 	emitFragRecord(e, n)
+	emitPartialCheck(e)
 	emitIPHeader(e, labelNATForward)
 	e.emit(
 		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
@@ -768,6 +769,7 @@ func emitNATRewrite(e *emitter, n *NATPart) {
 	e.at("nat: the TCP port and checksum")
 	l4(20)
 	port(0, 2)
+	emitPartialUpdate(e, 16)
 	emitCsumUpdate(e, asm.R3, 16, func() {
 		csumAdd16(e, asm.R4, true)
 		csumAdd16(e, asm.R5, false)
@@ -783,6 +785,7 @@ func emitNATRewrite(e *emitter, n *NATPart) {
 		asm.LoadMem(asm.R1, asm.R3, 6, asm.Half),
 		asm.JEq.Imm32(asm.R1, 0, labelNATForward),
 	)
+	emitPartialUpdate(e, 6)
 	emitCsumUpdate(e, asm.R3, 6, func() {
 		csumAdd16(e, asm.R4, true)
 		csumAdd16(e, asm.R5, false)
@@ -1382,4 +1385,211 @@ func emitNATError(e *emitter) {
 		csumAdd32(e, asm.R5, false)
 	}, false)
 	e.emit(asm.Ja.Label(labelNATForward))
+}
+
+// Slots of the partial-checksum check, in natKeyArea after the fragment
+// key and value.
+const (
+	slotPartial    = natKeyArea + 24 // 1: the TCP or UDP checksum is partial
+	slotSumCursor  = natKeyArea + 28 // offset of the next bytes to sum
+	slotSumEnd     = natKeyArea + 32 // the IP packet's end offset
+	slotSumAcc     = natKeyArea + 36 // the running sum
+	sumChunk       = 512             // bpf_csum_diff's largest size
+	sumChunks      = 7               // 3,584 bytes: any frame of one page
+	maxSumOffset   = 4096
+	partialChecked = 2 // slotPartial when the checksum is full
+)
+
+// emitPartialCheck decides, before the packet is rewritten, whether the
+// checksum of a TCP or UDP packet that is not a fragment is partial
+// (docs/nat.md "Checksums"): it equals the folded pseudo-header sum and
+// the full checksum of the segment does not verify. The segment is summed
+// by bpf_csum_diff in chunks of 512 bytes, then of 256 down to 4, then
+// its last bytes one by one; each step reloads its cursor and sum from
+// the stack, so the verifier meets every step in one state.
+func emitPartialCheck(e *emitter) {
+	done := e.newLabel("nat.partial_done")
+	e.at("nat: is the TCP or UDP checksum partial")
+	e.emit(
+		asm.Mov.Imm32(asm.R1, partialChecked),
+		store(slotPartial, asm.R1),
+		load(asm.R1, slotFragment),
+		asm.JNE.Imm32(asm.R1, int32(policy.FragNone), done),
+		load(asm.R1, slotProto),
+		asm.JEq.Imm32(asm.R1, wire.ProtoTCP, e.labelAfter(done)),
+		asm.JNE.Imm32(asm.R1, wire.ProtoUDP, done),
+	)
+	e.label(e.labelAfter(done))
+	emitIPHeader(e, done)
+	e.emit(be16(asm.R2, asm.R3, 2)...) // total length
+	e.emit(
+		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
+		asm.And.Imm(asm.R1, 0x0f),
+		asm.LSh.Imm(asm.R1, 2),
+		asm.Mov.Reg(asm.R4, rL3),
+		asm.Add.Reg(asm.R4, asm.R2),
+		store(slotSumEnd, asm.R4),
+		asm.Sub.Reg(asm.R2, asm.R1), // layer-4 length
+		asm.Add.Reg(rL3, asm.R1),
+		store(slotSumCursor, rL3),
+	)
+	e.at("nat: the pseudo-header's sum as the packet arrived")
+	e.emit(
+		asm.Mov.Reg(asm.R0, asm.R2),
+		asm.HostTo(asm.BE, asm.R0, asm.Half),
+		asm.And.Imm(asm.R0, 0xffff),
+		load(asm.R4, slotProto),
+		asm.LSh.Imm(asm.R4, 8),
+		asm.Add.Reg(asm.R0, asm.R4),
+		load(asm.R4, slotSrcAddr),
+	)
+	csumAdd32(e, asm.R4, false)
+	e.emit(load(asm.R4, slotDstAddr))
+	csumAdd32(e, asm.R4, false)
+	for range 2 {
+		e.emit(
+			asm.Mov.Reg(asm.R1, asm.R0),
+			asm.RSh.Imm(asm.R1, 16),
+			asm.And.Imm(asm.R0, 0xffff),
+			asm.Add.Reg(asm.R0, asm.R1),
+		)
+	}
+	e.emit(
+		store(slotSumAcc, asm.R0),
+		asm.JGT.Imm(rL3, 22+60, done),
+		asm.Mov.Reg(asm.R3, rData),
+		asm.Add.Reg(asm.R3, rL3),
+	)
+	guard(e, asm.R3, 8, asm.R4, done)
+	udp, field := e.newLabel("nat.partial_udp"), e.newLabel("nat.partial_field")
+	e.emit(
+		load(asm.R1, slotProto),
+		asm.JEq.Imm32(asm.R1, wire.ProtoUDP, udp),
+	)
+	guard(e, asm.R3, 20, asm.R4, done)
+	e.emit(
+		asm.LoadMem(asm.R1, asm.R3, 16, asm.Half),
+		asm.Ja.Label(field),
+	)
+	e.label(udp)
+	e.emit(asm.LoadMem(asm.R1, asm.R3, 6, asm.Half))
+	e.label(field)
+	e.emit(asm.JNE.Reg(asm.R1, asm.R0, done)) // not the pseudo-header's sum: full
+
+	e.at("nat: the segment's full checksum (bpf_csum_diff)")
+	step := func(size int32, next string) {
+		e.emit(
+			load(asm.R1, slotSumCursor),
+			load(asm.R2, slotSumEnd),
+			asm.Sub.Reg(asm.R2, asm.R1),
+			asm.JLT.Imm(asm.R2, size, next),
+			asm.JGT.Imm(asm.R1, maxSumOffset, done),
+			asm.Mov.Reg(asm.R3, rData),
+			asm.Add.Reg(asm.R3, asm.R1),
+		)
+		guard(e, asm.R3, size, asm.R4, done)
+		e.emit(
+			asm.Mov.Imm(asm.R1, 0),
+			asm.Mov.Imm(asm.R2, 0),
+			asm.Mov.Imm(asm.R4, size),
+			load(asm.R5, slotSumAcc),
+			asm.FnCsumDiff.Call(),
+			asm.JSLT.Imm(asm.R0, 0, done),
+			store(slotSumAcc, asm.R0),
+			load(asm.R1, slotSumCursor),
+			asm.Add.Imm(asm.R1, size),
+			store(slotSumCursor, asm.R1),
+		)
+	}
+	for range sumChunks {
+		next := e.newLabel("nat.sum_chunk")
+		step(sumChunk, next)
+		e.label(next)
+	}
+	e.emit(
+		load(asm.R1, slotSumCursor),
+		load(asm.R2, slotSumEnd),
+		asm.Sub.Reg(asm.R2, asm.R1),
+		asm.JGE.Imm(asm.R2, sumChunk, done), // longer than a page: taken as full
+	)
+	for size := int32(sumChunk / 2); size >= 4; size /= 2 {
+		next := e.newLabel("nat.sum_piece")
+		step(size, next)
+		e.label(next)
+	}
+	e.at("nat: the segment's last bytes")
+	fold := e.newLabel("nat.sum_fold")
+	e.emit(
+		load(asm.R1, slotSumCursor),
+		load(asm.R2, slotSumEnd),
+		asm.Sub.Reg(asm.R2, asm.R1),
+		asm.JEq.Imm(asm.R2, 0, fold),
+		asm.JGT.Imm(asm.R1, maxSumOffset, done),
+		asm.Mov.Reg(asm.R3, rData),
+		asm.Add.Reg(asm.R3, asm.R1),
+	)
+	guard(e, asm.R3, 1, asm.R4, done)
+	e.emit(
+		load(asm.R0, slotSumAcc),
+		asm.LoadMem(asm.R4, asm.R3, 0, asm.Byte),
+		asm.Add.Reg(asm.R0, asm.R4),
+		asm.JEq.Imm(asm.R2, 1, e.labelAfter(fold)),
+	)
+	guard(e, asm.R3, 2, asm.R4, done)
+	e.emit(
+		asm.LoadMem(asm.R4, asm.R3, 1, asm.Byte),
+		asm.LSh.Imm(asm.R4, 8),
+		asm.Add.Reg(asm.R0, asm.R4),
+		asm.JEq.Imm(asm.R2, 2, e.labelAfter(fold)),
+	)
+	guard(e, asm.R3, 3, asm.R4, done)
+	e.emit(
+		asm.LoadMem(asm.R4, asm.R3, 2, asm.Byte),
+		asm.Add.Reg(asm.R0, asm.R4),
+	)
+	e.label(e.labelAfter(fold))
+	e.emit(store(slotSumAcc, asm.R0))
+	e.label(fold)
+	e.emit(load(asm.R0, slotSumAcc))
+	for range 3 {
+		e.emit(
+			asm.Mov.Reg(asm.R1, asm.R0),
+			asm.RSh.Imm(asm.R1, 16),
+			asm.And.Imm(asm.R0, 0xffff),
+			asm.Add.Reg(asm.R0, asm.R1),
+		)
+	}
+	e.emit(
+		asm.JEq.Imm(asm.R0, 0xffff, done), // it verifies: full
+		asm.Mov.Imm32(asm.R1, 1),
+		store(slotPartial, asm.R1),
+	)
+	e.label(done)
+}
+
+// emitPartialUpdate updates a partial TCP or UDP checksum at r3+off for
+// the pseudo-header's address only, not complemented (as the kernel's
+// inet_proto_csum_replace4 does for CHECKSUM_PARTIAL), and jumps to
+// labelNATForward; a full one falls through.
+func emitPartialUpdate(e *emitter, off int16) {
+	full := e.newLabel("nat.csum_full")
+	e.emit(
+		load(asm.R1, slotPartial),
+		asm.JNE.Imm32(asm.R1, 1, full),
+		asm.LoadMem(asm.R0, asm.R3, off, asm.Half),
+		load(asm.R4, slotNATScratch),
+		load(asm.R5, slotNATAddr),
+	)
+	csumAdd32(e, asm.R4, true)
+	csumAdd32(e, asm.R5, false)
+	for range 2 {
+		e.emit(
+			asm.Mov.Reg(asm.R1, asm.R0),
+			asm.RSh.Imm(asm.R1, 16),
+			asm.And.Imm(asm.R0, 0xffff),
+			asm.Add.Reg(asm.R0, asm.R1),
+		)
+	}
+	e.emit(asm.StoreMem(asm.R3, off, asm.R0, asm.Half), asm.Ja.Label(labelNATForward))
+	e.label(full)
 }

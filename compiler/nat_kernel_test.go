@@ -896,3 +896,97 @@ func TestNATICMPErrors(t *testing.T) {
 	_, pinged := r.run(false, ping)
 	r.checkError(true, icmpError(t, router, masqTo, pinged), router.String(), ec.Addr().String(), ping)
 }
+
+// pseudoSum is the folded sum of an IPv4 packet's pseudo-header, as a
+// partial checksum holds it (not complemented).
+func pseudoSum(ip []byte) uint16 {
+	hl := int(ip[0]&0xf) * 4
+	ph := append(append([]byte(nil), ip[12:20]...), 0, ip[9])
+	ph = binary.BigEndian.AppendUint16(ph, binary.BigEndian.Uint16(ip[2:])-uint16(hl))
+	return uint16(sum16(ph, 0))
+}
+
+// partial sets frame's TCP or UDP checksum to its pseudo-header's sum, as
+// a sender with checksum offload leaves it for the device.
+func partial(frame []byte) []byte {
+	ip := frame[14:]
+	off := 14 + int(ip[0]&0xf)*4 + 16
+	if ip[9] == 17 {
+		off -= 10
+	}
+	binary.BigEndian.PutUint16(frame[off:], pseudoSum(ip))
+	return frame
+}
+
+func TestNATPartialChecksums(t *testing.T) {
+	r := newNATRig(t)
+	for _, f := range []flow{
+		{proto: "udp", src: ap("10.0.0.5:20003"), dst: ap("8.8.8.8:53")},
+		{proto: "tcp", src: ap("10.0.0.6:20002"), dst: ap("192.0.2.80:443")},
+	} {
+		ret, out := r.run(false, partial(f.frame(t)))
+		if ret != xdpPass {
+			t.Fatalf("%v: verdict %d", f, ret)
+		}
+		ip := out[14:]
+		hl := int(ip[0]&0xf) * 4
+		if s := sum16(ip[:hl], 0); s != 0xffff {
+			t.Errorf("%v: IPv4 checksum does not verify", f)
+		}
+		off := hl + 16
+		if ip[9] == 17 {
+			off = hl + 6
+		}
+		src := netip.AddrFrom4([4]byte(ip[12:16]))
+		sp := binary.BigEndian.Uint16(ip[hl:])
+		if src != masqTo || sp != f.src.Port() {
+			t.Errorf("%v: left from %v:%d", f, src, sp)
+		}
+		if got, want := binary.BigEndian.Uint16(ip[off:]), pseudoSum(ip); got != want {
+			t.Errorf("%v: partial checksum %#04x, want the translated pseudo-header's %#04x", f, got, want)
+		}
+	}
+	// the inside server's partial reply of a forwarded connection
+	client := ap("198.51.100.9:5555")
+	r.expect(true, flow{proto: "tcp", src: client, dst: ap("203.0.113.1:8080")}, client.String(), "10.0.0.5:80")
+	ret, out := r.run(false, partial(flow{proto: "tcp", src: ap("10.0.0.5:80"), dst: client, reply: true}.frame(t)))
+	ip := out[14:]
+	if ret != xdpPass || netip.AddrFrom4([4]byte(ip[12:16])) != masqTo || binary.BigEndian.Uint16(ip[20:]) != 8080 {
+		t.Fatalf("partial reply: verdict %d, from %v:%d", ret, netip.AddrFrom4([4]byte(ip[12:16])), binary.BigEndian.Uint16(ip[20:]))
+	}
+	if got, want := binary.BigEndian.Uint16(ip[20+16:]), pseudoSum(ip); got != want {
+		t.Errorf("partial reply: checksum %#04x, want %#04x", got, want)
+	}
+}
+
+// TestNATFullChecksumLikePartial sends a datagram whose full checksum
+// happens to equal its pseudo-header's sum: it verifies, so it is full,
+// and leaves full.
+func TestNATFullChecksumLikePartial(t *testing.T) {
+	r := newNATRig(t)
+	f := flow{proto: "udp", src: ap("10.0.0.5:20003"), dst: ap("8.8.8.8:53")}
+	frame := partial(f.frame(t))
+	ip := frame[14:]
+	l4 := ip[20:binary.BigEndian.Uint16(ip[2:])]
+	// adjust the payload's first word until the whole verifies
+	ph := append(append([]byte(nil), ip[12:20]...), 0, 17, 0, byte(len(l4)))
+	total := sum16(l4, sum16(ph, 0))
+	w := uint32(binary.BigEndian.Uint16(l4[8:])) + (0xffff - total)
+	for w > 0xffff {
+		w = w&0xffff + w>>16
+	}
+	binary.BigEndian.PutUint16(l4[8:], uint16(w))
+	if v := sum16(l4, sum16(ph, 0)); v != 0xffff || binary.BigEndian.Uint16(l4[6:]) != pseudoSum(ip) {
+		t.Fatalf("could not make the datagram (sum %#x)", v)
+	}
+	ret, out := r.run(false, frame)
+	if ret != xdpPass {
+		t.Fatalf("verdict %d", ret)
+	}
+	ip = out[14:]
+	l4 = ip[20:binary.BigEndian.Uint16(ip[2:])]
+	ph = append(append([]byte(nil), ip[12:20]...), 0, 17, 0, byte(len(l4)))
+	if v := sum16(l4, sum16(ph, 0)); v != 0xffff {
+		t.Errorf("the translated datagram's checksum does not verify (sum %#x): it was taken as partial", v)
+	}
+}

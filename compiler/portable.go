@@ -23,6 +23,7 @@ var helperKernels = map[asm.BuiltinFunc]string{
 	asm.FnRedirectMap:   "4.14",
 	asm.FnRedirect:      "4.8",  // NAT forwarding
 	asm.FnFibLookup:     "4.18", // NAT forwarding
+	asm.FnCsumDiff:      "4.6",  // NAT: partial checksums
 }
 
 // checkPortable returns an error naming the first instruction OldestKernel
