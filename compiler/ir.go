@@ -214,6 +214,12 @@ func (p *Program) String() string {
 	}
 	fmt.Fprintf(&b, "default %s slot %d\n", p.Default, p.DefaultSlot)
 	fmt.Fprintf(&b, "malformed %s slot %d\n", p.Malformed, p.MalformedSlot)
+	if n := p.NAT; n != nil {
+		for _, m := range []*artifact.Map{&n.Alias, &n.Fragments, &n.Settings, &n.Reserved} {
+			writeMap(&b, m)
+		}
+		fmt.Fprintf(&b, "nat %q %s, nat-exhausted slot %d, nat-fragment slot %d\n", n.Block.Name, n.Role, n.ExhaustedSlot, n.FragmentSlot)
+	}
 	return b.String()
 }
 
