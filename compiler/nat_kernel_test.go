@@ -214,8 +214,8 @@ func (r *natRig) counter(outside bool, slot int) uint64 {
 type flow struct {
 	proto    string
 	src, dst netip.AddrPort
-	// reply builds an echo reply, a SYN-ACK.
-	reply bool
+	// reply builds an echo reply, a SYN-ACK; ack a TCP ACK.
+	reply, ack bool
 	// noUDPChecksum sends a UDP datagram with checksum 0.
 	noUDPChecksum bool
 	ttl           uint8
@@ -234,7 +234,7 @@ func (f flow) frame(t *testing.T) []byte {
 	switch f.proto {
 	case "tcp":
 		ip.Protocol = layers.IPProtocolTCP
-		tcp := &layers.TCP{SrcPort: layers.TCPPort(f.src.Port()), DstPort: layers.TCPPort(f.dst.Port()), SYN: true, ACK: f.reply, Seq: 1000, Window: 512}
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(f.src.Port()), DstPort: layers.TCPPort(f.dst.Port()), SYN: !f.ack, ACK: f.reply || f.ack, Seq: 1000, Window: 512}
 		if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
 			t.Fatal(err)
 		}
@@ -400,7 +400,9 @@ func TestNATMasqueradeUDP(t *testing.T) {
 	if n := r.counter(true, slotEstablished); n != 1 {
 		t.Errorf("the reply: established %d times, want 1", n)
 	}
-	checkEntry(t, r, c, d, 17, conntrack.NATSource, masqTo, p)
+	if e := checkEntry(t, r, c, d, 17, conntrack.NATSource, masqTo, p); e.State != conntrack.UDPReplied {
+		t.Errorf("after the reply the entry is %v, want %v", e.State, conntrack.UDPReplied)
+	}
 	checkAlias(t, r, netip.AddrPortFrom(masqTo, p), d, 17, c)
 }
 
@@ -446,6 +448,15 @@ func TestNATMasqueradeTCP(t *testing.T) {
 	c, d := ap("10.0.0.9:20002"), ap("192.0.2.80:443") // the source port fits the range: kept
 	r.expect(false, flow{proto: "tcp", src: c, dst: d}, addrPort(masqTo, 20002), d.String())
 	r.expect(true, flow{proto: "tcp", src: d, dst: netip.AddrPortFrom(masqTo, 20002), reply: true}, d.String(), c.String())
+	ack := flow{proto: "tcp", src: c, dst: d, ack: true}
+	r.expect(false, ack, addrPort(masqTo, 20002), d.String())
+	// established, the entry moved to the assured map: the alias still
+	// leads replies back
+	if e := checkEntry(t, r, c, d, 6, conntrack.NATSource, masqTo, 20002); e.State != conntrack.TCPEstablished {
+		t.Errorf("after the handshake the entry is %v, want %v", e.State, conntrack.TCPEstablished)
+	}
+	r.expect(true, flow{proto: "tcp", src: d, dst: netip.AddrPortFrom(masqTo, 20002), ack: true}, d.String(), c.String())
+	checkAlias(t, r, netip.AddrPortFrom(masqTo, 20002), d, 6, c)
 }
 
 func TestNATMasqueradeEcho(t *testing.T) {
@@ -554,7 +565,7 @@ func TestNATForwardCollision(t *testing.T) {
 
 // checkEntry checks that the table holds the flow c -> d with the
 // translation kind to addr:port.
-func checkEntry(t *testing.T, r *natRig, c, d netip.AddrPort, proto uint8, kind conntrack.NATKind, addr netip.Addr, port uint16) {
+func checkEntry(t *testing.T, r *natRig, c, d netip.AddrPort, proto uint8, kind conntrack.NATKind, addr netip.Addr, port uint16) conntrack.Entry {
 	t.Helper()
 	k, _ := conntrack.NewKey(4, proto, conntrack.Endpoint{Addr: c.Addr(), Port: c.Port()}, conntrack.Endpoint{Addr: d.Addr(), Port: d.Port()})
 	var v []byte
@@ -575,6 +586,7 @@ func checkEntry(t *testing.T, r *natRig, c, d netip.AddrPort, proto uint8, kind 
 	if e.NAT != kind || e.NATAddr != addr.As4() || e.NATPort != port {
 		t.Errorf("entry of %v -> %v: %v %v:%d, want %v %v:%d", c, d, e.NAT, netip.AddrFrom4(e.NATAddr), e.NATPort, kind, addr, port)
 	}
+	return e
 }
 
 func (f flow) String() string { return fmt.Sprintf("%s %v -> %v", f.proto, f.src, f.dst) }
