@@ -77,6 +77,13 @@ nat "edge" {
     to       = "10.0.0.5:80"
   }
 
+  forward "shadow" {
+    proto    = "udp"
+    dst      = "203.0.113.1"
+    dst_port = "20000-20003"
+    to       = "10.0.0.99"
+  }
+
   forward "range" {
     proto    = "udp"
     dst      = "203.0.113.1"
@@ -1001,4 +1008,17 @@ func TestNATFullChecksumLikePartial(t *testing.T) {
 	if v := sum16(l4, sum16(ph, 0)); v != 0xffff {
 		t.Errorf("the translated datagram's checksum does not verify (sum %#x): it was taken as partial", v)
 	}
+}
+
+// TestNATOutsidePrecedence: on the outside, a reply of a masqueraded flow
+// is translated back before any forward, even one whose ports hold the
+// masquerade's; a new flow to those ports is forwarded.
+func TestNATOutsidePrecedence(t *testing.T) {
+	r := newNATRig(t)
+	c, d := ap("10.0.0.5:40000"), ap("8.8.8.8:53")
+	p := masqPort(t, 17, c, d)
+	r.expect(false, flow{proto: "udp", src: c, dst: d}, addrPort(masqTo, p), d.String())
+	r.expect(true, flow{proto: "udp", src: d, dst: netip.AddrPortFrom(masqTo, p)}, d.String(), c.String())
+	stranger := ap("192.0.2.99:1000")
+	r.expect(true, flow{proto: "udp", src: stranger, dst: netip.AddrPortFrom(masqTo, p)}, stranger.String(), addrPort(netip.MustParseAddr("10.0.0.99"), p))
 }
