@@ -226,6 +226,10 @@ type flow struct {
 	// noUDPChecksum sends a UDP datagram with checksum 0.
 	noUDPChecksum bool
 	ttl           uint8
+	// vlan tags the frame; options gives the IPv4 header 4 bytes of
+	// options.
+	vlan    uint16
+	options bool
 }
 
 var natPayload = []byte("translated payload, 33 bytes long")
@@ -237,7 +241,16 @@ func (f flow) frame(t *testing.T) []byte {
 		ttl = 64
 	}
 	ip := &layers.IPv4{Version: 4, TTL: ttl, SrcIP: f.src.Addr().AsSlice(), DstIP: f.dst.Addr().AsSlice(), Id: 99}
-	ls := []gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: peerMAC, DstMAC: hostMAC, EthernetType: layers.EthernetTypeIPv4}, ip}
+	if f.options {
+		ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}
+	}
+	eth := &layers.Ethernet{SrcMAC: peerMAC, DstMAC: hostMAC, EthernetType: layers.EthernetTypeIPv4}
+	ls := []gopacket.SerializableLayer{eth}
+	if f.vlan != 0 {
+		eth.EthernetType = layers.EthernetTypeDot1Q
+		ls = append(ls, &layers.Dot1Q{VLANIdentifier: f.vlan, Type: layers.EthernetTypeIPv4})
+	}
+	ls = append(ls, ip)
 	switch f.proto {
 	case "tcp":
 		ip.Protocol = layers.IPProtocolTCP
@@ -270,7 +283,8 @@ func (f flow) frame(t *testing.T) []byte {
 	}
 	b := buf.Bytes()
 	if f.noUDPChecksum {
-		b[14+20+6], b[14+20+7] = 0, 0
+		l4 := 14 + int(b[14]&0xf)*4
+		b[l4+6], b[l4+7] = 0, 0
 	}
 	return b
 }
@@ -303,6 +317,9 @@ func sum16(b []byte, acc uint32) uint32 {
 // the whole segment.
 func inspect(t *testing.T, frame []byte) seen {
 	t.Helper()
+	if len(frame) > 18 && binary.BigEndian.Uint16(frame[12:]) == 0x8100 {
+		frame = append(append([]byte(nil), frame[:12]...), frame[16:]...)
+	}
 	if len(frame) < 34 || binary.BigEndian.Uint16(frame[12:]) != 0x0800 {
 		t.Fatalf("not an IPv4 frame: % x", frame)
 	}
@@ -1021,4 +1038,22 @@ func TestNATOutsidePrecedence(t *testing.T) {
 	r.expect(true, flow{proto: "udp", src: d, dst: netip.AddrPortFrom(masqTo, p)}, d.String(), c.String())
 	stranger := ap("192.0.2.99:1000")
 	r.expect(true, flow{proto: "udp", src: stranger, dst: netip.AddrPortFrom(masqTo, p)}, stranger.String(), addrPort(netip.MustParseAddr("10.0.0.99"), p))
+}
+
+// TestNATHeaderShapes translates packets whose headers lie elsewhere: a
+// VLAN tag before the IPv4 header, IPv4 options after it, and an ICMP
+// error about a datagram without a UDP checksum.
+func TestNATHeaderShapes(t *testing.T) {
+	r := newNATRig(t)
+	d := ap("8.8.8.8:53")
+	r.expect(false, flow{proto: "udp", src: ap("10.0.0.5:20001"), dst: d, vlan: 42}, addrPort(masqTo, 20001), d.String())
+	r.expect(false, flow{proto: "tcp", src: ap("10.0.0.6:20002"), dst: d, options: true}, addrPort(masqTo, 20002), d.String())
+	r.expect(true, flow{proto: "tcp", src: d, dst: netip.AddrPortFrom(masqTo, 20002), reply: true, options: true}, d.String(), "10.0.0.6:20002")
+
+	sent := flow{proto: "udp", src: ap("10.0.0.7:5353"), dst: d, noUDPChecksum: true}.frame(t)
+	_, translated := r.run(false, sent)
+	if s := inspect(t, translated); s.l4sum != 0 {
+		t.Fatalf("UDP checksum %#x, want none", s.l4sum)
+	}
+	r.checkError(true, icmpError(t, netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("203.0.113.7"), translated), "192.0.2.1", "10.0.0.7", sent)
 }
