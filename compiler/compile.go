@@ -48,9 +48,6 @@ func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*artifact.Arti
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 	}
-	if nb := cfg.NATBindings(p); len(nb) > 0 {
-		return nil, fmt.Errorf("compile policy %q: it is bound to the %s of nat %q, and the compiler does not translate yet", p.Name, nb[0].Role, nb[0].NAT.Name)
-	}
 	prog, err := buildProgram(cfg, p, opts)
 	if err != nil {
 		return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
@@ -74,6 +71,9 @@ func Compile(cfg *policy.Config, p *policy.Policy, opts Options) (*artifact.Arti
 		a.Egress = eg
 		a.Manifest.Egress = eg.Name
 		a.Manifest.Conntrack = &artifact.ConntrackTables{Assured: prog.Conntrack.Assured.Name, Unassured: prog.Conntrack.Unassured.Name}
+	}
+	if n := prog.NAT; n != nil {
+		a.Manifest.NAT = &artifact.NATTables{Alias: n.Alias.Name, Fragments: n.Fragments.Name, Settings: n.Settings.Name, Reserved: n.Reserved.Name}
 	}
 	return a, nil
 }
@@ -121,6 +121,7 @@ func buildProgram(cfg *policy.Config, p *policy.Policy, opts Options) (*Program,
 	}
 	allocateRedirects(prog)
 	allocateConntrack(prog, cfg, p)
+	allocateNAT(prog, cfg, p)
 	orderTests(prog)
 	return prog, nil
 }
@@ -149,8 +150,12 @@ func emitProgram(prog *Program, c Classifier, file string) (asm.Instructions, er
 	opts := xdpParser
 	if ct := prog.Conntrack; ct != nil {
 		opts.next, opts.defaults = labelTrack, trackDefaults
+		to := trackOptions{next: labelClassify, assured: ct.Assured.Name, unassured: ct.Unassured.Name}
+		if n := prog.NAT; n != nil {
+			opts.defaults, to.alias = natDefaults, n.Alias.Name
+		}
 		emitParser(e, opts)
-		emitTrack(e, trackOptions{next: labelClassify, assured: ct.Assured.Name, unassured: ct.Unassured.Name})
+		emitTrack(e, to)
 	} else {
 		emitParser(e, opts)
 	}

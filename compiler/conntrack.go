@@ -259,6 +259,9 @@ type trackOptions struct {
 	next string
 	// assured and unassured name the table's maps.
 	assured, unassured string
+	// alias names the NAT map of a program bound to a NAT interface: a
+	// flow not in the table is looked for through it (emitAliasFallback).
+	alias string
 }
 
 // emitTrack emits the tracker at labelTrack. It reads the metadata area
@@ -343,7 +346,13 @@ func emitTrack(e *emitter, o trackOptions) {
 	)
 
 	emitOrder(e, order)
-	emitLookup(e, o)
+	if o.alias == "" {
+		emitLookup(e, o, "track.live", "track.none")
+	} else {
+		emitLookup(e, o, labelTrackFound, labelTrackAlias)
+		emitFlowTranslation(e)
+		emitAliasFallback(e, o)
+	}
 	emitStatus(e, o)
 }
 
@@ -615,16 +624,16 @@ func mapAndKey(e *emitter, m string) {
 }
 
 // emitLookup looks the key up in the assured map, then the unassured one,
-// and jumps to "track.live" with the first live entry's state, flags and
-// creation time in the tracker's slots, or to "track.none".
-func emitLookup(e *emitter, o trackOptions) {
+// and jumps to live with the first live entry's state, flags and creation
+// time in the tracker's slots (and r0 pointing at it), or to none.
+func emitLookup(e *emitter, o trackOptions, live, none string) {
 	e.at("conntrack: look the flow up, assured first")
 	e.emit(storeImm(slotCTHeld, ctHeldNone))
 	for i, m := range []struct {
 		name string
 		held int32
 	}{{o.assured, ctHeldAssured}, {o.unassured, ctHeldUnassured}} {
-		next := "track.none"
+		next := none
 		if i == 0 {
 			next = e.newLabel("track.unassured")
 		}
@@ -646,7 +655,7 @@ func emitLookup(e *emitter, o trackOptions) {
 			store(slotCTCreated, asm.R1),
 			asm.LoadMem(asm.R1, asm.R0, entCreated+4, asm.Word),
 			store(slotCTCreated-8, asm.R1),
-			asm.Ja.Label("track.live"),
+			asm.Ja.Label(live),
 		)
 		if i == 0 {
 			e.label(next)
@@ -744,6 +753,8 @@ type commitOptions struct {
 	assured, unassured string
 	// timeouts are the policy's, by state.
 	timeouts conntrack.Timeouts
+	// nat: entries carry their translation (slotCTNAT, slotCTNATAddr).
+	nat bool
 }
 
 // emitCommit emits the commit at labelCommit: conntrack.Table.Commit of
@@ -917,11 +928,17 @@ func emitPlace(e *emitter, o commitOptions, place string) {
 		asm.And.Imm32(asm.R3, 0xff00),
 		load(asm.R4, slotCTState),
 		asm.Or.Reg(asm.R3, asm.R4),
-		asm.StoreMem(asm.R10, ctValueArea+entState, asm.R3, asm.Word),
-		asm.StoreImm(asm.R10, ctValueArea+entState+4, 0, asm.Word), // reserved
-		asm.StoreImm(asm.R10, ctValueArea+entState+8, 0, asm.Word),
-		asm.StoreImm(asm.R10, ctValueArea+entState+12, 0, asm.Word),
 	)
+	if o.nat {
+		emitEntryNAT(e)
+	} else {
+		e.emit(
+			asm.StoreMem(asm.R10, ctValueArea+entState, asm.R3, asm.Word),
+			asm.StoreImm(asm.R10, ctValueArea+entState+4, 0, asm.Word), // reserved
+			asm.StoreImm(asm.R10, ctValueArea+entState+8, 0, asm.Word),
+			asm.StoreImm(asm.R10, ctValueArea+entState+12, 0, asm.Word),
+		)
+	}
 	e.at("commit: assured states go to the assured map (conntrack.State.Assured)")
 	unassured := e.newLabel("commit.unassured")
 	e.emit(

@@ -32,6 +32,12 @@ func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) artifact
 		artifact.CounterSlot{Slot: prog.DefaultSlot, Name: "default", Kind: artifact.SlotDefault, Action: prog.Default},
 		artifact.CounterSlot{Slot: prog.MalformedSlot, Name: "malformed", Kind: artifact.SlotMalformed, Action: prog.Malformed},
 	)
+	if n := prog.NAT; n != nil {
+		m.Counters.Slots = append(m.Counters.Slots,
+			artifact.CounterSlot{Slot: n.ExhaustedSlot, Name: "nat-exhausted", Kind: artifact.SlotNATExhausted, Action: artifact.ActionDrop},
+			artifact.CounterSlot{Slot: n.FragmentSlot, Name: "nat-fragment", Kind: artifact.SlotNATFragment, Action: artifact.ActionDrop},
+		)
+	}
 	for _, s := range prog.Sets {
 		sm := artifact.SetMap{
 			Set:         s.Set.Name,
@@ -59,7 +65,11 @@ func buildManifest(cfg *policy.Config, p *policy.Policy, prog *Program) artifact
 	}
 	for _, i := range cfg.Interfaces {
 		if i.Policy == p {
-			m.Interfaces = append(m.Interfaces, artifact.InterfaceBinding{Name: i.Name, Mode: i.Mode.String()})
+			b := artifact.InterfaceBinding{Name: i.Name, Mode: i.Mode.String()}
+			if nb, ok := cfg.NATOf(i.Name); ok {
+				b.NAT, b.NATBlock = nb.Role.String(), nb.NAT.Name
+			}
+			m.Interfaces = append(m.Interfaces, b)
 		}
 	}
 	return m

@@ -19,6 +19,14 @@
 // conntrack's data: its key order, state machine, timeouts and assured
 // states (conntrack.go).
 //
+// A policy bound to a nat block's interface translates IPv4 (docs/nat.md,
+// nat.go): the tracker also finds flows through the NAT map by their
+// translated tuple, and around the commit of a passed packet the program
+// decides a new flow's translation (forward, static, masquerade with
+// package nat's port allocation), records it with the entry and its
+// alias, rewrites the packet with incremental checksums and forwards it
+// by the kernel's FIB when it can.
+//
 // Everything the compiled program shares with its loaders (map kinds and
 // layouts, counter slots, XDP actions, set elements and their keys, the
 // ELF and manifest formats) is package artifact's; the compiler makes its

@@ -29,8 +29,16 @@ func emitEgress(prog *Program, file string) (*artifact.Program, error) {
 	ct := prog.Conntrack
 	e := newEmitter()
 	e.file = file
-	emitParser(e, parserOptions{context: contextSkb, next: labelTrack, malformed: labelEgressReturn, defaults: trackDefaults})
-	emitTrack(e, trackOptions{next: labelCommit, assured: ct.Assured.Name, unassured: ct.Unassured.Name})
+	po := parserOptions{context: contextSkb, next: labelTrack, malformed: labelEgressReturn, defaults: trackDefaults}
+	to := trackOptions{next: labelCommit, assured: ct.Assured.Name, unassured: ct.Unassured.Name}
+	if n := prog.NAT; n != nil {
+		po.defaults, to.alias, to.next = natDefaults, n.Alias.Name, labelEgressNAT
+	}
+	emitParser(e, po)
+	emitTrack(e, to)
+	if prog.NAT != nil {
+		emitEgressNAT(e)
+	}
 	emitCommit(e, commitOptions{egress: true, next: labelEgressReturn, assured: ct.Assured.Name, unassured: ct.Unassured.Name, timeouts: ct.Timeouts})
 	e.label(labelEgressReturn)
 	e.at("egress: the packet goes on (TC_ACT_UNSPEC)")
@@ -38,6 +46,11 @@ func emitEgress(prog *Program, file string) (*artifact.Program, error) {
 	read := map[int16]bool{}
 	for _, s := range trackerReads {
 		read[s] = true
+	}
+	if prog.NAT != nil {
+		for _, s := range natReads {
+			read[s] = true
+		}
 	}
 	name := egressName(prog.Name)
 	insns, err := e.finish(deadStores(read), name)
@@ -60,4 +73,24 @@ func egressName(xdpName string) string {
 		return "xdpc_out"
 	}
 	return name
+}
+
+// labelEgressNAT is where the egress program of a NAT interface decides
+// whether to commit.
+const labelEgressNAT = "egress.nat"
+
+// emitEgressNAT leaves a translated flow's packets alone (docs/nat.md
+// "The egress program"): the host forwarded them after the XDP program
+// of the interface they arrived on translated and committed them, so
+// they carry a translated tuple (found through the NAT map) or are the
+// flow's own in its translated form; committing them again would move the
+// state machine twice or, for a tuple not found, create a second entry.
+func emitEgressNAT(e *emitter) {
+	e.label(labelEgressNAT)
+	e.at("egress: a packet of a translated flow was committed where it arrived")
+	e.emit(
+		load(asm.R1, slotNATRewrite),
+		asm.JNE.Imm32(asm.R1, absent, labelEgressReturn),
+		asm.Ja.Label(labelCommit),
+	)
 }

@@ -36,6 +36,21 @@ type Program struct {
 	// Conntrack is the connection table the program tracks flows in;
 	// nil when no rule matches ct_state.
 	Conntrack *Conntrack
+	// NAT is the part the program plays in a nat block; nil when its
+	// interfaces play none.
+	NAT *NATPart
+}
+
+// NATPart is what a program bound to a NAT interface translates
+// (docs/nat.md): its nat block, the role of its interfaces, the NAT maps
+// shared with the connection table, and its two NAT counter slots.
+type NATPart struct {
+	Block *policy.NAT
+	Role  policy.NATRole
+	// Alias is the NAT map, Fragments the first fragments' translations,
+	// Settings the table's seed, Reserved the ports never allocated.
+	Alias, Fragments, Settings, Reserved artifact.Map
+	ExhaustedSlot, FragmentSlot          int
 }
 
 // Conntrack is what a program that tracks connections needs to know of
@@ -199,6 +214,12 @@ func (p *Program) String() string {
 	}
 	fmt.Fprintf(&b, "default %s slot %d\n", p.Default, p.DefaultSlot)
 	fmt.Fprintf(&b, "malformed %s slot %d\n", p.Malformed, p.MalformedSlot)
+	if n := p.NAT; n != nil {
+		for _, m := range []*artifact.Map{&n.Alias, &n.Fragments, &n.Settings, &n.Reserved} {
+			writeMap(&b, m)
+		}
+		fmt.Fprintf(&b, "nat %q %s, nat-exhausted slot %d, nat-fragment slot %d\n", n.Block.Name, n.Role, n.ExhaustedSlot, n.FragmentSlot)
+	}
 	return b.String()
 }
 

@@ -217,6 +217,11 @@ func unreadStores(prog *Program) map[int16]bool {
 			read[s] = true
 		}
 	}
+	if prog.NAT != nil {
+		for _, s := range natReads {
+			read[s] = true
+		}
+	}
 	return deadStores(read)
 }
 

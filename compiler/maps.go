@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/xdpc/xdpc/artifact"
+	"github.com/xdpc/xdpc/nat"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -19,6 +20,40 @@ const (
 	CTAssuredMap   = "xdpc_ct_assured"
 	CTUnassuredMap = "xdpc_ct_unassrd"
 )
+
+// The NAT maps (docs/nat.md "Data layout"), shared like the connection
+// table's.
+const (
+	NATAliasMap     = "xdpc_nat_alias"
+	NATFragmentsMap = "xdpc_nat_frags"
+	NATSettingsMap  = "xdpc_nat_conf"
+	NATReservedMap  = "xdpc_nat_rsvd"
+)
+
+// allocateNAT describes the NAT part of a policy bound to a NAT
+// interface: its maps (the NAT map as large as the connection table) and
+// the two counter slots after the malformed one.
+func allocateNAT(prog *Program, cfg *policy.Config, p *policy.Policy) {
+	nb := cfg.NATBindings(p)
+	if len(nb) == 0 || prog.Conntrack == nil {
+		return
+	}
+	prog.NAT = &NATPart{
+		Block:         nb[0].NAT,
+		Role:          nb[0].Role,
+		Alias:         artifact.MapNATAlias.Map(NATAliasMap, prog.Conntrack.Assured.MaxEntries),
+		Fragments:     artifact.MapNATFragments.Map(NATFragmentsMap, nat.FragmentEntries),
+		Settings:      artifact.MapNATSettings.Map(NATSettingsMap, 1),
+		Reserved:      artifact.MapNATReserved.Map(NATReservedMap, natReservedEntries),
+		ExhaustedSlot: p.NATExhaustedSlot(),
+		FragmentSlot:  p.NATFragmentSlot(),
+	}
+	prog.Counters = artifact.MapCounters.Map(CounterMap, uint32(prog.NAT.FragmentSlot+1))
+}
+
+// natReservedEntries is the room for reserved ports: the host's listening
+// sockets.
+const natReservedEntries = 4096
 
 // minUnassured is the least room the unassured map gets
 // (docs/conntrack.md): a quarter of the assured map's, at least this.
@@ -171,6 +206,9 @@ func (p *Program) maps() []artifact.Map {
 	}
 	if ct := p.Conntrack; ct != nil {
 		ms = append(ms, ct.Assured, ct.Unassured)
+	}
+	if n := p.NAT; n != nil {
+		ms = append(ms, n.Alias, n.Fragments, n.Settings, n.Reserved)
 	}
 	return ms
 }

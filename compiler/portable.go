@@ -21,6 +21,9 @@ var helperKernels = map[asm.BuiltinFunc]string{
 	asm.FnKtimeGetNs:    "4.1",
 	asm.FnSkbPullData:   "4.9", // TC programs only
 	asm.FnRedirectMap:   "4.14",
+	asm.FnRedirect:      "4.8",  // NAT forwarding
+	asm.FnFibLookup:     "4.18", // NAT forwarding
+	asm.FnCsumDiff:      "4.6",  // NAT: partial checksums
 }
 
 // checkPortable returns an error naming the first instruction OldestKernel

@@ -95,10 +95,19 @@ func emitEpilogue(e *emitter, prog *Program) {
 		next := labelCount
 		if prog.Conntrack != nil && v != artifact.ActionDrop {
 			next = labelCommit
+			if prog.NAT != nil {
+				next = labelNATDecide
+			}
 		}
 		e.emit(asm.Mov.Imm(rVerdict, int32(v)), asm.Ja.Label(next))
 	}
-	if ct := prog.Conntrack; ct != nil {
+	if ct := prog.Conntrack; ct != nil && prog.NAT != nil {
+		emitNATDecide(e, prog)
+		emitCommit(e, commitOptions{next: labelNATAlias, assured: ct.Assured.Name, unassured: ct.Unassured.Name, timeouts: ct.Timeouts, nat: true})
+		emitNATAlias(e, prog)
+		emitNATRewrite(e, prog.NAT)
+		emitNATForward(e)
+	} else if ct != nil {
 		emitCommit(e, commitOptions{next: labelCount, assured: ct.Assured.Name, unassured: ct.Unassured.Name, timeouts: ct.Timeouts})
 	}
 	e.label(labelCount)
@@ -106,6 +115,16 @@ func emitEpilogue(e *emitter, prog *Program) {
 	out := "epilogue.return"
 	emitCounterAdd(e, out)
 	e.label(out)
+	if prog.NAT != nil {
+		ret := "epilogue.not_forwarded"
+		e.at("epilogue: a packet NAT forwarded by the FIB (bpf_redirect)")
+		e.emit(
+			asm.JNE.Imm(rVerdict, natForwarded, ret),
+			asm.Mov.Imm(asm.R0, int32(artifact.ActionRedirect)),
+			asm.Return(),
+		)
+		e.label(ret)
+	}
 	if prog.Redirect != nil {
 		ret := "epilogue.verdict"
 		e.emit(asm.JNE.Imm(rVerdict, int32(artifact.ActionRedirect), ret))

@@ -28,7 +28,9 @@ var processedInsns = regexp.MustCompile(`processed (\d+) insns`)
 // checks the verifier's work stays proportional to the program's size.
 func TestVerifierWork(t *testing.T) {
 	cases := map[string]string{"compiled": compiledPolicy, "tracking": fmt.Sprintf(trackingPolicy, 4096),
-		"tracking-100": trackingRules(100), "tracking-300": trackingRules(300)}
+		"tracking-100": trackingRules(100), "tracking-300": trackingRules(300),
+		"nat-outside": natPolicy, "nat-inside": insideFirst(natPolicy),
+		"nat-inside-64-probes": insideFirst(strings.Replace(natPolicy, `ports = "20000-20003"`, "", 1))}
 	for _, gp := range corpus.Policies(7, 20) {
 		cases[gp.Name] = string(gp.Source)
 	}
@@ -136,4 +138,13 @@ func TestTrackingRulesVerifiedOnce(t *testing.T) {
 	if perInsn > maxRuleWork {
 		t.Errorf("the verifier processed %.2f instructions per rule instruction, want at most %.1f: the rules are verified more than once", perInsn, maxRuleWork)
 	}
+}
+
+// insideFirst is a NAT policy file with its "inside" policy moved first,
+// the one compileSource compiles.
+func insideFirst(src string) string {
+	i := strings.Index(src, "policy \"inside\"")
+	j := strings.Index(src[i:], "\n}\n") + i + 3
+	k := strings.Index(src, "policy \"outside\"")
+	return src[:k] + src[i:j] + "\n" + src[k:i] + src[j:]
 }
