@@ -2,13 +2,16 @@ package routerlab_test
 
 import (
 	"bytes"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/internal/routerlab"
+	"github.com/xdpc/xdpc/nat"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/runtime"
 )
@@ -139,5 +142,78 @@ func TestXDPNAT(t *testing.T) {
 				t.Errorf("translations in the table %v, want 2 source NAT and 1 destination NAT at least", kinds)
 			}
 		})
+	}
+}
+
+// TestXDPNATPortChoice: the kernel allocates the port the reference
+// predicts from the seed apply drew and kept, and skips a port the
+// router's own socket holds once apply has read it.
+func TestXDPNATPortChoice(t *testing.T) {
+	elfs := compileEdge(t)
+	r := routerlab.New(t, routerlab.Options{})
+	addrs := []runtime.NATAddresses{{Block: "edge", Masquerade: []netip.Addr{routerlab.OutsideAddr}}}
+	apply := func() {
+		t.Helper()
+		for _, elf := range elfs {
+			if _, err := r.Apply(elf, addrs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	apply()
+	nt, err := runtime.OpenNAT(r.Opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := nt.Seed()
+	nt.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A source port outside 20000-59999: the hash picks the start.
+	const sport, dport = 5000, 53
+	start, ok := nat.Allocate(nat.Ports{Lo: 20000, Hi: 59999}, sport,
+		nat.Hash(seed, routerlab.ClientAddr, routerlab.ServerAddr, sport, dport, 17), func(uint16) bool { return false })
+	if !ok {
+		t.Fatal("no port predicted")
+	}
+	// The router's own socket on the predicted port, seen by the next apply.
+	var held *net.UDPConn
+	r.Router.Do(t, func() {
+		if held, err = net.ListenUDP("udp4", &net.UDPAddr{Port: int(start)}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer held.Close()
+	apply()
+
+	var srv, cli *net.UDPConn
+	r.Server.Do(t, func() {
+		if srv, err = net.ListenUDP("udp4", &net.UDPAddr{IP: routerlab.ServerAddr.AsSlice(), Port: dport}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer srv.Close()
+	r.Client.Do(t, func() {
+		if cli, err = net.DialUDP("udp4", &net.UDPAddr{IP: routerlab.ClientAddr.AsSlice(), Port: sport}, &net.UDPAddr{IP: routerlab.ServerAddr.AsSlice(), Port: dport}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer cli.Close()
+	if _, err := cli.Write([]byte("query")); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	_, from, err := srv.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := start + 1 // start is reserved
+	if start == 59999 {
+		want = 20000
+	}
+	if from.Addr() != routerlab.OutsideAddr || from.Port() != want {
+		t.Errorf("the server saw %v, want %v:%d (the predicted %d being the router's)", from, routerlab.OutsideAddr, want, start)
 	}
 }
