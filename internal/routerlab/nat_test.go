@@ -51,7 +51,7 @@ nat "edge" {
 
 // compileEdge compiles both parts of edgePolicy; it skips the test while
 // the compiler does not translate.
-func compileEdge(t *testing.T) [][]byte {
+func compileEdge(t testing.TB) [][]byte {
 	t.Helper()
 	cfg, diags := policy.Load("edge.hcl", []byte(edgePolicy), policy.LoadOptions{})
 	if diags.HasErrors() {

@@ -102,7 +102,7 @@ policy "open" {
 	}
 }
 
-func needNFT(t *testing.T) {
+func needNFT(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("nft is not installed")
