@@ -32,6 +32,12 @@ type ApplyOptions struct {
 	// is attached: EgressAuto (the default, ""), EgressTCX or
 	// EgressClsact. Auto keeps the mechanism an interface already has.
 	Egress string
+	// NAT are the outside addresses of the policy's nat blocks, when the
+	// caller has the policy: the reserved ports are those of the host's
+	// sockets on the masquerade addresses (on every address when NAT is
+	// nil), and apply warns about outside addresses the outside
+	// interface does not have.
+	NAT []NATAddresses
 }
 
 // ApplyReport says what Apply did.
@@ -110,7 +116,7 @@ func Apply(elf []byte, opts ApplyOptions) (*ApplyReport, error) {
 			return nil, err
 		}
 	}
-	rep, err := apply(l, elf, spec, m, bindings, opts.Egress)
+	rep, err := apply(l, elf, spec, m, bindings, opts.Egress, opts.NAT)
 	if err != nil {
 		if pending != nil {
 			pending.discard()
@@ -204,7 +210,7 @@ func (c *change) close() {
 
 // apply does the work of Apply under the lock; egress is the requested
 // mechanism of the egress attachments.
-func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest, bindings []artifact.InterfaceBinding, egress string) (*ApplyReport, error) {
+func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest, bindings []artifact.InterfaceBinding, egress string, natAddrs []NATAddresses) (*ApplyReport, error) {
 	rep := &ApplyReport{Policy: m.Policy, Hash: m.Hash}
 	if err := ensureBPFFS(l.pinRoot); err != nil {
 		return nil, err
@@ -237,11 +243,27 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest
 		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
 	}
 	defer table.close()
+	natp, err := planNAT(l, spec, m, table)
+	if err != nil {
+		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
+	}
+	defer natp.close()
 	replacements := kept.replacements
 	if table != nil {
 		rep.Notes = append(rep.Notes, table.notes...)
 		replacements = maps.Clone(kept.replacements)
 		maps.Copy(replacements, table.replacements())
+	}
+	if natp != nil {
+		rep.Notes = append(rep.Notes, natp.notes...)
+		maps.Copy(replacements, natp.replacements())
+		note, err := natp.reserve(natAddrs)
+		if err != nil {
+			return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
+		}
+		if note != "" {
+			rep.Notes = append(rep.Notes, note)
+		}
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: replacements})
 	if err != nil {
@@ -268,6 +290,23 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest
 		}
 		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
 	}
+
+	// The stack forwards what XDP passes: set it up before any
+	// interface translates, and put it back if the apply fails.
+	sysctls, notes, err := setSysctls(l, bindings)
+	if err != nil {
+		if rerr := kept.restoreCounters(coll, prog, false); rerr != nil {
+			err = fmt.Errorf("%w; restoring the counters failed too: %v", err, rerr)
+		}
+		return nil, fmt.Errorf("apply policy %q: %w", m.Policy, err)
+	}
+	rep.Notes = append(rep.Notes, notes...)
+	done := false
+	defer func() {
+		if !done {
+			sysctls.undo()
+		}
+	}()
 
 	for i, c := range changes {
 		note, err := c.attach(l, prog, egressProg, egress)
@@ -299,6 +338,9 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest
 	if err := table.commit(); err != nil {
 		return nil, err
 	}
+	if err := natp.commit(); err != nil {
+		return nil, err
+	}
 	if err := writeJSON(l.keptManifest(m.Policy), m); err != nil {
 		return nil, err
 	}
@@ -310,7 +352,21 @@ func apply(l layout, elf []byte, spec *ebpf.CollectionSpec, m *artifact.Manifest
 		}
 		rep.Attachments = append(rep.Attachments, att)
 	}
+	done = true
 	rep.Notes = append(rep.Notes, leftBehind(l, m.Policy, bindings)...)
+	if natAddrs != nil {
+		notes, err := arpNotes(l, bindings, natAddrs)
+		if err != nil {
+			notes = []string{fmt.Sprintf("warning: check the NAT outside addresses: %v", err)}
+		}
+		rep.Notes = append(rep.Notes, notes...)
+	}
+	// Interfaces that played a part in NAT and no longer do.
+	notes, err = tidyNAT(l)
+	rep.Notes = append(rep.Notes, notes...)
+	if err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("warning: %v", err))
+	}
 	if err := tidyTables(l, table == nil); err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("warning: %v", err))
 	}
@@ -524,6 +580,7 @@ func (c *change) commit(l layout, prog, egressProg *ebpf.Program, m *artifact.Ma
 	att := Attachment{
 		Interface: name, Netns: l.netns, Policy: m.Policy, Hash: m.Hash,
 		Mode: c.mode, Ifindex: c.ifindex, Since: now, Applied: now,
+		NAT: c.binding.NAT,
 	}
 	if c.fresh == nil && !c.old.rec.Since.IsZero() {
 		att.Since = c.old.rec.Since

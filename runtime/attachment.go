@@ -37,6 +37,9 @@ type Attachment struct {
 	// Egress is the TC egress program that records the host's own
 	// traffic for connection tracking; nil when the policy tracks none.
 	Egress *EgressAttachment `json:"egress,omitempty"`
+	// NAT is the interface's part in a nat block, "outside" or "inside";
+	// "" when it plays none.
+	NAT string `json:"nat,omitempty"`
 	// Gone is set by Status when the interface no longer exists (or is no
 	// longer the one attached to): the pins are stale until detach.
 	Gone bool `json:"gone,omitempty"`

@@ -372,8 +372,21 @@ func restore(l layout, p *Pending) error {
 			continue
 		}
 		b := []artifact.InterfaceBinding{{Name: prev.Interface, Mode: prev.Mode}}
-		if _, err := apply(pl, elf, spec, m, b, prev.Egress); err != nil {
+		if i := slices.IndexFunc(m.Interfaces, func(ib artifact.InterfaceBinding) bool { return ib.Name == prev.Interface }); i >= 0 {
+			b[0].NAT, b[0].NATBlock = m.Interfaces[i].NAT, m.Interfaces[i].NATBlock
+		}
+		if _, err := apply(pl, elf, spec, m, b, prev.Egress, nil); err != nil {
 			errs = append(errs, fmt.Errorf("restore %s: %w", prev.Interface, err))
+		}
+	}
+	// A rollback to no NAT gives the host its sysctls back.
+	seen := map[string]bool{}
+	for _, prev := range p.Previous {
+		if !seen[prev.Netns] {
+			seen[prev.Netns] = true
+			if _, err := tidyNAT(l.withNetns(prev.Netns)); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if err := gcMaps(l); err != nil {

@@ -14,6 +14,23 @@ import (
 // was detached. While an apply awaits confirmation and its process waits,
 // Detach returns ErrPending and changes nothing.
 func Detach(opts Options, ifname string) ([]Attachment, error) {
+	r, err := DetachReport(opts, ifname)
+	if r == nil {
+		return nil, err
+	}
+	return r.Detached, err
+}
+
+// DetachResult says what DetachReport did.
+type DetachResult struct {
+	Detached []Attachment
+	// Notes say what was given back to the host: the sysctls a NAT
+	// deployment had set, restored with its last interface.
+	Notes []string
+}
+
+// DetachReport is Detach, saying also what it gave back to the host.
+func DetachReport(opts Options, ifname string) (*DetachResult, error) {
 	l := opts.layout()
 	if err := checkNetns(l); err != nil {
 		return nil, err
@@ -51,14 +68,26 @@ func Detach(opts Options, ifname string) ([]Attachment, error) {
 			return nil, err
 		}
 	}
-	var done []Attachment
+	res := &DetachResult{}
+	var errs []error
 	for _, t := range targets {
 		if err := detachOne(l.withNetns(t.Netns), t.Interface); err != nil {
-			return done, err
+			return res, err
 		}
-		done = append(done, t)
+		res.Detached = append(res.Detached, t)
 	}
-	return done, errors.Join(gcMaps(l), gcTables(l))
+	seen := map[string]bool{}
+	for _, t := range res.Detached {
+		if seen[t.Netns] {
+			continue
+		}
+		seen[t.Netns] = true
+		notes, err := tidyNAT(l.withNetns(t.Netns))
+		res.Notes = append(res.Notes, notes...)
+		errs = append(errs, err)
+	}
+	errs = append(errs, gcMaps(l), gcTables(l))
+	return res, errors.Join(errs...)
 }
 
 // detachOne detaches ifname's link and egress program and removes their

@@ -19,7 +19,13 @@
 // egress program attached beside (a tcx link, or a clsact qdisc and a BPF
 // filter on kernels before 6.6) and the network namespace's connection
 // table in place of its own maps, kept across applies and migrated when
-// its layout changes. Status, Stats, Detach, SetAdd, SetDel, SetList,
+// its layout changes. A policy with NAT gets the namespace's NAT table
+// too (pinned beside the connection table, its port-allocation seed drawn
+// once), its reserved ports filled from the host's sockets (ReservedPorts),
+// the sysctls the stack's forwarding needs set and recorded, and a warning
+// for outside addresses the outside interface lacks; the detach of the
+// last NAT interface restores the sysctls (DetachReport says so). OpenNAT
+// reads the NAT table. Status, Stats, Detach, SetAdd, SetDel, SetList,
 // Confirm, Keep, RollBack, PendingConfirmation, WaitConfirm,
 // ListConntrack and FlushConntrack operate what is applied. Options say
 // where pins and state live (docs/runtime.md describes the layout).
@@ -33,7 +39,8 @@
 // ErrPending, ErrWaiterGone, ErrLocked, ErrNoSuchSet, ErrSetFull,
 // ErrBadElement (an element the policy language would refuse),
 // ErrManifestFormat (state left by a newer xdpc), ErrNoConntrack (a
-// namespace without a connection table), ErrNoEgress and ErrNoTable (a
+// namespace without a connection table), ErrNoNAT (one without a NAT
+// table), ErrNoEgress and ErrNoTable (a
 // TestProgram of a policy that does not track) mark errors callers may
 // want to tell apart; an explicit EgressTCX on a kernel without tcx fails
 // with ebpf.ErrNotSupported, naming the kernel it needs.

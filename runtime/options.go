@@ -40,10 +40,12 @@ type Options struct {
 //	PINROOT/links/NETNS/IFNAME/egress_{link,prog}  its TC egress program (link: tcx only)
 //	PINROOT/maps/POLICY/{counters,set_NAME}   maps kept across applies
 //	PINROOT/conntrack/NETNS/{assured,unassured}  the namespace's connection table
+//	PINROOT/conntrack/NETNS/{nat,nat_fragments,nat_settings,nat_reserved}  its NAT table
 //	STATEDIR/lock                             serialises changes
 //	STATEDIR/links/NETNS/IFNAME/{state.json,artifact.o}
 //	STATEDIR/maps/POLICY/manifest.json        the manifest the kept maps follow
 //	STATEDIR/conntrack/NETNS/table.json       the connection table's layout and map ids
+//	STATEDIR/nat/NETNS/sysctls.json           the sysctls NAT apply changed, and what they were
 //	STATEDIR/pending/                         an apply waiting for confirmation
 type layout struct {
 	pinRoot, stateDir string

@@ -548,12 +548,16 @@ type ConntrackListing struct {
 	Now   uint64
 	Flows []ConntrackFlow
 	Fill  TableFill
+	// NAT is the fill of the NAT map, nil when the namespace has no NAT
+	// table.
+	NAT *MapFill
 	// Removed is how many dead entries were removed first.
 	Removed int
 }
 
 // ListConntrack removes the dead entries of the connection table of
-// opts.Netns and returns its live ones and its fill. It takes no lock.
+// opts.Netns (and dead aliases of its NAT map) and returns its live ones
+// and its fill. It takes no lock.
 func ListConntrack(opts Options) (*ConntrackListing, error) {
 	t, err := OpenConntrack(opts)
 	if err != nil {
@@ -570,6 +574,22 @@ func ListConntrack(opts Options) (*ConntrackListing, error) {
 	if out.Fill, err = t.Fill(); err != nil {
 		return nil, err
 	}
+	nt, err := openNAT(opts.layout())
+	if errors.Is(err, ErrNoNAT) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer nt.Close()
+	if _, err := removeDeadAliases(nt.Aliases); err != nil {
+		return nil, err
+	}
+	n, err := countEntries(nt.Aliases)
+	if err != nil {
+		return nil, fmt.Errorf("count entries of %s: %w", nt.Aliases, err)
+	}
+	out.NAT = &MapFill{Entries: n, MaxEntries: nt.Aliases.MaxEntries()}
 	return out, nil
 }
 
@@ -579,10 +599,14 @@ type ConntrackFlush struct {
 	// Assured and Unassured count the entries removed from each map,
 	// Dead those among them whose time was up.
 	Assured, Unassured, Dead int
+	// NAT says the namespace has a NAT table; Aliases and Fragments
+	// count what was removed from its NAT and fragment maps.
+	NAT                bool
+	Aliases, Fragments int
 }
 
-// FlushConntrack empties the connection table of opts.Netns, under the
-// lock. Programs go on tracking while it does: an entry they make during
+// FlushConntrack empties the connection table of opts.Netns, and the NAT
+// and fragment maps of its NAT table, under the lock. Programs go on tracking while it does: an entry they make during
 // the flush may stay.
 func FlushConntrack(opts Options) (*ConntrackFlush, error) {
 	l := opts.layout()
@@ -622,6 +646,22 @@ func FlushConntrack(opts Options) (*ConntrackFlush, error) {
 				out.Unassured++
 			}
 		}
+	}
+	// The flows are gone: so are their translations.
+	nt, err := openNAT(l)
+	if errors.Is(err, ErrNoNAT) {
+		return out, nil
+	}
+	if err != nil {
+		return out, err
+	}
+	defer nt.Close()
+	out.NAT = true
+	if out.Aliases, err = flushMap(nt.Aliases); err != nil {
+		return out, err
+	}
+	if out.Fragments, err = flushMap(nt.Fragments); err != nil {
+		return out, err
 	}
 	return out, nil
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the tools xdpc's tests use when they are
-# missing: iproute2 (ip link ... xdp obj), python3 (the contract check) and
-# llvm-objdump. Sourced by test.sh and kernels.sh; run as root.
+# missing: iproute2 (ip link ... xdp obj), python3 (the contract check),
+# nftables (the NAT tests' baseline) and llvm-objdump. Sourced by test.sh and kernels.sh; run as root.
 
 # llvm-objdump must be LLVM 18 or later to decode store-immediate
 # instructions: llvm-19 on Debian 12, llvm-18 where that is what there is.
@@ -13,6 +13,7 @@ install_test_tools() {
   local need=("$@")
   command -v ip >/dev/null || need+=(iproute2)
   command -v python3 >/dev/null || need+=(python3)
+  command -v nft >/dev/null || need+=(nftables)
   if ((${#need[@]})) || ! have_objdump; then
     echo "installing test tools: ${need[*]} llvm"
     apt-get update -qq

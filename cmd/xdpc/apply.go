@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/runtime"
 )
 
@@ -54,7 +55,7 @@ rolled back with --confirm) first.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			in := holdInterruptions(c.ErrOrStderr())
 			defer in.stop()
-			elf, source, err := readPolicyOrArtifact(c, args[0], &pf)
+			elf, source, natAddrs, err := readPolicyOrArtifact(c, args[0], &pf)
 			if err != nil {
 				return err
 			}
@@ -62,7 +63,7 @@ rolled back with --confirm) first.`,
 				return in.exitAfter(sig, "nothing applied")
 			}
 			start := time.Now()
-			rep, err := runtime.Apply(elf, runtime.ApplyOptions{Options: rf.options(), Confirm: confirm, Egress: egress})
+			rep, err := runtime.Apply(elf, runtime.ApplyOptions{Options: rf.options(), Confirm: confirm, Egress: egress, NAT: natAddrs})
 			if err != nil {
 				return applyError(c, err, source)
 			}
@@ -127,18 +128,39 @@ func waitConfirm(c *cobra.Command, opts runtime.Options, p *runtime.Pending, d t
 }
 
 // readPolicyOrArtifact returns the artifact at path, or compiles the
-// policy there; source is the policy file when it compiled one.
-func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) (elf []byte, source string, err error) {
+// policy there; source is the policy file and natAddrs the outside
+// addresses of its nat blocks when it compiled one.
+func readPolicyOrArtifact(c *cobra.Command, path string, pf *policyFlags) (elf []byte, source string, natAddrs []runtime.NATAddresses, err error) {
 	elf, err = readArtifact(c, path, pf)
 	if err != nil || elf != nil {
-		return elf, "", err
+		return elf, "", nil, err
 	}
 	cfg, p, err := loadPolicy(c, path, pf)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	elf, _, err = compilePolicy(c, cfg, p)
-	return elf, path, err
+	return elf, path, natAddresses(cfg), err
+}
+
+// natAddresses are the outside addresses of the policy file's nat
+// blocks, for apply's reserved ports and ARP check.
+func natAddresses(cfg *policy.Config) []runtime.NATAddresses {
+	out := []runtime.NATAddresses{}
+	for _, n := range cfg.NATs {
+		a := runtime.NATAddresses{Block: n.Name}
+		for _, m := range n.Masquerades {
+			a.Masquerade = append(a.Masquerade, m.To)
+		}
+		for _, f := range n.Forwards {
+			a.Forward = append(a.Forward, f.Dst)
+		}
+		for _, s := range n.Statics {
+			a.Static = append(a.Static, s.Outside)
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // readArtifact returns the artifact at path, or nil when path holds no

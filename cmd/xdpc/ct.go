@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,8 +45,11 @@ direction (initiator first): protocol, endpoints (an ICMP echo's identifier
 as "id N"), state, how long it lives without another packet, and flags:
 assured (held in the assured map), egress (created by a packet the host
 sent), picked-up (a connection the host was already in when tracking began).
-A last line says how full both maps are. --json prints one object: the
-namespace, the fill of each map and the flows.`,
+A translated flow (NAT) ends in "via ADDR:PORT", what its originator's end
+became (source NAT), or "to ADDR:PORT", what its responder's end became
+(destination NAT). A last line says how full both maps are. --json prints one
+object: the namespace, the fill of each map and the flows (nat, nat_addr and
+nat_port for a translated one).`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			ls, err := runtime.ListConntrack(rf.options())
@@ -78,7 +82,8 @@ func newCTFlushCommand() *cobra.Command {
 		Long: `Remove every entry of the connection table, and say how many went. The
 programs go on tracking meanwhile: a packet that passes during the flush
 may leave its entry. Connections that were open count as new again; the
-host's own TCP connections are picked up again by its next segment.`,
+host's own TCP connections are picked up again by its next segment. Where
+NAT translates, the NAT map's aliases and the fragment map go too.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			in := holdInterruptions(c.ErrOrStderr())
@@ -96,7 +101,11 @@ host's own TCP connections are picked up again by its next segment.`,
 			if fl.Dead > 0 {
 				msg += fmt.Sprintf("; %d of them dead", fl.Dead)
 			}
-			fmt.Fprintln(c.OutOrStdout(), msg+")")
+			msg += ")"
+			if fl.NAT {
+				msg += fmt.Sprintf(", and %s and %s from the NAT table", count(fl.Aliases, "alias", "aliases"), count(fl.Fragments, "fragment record", "fragment records"))
+			}
+			fmt.Fprintln(c.OutOrStdout(), msg)
 			if sig := in.came(); sig != nil {
 				return in.exitAfter(sig, "came while flushing; the flush was completed")
 			}
@@ -146,16 +155,51 @@ func hasPorts(p uint8) bool { return p == wire.ProtoTCP || p == wire.ProtoUDP }
 
 func isEcho(p uint8) bool { return p == wire.ProtoICMP || p == wire.ProtoICMPv6 }
 
-// flowText is a flow's endpoints in its original direction.
+// flowText is a flow's endpoints in its original direction, and its
+// translation: "via" the address and port the originator's end becomes
+// (source NAT), "to" those the responder's end becomes (destination NAT).
 func flowText(f runtime.ConntrackFlow) string {
 	from, to := f.Original()
+	var s string
 	switch {
 	case hasPorts(f.Key.Proto):
-		return fmt.Sprintf("%s -> %s", from, to)
+		s = fmt.Sprintf("%s -> %s", from, to)
 	case isEcho(f.Key.Proto):
-		return fmt.Sprintf("%s -> %s id %d", from.Addr, to.Addr, from.Port)
+		s = fmt.Sprintf("%s -> %s id %d", from.Addr, to.Addr, from.Port)
+	default:
+		s = fmt.Sprintf("%s -> %s", from.Addr, to.Addr)
 	}
-	return fmt.Sprintf("%s -> %s", from.Addr, to.Addr)
+	if ep, ok := natEndpoint(f); ok {
+		word := "via"
+		if f.Entry.NAT == conntrack.NATDestination {
+			word = "to"
+		}
+		s += " " + word + " " + endpointText(f.Key.Proto, ep)
+	}
+	return s
+}
+
+// natEndpoint is what the flow's rewritten end becomes; false when the
+// flow is not translated. No translation gives 0.0.0.0: an entry with
+// that address counts as untranslated whatever its kind byte holds
+// (tracking programs that do not translate have left 1 there).
+func natEndpoint(f runtime.ConntrackFlow) (conntrack.Endpoint, bool) {
+	addr := netip.AddrFrom4(f.Entry.NATAddr)
+	if (f.Entry.NAT != conntrack.NATSource && f.Entry.NAT != conntrack.NATDestination) || addr.IsUnspecified() {
+		return conntrack.Endpoint{}, false
+	}
+	return conntrack.Endpoint{Addr: addr, Port: f.Entry.NATPort}, true
+}
+
+// endpointText is an endpoint as ct list shows it for the protocol.
+func endpointText(proto uint8, ep conntrack.Endpoint) string {
+	switch {
+	case hasPorts(proto):
+		return ep.String()
+	case isEcho(proto):
+		return fmt.Sprintf("%s id %d", ep.Addr, ep.Port)
+	}
+	return ep.Addr.String()
 }
 
 // flagWords are a flow's flags as ct list shows them.
@@ -209,6 +253,9 @@ func writeListing(out io.Writer, ls *runtime.ConntrackListing) error {
 	line := fmt.Sprintf("%s in %s; assured map %d of %d, unassured map %d of %d",
 		count(len(ls.Flows), "flow", "flows"), tableName(ls.Netns),
 		ls.Fill.Assured.Entries, ls.Fill.Assured.MaxEntries, ls.Fill.Unassured.Entries, ls.Fill.Unassured.MaxEntries)
+	if ls.NAT != nil {
+		line += fmt.Sprintf(", NAT map %d of %d", ls.NAT.Entries, ls.NAT.MaxEntries)
+	}
 	if ls.Removed > 0 {
 		line += fmt.Sprintf("; removed %s", count(ls.Removed, "dead entry", "dead entries"))
 	}
@@ -221,6 +268,8 @@ type ctListing struct {
 	Netns     string           `json:"netns"`
 	Assured   *runtime.MapFill `json:"assured,omitempty"`
 	Unassured *runtime.MapFill `json:"unassured,omitempty"`
+	// NAT is the NAT map's fill where NAT translates.
+	NAT *runtime.MapFill `json:"nat,omitempty"`
 	// Removed counts the dead entries removed before the listing.
 	Removed int      `json:"removed_dead"`
 	Flows   []ctFlow `json:"flows"`
@@ -242,10 +291,16 @@ type ctFlow struct {
 	Map      string `json:"map"`
 	Egress   bool   `json:"egress"`
 	PickedUp bool   `json:"picked_up"`
+	// NAT is the flow's translation, "snat" or "dnat" (absent when
+	// none): the originator's end (snat) or the responder's (dnat)
+	// becomes NATAddr and NATPort (an echo's identifier).
+	NAT     string `json:"nat,omitempty"`
+	NATAddr string `json:"nat_addr,omitempty"`
+	NATPort uint16 `json:"nat_port,omitempty"`
 }
 
 func jsonListing(ls *runtime.ConntrackListing) ctListing {
-	out := ctListing{Netns: ls.Netns, Assured: &ls.Fill.Assured, Unassured: &ls.Fill.Unassured, Removed: ls.Removed, Flows: []ctFlow{}}
+	out := ctListing{Netns: ls.Netns, Assured: &ls.Fill.Assured, Unassured: &ls.Fill.Unassured, NAT: ls.NAT, Removed: ls.Removed, Flows: []ctFlow{}}
 	for _, f := range ls.Flows {
 		from, to := f.Original()
 		jf := ctFlow{
@@ -262,6 +317,9 @@ func jsonListing(ls *runtime.ConntrackListing) ctListing {
 		}
 		if f.Assured {
 			jf.Map = "assured"
+		}
+		if ep, ok := natEndpoint(f); ok {
+			jf.NAT, jf.NATAddr, jf.NATPort = f.Entry.NAT.String(), ep.Addr.String(), ep.Port
 		}
 		out.Flows = append(out.Flows, jf)
 	}

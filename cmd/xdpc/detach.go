@@ -35,9 +35,16 @@ back.`,
 			}
 			in := holdInterruptions(c.ErrOrStderr())
 			defer in.stop()
-			done, err := runtime.Detach(rf.options(), ifname)
-			for _, a := range done {
-				fmt.Fprintf(c.OutOrStdout(), "detached policy %q from %s\n", a.Policy, ifaceName(a))
+			res, err := runtime.DetachReport(rf.options(), ifname)
+			var done []runtime.Attachment
+			if res != nil {
+				done = res.Detached
+				for _, a := range done {
+					fmt.Fprintf(c.OutOrStdout(), "detached policy %q from %s\n", a.Policy, ifaceName(a))
+				}
+				for _, n := range res.Notes {
+					fmt.Fprintln(c.ErrOrStderr(), "xdpc:", n)
+				}
 			}
 			if err != nil {
 				return confirmationError(err)

@@ -22,6 +22,7 @@
 package livegen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,14 @@ type Options struct {
 	// BatchSize is how many frames the kernel makes and transmits at a
 	// time; 0 is the kernel's default (64).
 	BatchSize uint32
+	// Fresh makes every frame a fresh copy of Frame. Within one test run
+	// the kernel recycles the pages of the frames it made (as many as a
+	// batch) without copying Frame into them again, so that what a
+	// receiver wrote into a frame is what a later one carries: the stack
+	// forwarding a frame an XDP program passed rewrites its Ethernet
+	// header and TTL in place, and NAT its addresses. Fresh runs one
+	// batch per run, at the cost of a system call per batch.
+	Fresh bool
 }
 
 // Result is what a run sent.
@@ -127,6 +136,9 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 	return res, err
 }
 
+// defaultBatch is the kernel's batch size in live-frames mode.
+const defaultBatch = 64
+
 // send runs prog in slices of about sliceTarget each, sized by the
 // slices before.
 func send(ctx context.Context, prog *ebpf.Program, ifindex int, opts Options) (Result, error) {
@@ -142,6 +154,9 @@ func send(ctx context.Context, prog *ebpf.Program, ifindex int, opts Options) (R
 			break
 		}
 		n := min(repeat, opts.Frames-res.Sent)
+		if opts.Fresh {
+			n = min(uint64(cmp.Or(opts.BatchSize, defaultBatch)), opts.Frames-res.Sent)
+		}
 		_, err := prog.Run(&ebpf.RunOptions{
 			Data:      opts.Frame,
 			Context:   md,
