@@ -681,6 +681,8 @@ func emitNATRewrite(e *emitter, n *NATPart) {
 	e.at("nat: rewrite the packet")
 	untranslated := e.newLabel("nat.untranslated")
 	e.emit(
+		asm.Mov.Imm32(asm.R1, partialChecked), // until emitPartialCheck says otherwise
+		store(slotPartial, asm.R1),
 		load(asm.R1, slotNATRewrite),
 		asm.JEq.Imm32(asm.R1, absent, untranslated),
 	)
@@ -902,8 +904,8 @@ const (
 // passed is forwarded by XDP when the FIB resolves its new destination to
 // a neighbour: new MAC addresses, TTL one lower (and its checksum),
 // bpf_redirect to the route's device; anything else (a redirect verdict,
-// a VLAN tag, TTL 1 or less, any lookup result but success) goes on as
-// decided, to the stack. Then the verdict is counted.
+// a VLAN tag, TTL 1 or less, a partial checksum, any lookup result but
+// success) goes on as decided, to the stack. Then the verdict is counted.
 func emitNATForward(e *emitter) {
 	e.label(labelNATForward)
 	e.at("nat: forward a translated packet by the FIB")
@@ -916,6 +918,11 @@ func emitNATForward(e *emitter) {
 		asm.JNE.Imm32(asm.R1, absent, labelNATDone),
 		load(asm.R1, slotTTL),
 		asm.JLE.Imm32(asm.R1, 1, labelNATDone),
+		// A partial checksum is completed by the device the stack sends
+		// the packet out of; a redirected frame carries no offload state
+		// and would leave unfinished.
+		load(asm.R1, slotPartial),
+		asm.JEq.Imm32(asm.R1, 1, labelNATDone),
 	)
 	for off := int16(0); off < fibSize; off += 4 {
 		e.emit(asm.StoreImm(asm.R10, fibArea+off, 0, asm.Word))

@@ -105,7 +105,7 @@ policy "open" {
 func needNFT(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("nft is not installed")
+		t.Fatal("nft is not installed: scripts/test.sh installs nftables (scripts/test-tools.sh)")
 	}
 }
 
