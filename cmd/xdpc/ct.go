@@ -180,9 +180,8 @@ func flowText(f runtime.ConntrackFlow) string {
 }
 
 // natEndpoint is what the flow's rewritten end becomes; false when the
-// flow is not translated. No translation gives 0.0.0.0: an entry with
-// that address counts as untranslated whatever its kind byte holds
-// (tracking programs that do not translate have left 1 there).
+// flow is not translated. No translation gives 0.0.0.0, so an entry with
+// that address counts as untranslated whatever its kind byte holds.
 func natEndpoint(f runtime.ConntrackFlow) (conntrack.Endpoint, bool) {
 	addr := netip.AddrFrom4(f.Entry.NATAddr)
 	if (f.Entry.NAT != conntrack.NATSource && f.Entry.NAT != conntrack.NATDestination) || addr.IsUnspecified() {
