@@ -969,11 +969,47 @@ func emitPlace(e *emitter, o commitOptions, place string) {
 		mapAndKey(e, m)
 		e.emit(asm.FnMapDeleteElem.Call(), asm.Ja.Label(done))
 	}
+	// inPlace overwrites the entry the map already holds for the key
+	// (slotCTHeld says it held one when the tracker looked) with the one
+	// built, through the pointer a lookup returns, and goes on to after:
+	// an update would take a fresh element and free the old one on every
+	// packet, which in the LRU map costs more than the rest of the commit.
+	// A key the map no longer holds goes to the update.
+	inPlace := func(m string, held int32, after string) {
+		upd := e.newLabel("commit.update")
+		e.emit(
+			load(asm.R1, slotCTHeld),
+			asm.JSet.Imm32(asm.R1, held, e.labelAfter(upd)),
+			asm.Ja.Label(upd),
+		)
+		e.label(e.labelAfter(upd))
+		mapAndKey(e, m)
+		e.emit(
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, upd),
+		)
+		// The expiry last: a reader on another CPU that finds the entry
+		// live in it finds the rest written before it (on x86; the
+		// update this replaces was atomic).
+		for _, off := range []int16{8, 16, 24, entExpires} {
+			e.emit(
+				asm.LoadMem(asm.R1, asm.R10, ctValueArea+off, asm.DWord),
+				asm.StoreMem(asm.R0, off, asm.R1, asm.DWord),
+			)
+		}
+		e.emit(asm.Ja.Label(after))
+		e.label(upd)
+	}
+	assuredPlaced, unassuredPlaced := e.newLabel("commit.assured_placed"), e.newLabel("commit.unassured_placed")
+	inPlace(o.assured, ctHeldAssured, assuredPlaced)
 	update(o.assured)
 	e.emit(asm.JNE.Imm(asm.R0, 0, unassured)) // full: the unassured map keeps it
+	e.label(assuredPlaced)
 	remove(o.unassured, ctHeldUnassured)
 	e.label(unassured)
 	e.at("commit: other states, and assured ones the assured map has no room for, to the unassured map")
+	inPlace(o.unassured, ctHeldUnassured, unassuredPlaced)
 	update(o.unassured)
+	e.label(unassuredPlaced)
 	remove(o.assured, ctHeldAssured)
 }

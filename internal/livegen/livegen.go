@@ -63,6 +63,11 @@ type Options struct {
 	// header and TTL in place, and NAT its addresses. Fresh runs one
 	// batch per run, at the cost of a system call per batch.
 	Fresh bool
+	// Pin runs the sending thread on CPU alone while it sends, so that
+	// what receives the frames (a NAPI thread pinned elsewhere) does not
+	// share its CPU.
+	Pin bool
+	CPU int
 }
 
 // Result is what a run sent.
@@ -129,6 +134,17 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 		ifc, err := net.InterfaceByName(opts.Interface)
 		if err != nil {
 			return fmt.Errorf("live frames: find %s: %w", opts.Interface, err)
+		}
+		if opts.Pin {
+			var was, set unix.CPUSet
+			if err := unix.SchedGetaffinity(0, &was); err != nil {
+				return fmt.Errorf("live frames: CPU affinity: %w", err)
+			}
+			set.Set(opts.CPU)
+			if err := unix.SchedSetaffinity(0, &set); err != nil {
+				return fmt.Errorf("live frames: pin to CPU %d: %w", opts.CPU, err)
+			}
+			defer unix.SchedSetaffinity(0, &was)
 		}
 		res, err = send(ctx, prog, ifc.Index, opts)
 		return err

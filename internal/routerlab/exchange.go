@@ -19,6 +19,10 @@ import (
 // dialler's own, or the one NAT gave it. The whole exchange is bounded by
 // timeout.
 func Exchange(listenNs *nstest.Netns, listen netip.AddrPort, dialNs *nstest.Netns, dial netip.AddrPort, size int, timeout time.Duration) (netip.AddrPort, error) {
+	return exchange(listenNs, listen, dialNs, netip.Addr{}, dial, size, timeout)
+}
+
+func exchange(listenNs *nstest.Netns, listen netip.AddrPort, dialNs *nstest.Netns, local netip.Addr, dial netip.AddrPort, size int, timeout time.Duration) (netip.AddrPort, error) {
 	deadline := time.Now().Add(timeout)
 	var ln net.Listener
 	err := listenNs.Run(func() error {
@@ -53,7 +57,11 @@ func Exchange(listenNs *nstest.Netns, listen netip.AddrPort, dialNs *nstest.Netn
 	var c net.Conn
 	err = dialNs.Run(func() error {
 		var err error
-		c, err = (&net.Dialer{Deadline: deadline}).Dial("tcp4", dial.String())
+		d := &net.Dialer{Deadline: deadline}
+		if local.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: local.AsSlice()}
+		}
+		c, err = d.Dial("tcp4", dial.String())
 		return err
 	})
 	if err != nil {

@@ -5,10 +5,16 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpc/xdpc/internal/livegen"
 )
@@ -158,7 +164,9 @@ func restoreProgram(frame []byte) (*ebpf.Program, error) {
 // ring full: that page's later frames are lost, and counted as such).
 // Unlike Flood it measures a rate: compare rates of one run to
 // another's, interleaved, as ratios.
-func (r *Router) FloodRate(ctx context.Context, frame []byte, frames uint64, d time.Duration) (Flood, error) {
+//
+// The generator runs on cpu when it is not negative.
+func (r *Router) FloodRate(ctx context.Context, frame []byte, frames uint64, d time.Duration, cpu int) (Flood, error) {
 	sink, err := restoreProgram(frame)
 	if err != nil {
 		return Flood{}, err
@@ -176,7 +184,7 @@ func (r *Router) FloodRate(ctx context.Context, frame []byte, frames uint64, d t
 	if err != nil {
 		return Flood{}, err
 	}
-	res, err := livegen.Send(ctx, livegen.Options{Netns: r.Client.Name, Interface: ClientIf, Frame: frame, Frames: frames, Duration: d})
+	res, err := livegen.Send(ctx, livegen.Options{Netns: r.Client.Name, Interface: ClientIf, Frame: frame, Frames: frames, Duration: d, BatchSize: maxBatch, Pin: cpu >= 0, CPU: cpu})
 	if err != nil {
 		return Flood{}, fmt.Errorf("flood from the client: %w", err)
 	}
@@ -186,4 +194,66 @@ func (r *Router) FloodRate(ctx context.Context, frame []byte, frames uint64, d t
 		return Flood{}, err
 	}
 	return Flood{Result: res, Delivered: after.XDPPackets - before.XDPPackets}, nil
+}
+
+// ThreadedNAPI switches the NAPI instances of a veth end to kernel
+// threads of their own (/sys/class/net/NAME/threaded) and pins those
+// threads to cpu. A veth otherwise polls in the softirq of the CPU that
+// queued the frames: the generator's, so that the generator and the
+// router take turns and the generator's cost bounds the rate measured.
+// Threaded and pinned away from the generator (FloodRate's cpu), the
+// router's receive (its XDP program, and the stack behind it) runs
+// beside the generator, and the frames it cannot keep up with overflow
+// its ring (the client's XmitErrors).
+func (r *Router) ThreadedNAPI(e End, cpu int) error {
+	before, err := napiThreads(e.Name)
+	if err != nil {
+		return err
+	}
+	// ip netns exec mounts the namespace's own sysfs.
+	cmd := exec.Command("ip", "netns", "exec", e.Netns.Name, "sh", "-c", "echo 1 > /sys/class/net/"+e.Name+"/threaded")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("threaded NAPI of %s in %s: %w: %s", e.Name, e.Netns.Name, err, strings.TrimSpace(string(out)))
+	}
+	after, err := napiThreads(e.Name)
+	if err != nil {
+		return err
+	}
+	var set unix.CPUSet
+	set.Set(cpu)
+	n := 0
+	for pid := range after {
+		if before[pid] {
+			continue
+		}
+		if err := unix.SchedSetaffinity(pid, &set); err != nil {
+			return fmt.Errorf("pin the NAPI thread %d of %s to CPU %d: %w", pid, e.Name, cpu, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("threaded NAPI of %s in %s: no new NAPI thread", e.Name, e.Netns.Name)
+	}
+	return nil
+}
+
+// napiThreads are the kernel's NAPI threads of interfaces named ifname,
+// in any namespace ("napi/IFNAME-ID"), by pid.
+func napiThreads(ifname string) (map[int]bool, error) {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	pids := map[int]bool{}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "comm"))
+		if err == nil && strings.HasPrefix(string(b), "napi/"+ifname+"-") {
+			pids[pid] = true
+		}
+	}
+	return pids, nil
 }

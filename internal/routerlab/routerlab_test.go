@@ -240,7 +240,7 @@ func TestFloodRate(t *testing.T) {
 				t.Fatal(err)
 			}
 			frame := r.UDPFrame(40000, netip.AddrPortFrom(routerlab.ServerAddr, 9), 18)
-			f, err := r.FloodRate(t.Context(), frame, 200000, time.Second)
+			f, err := r.FloodRate(t.Context(), frame, 200000, time.Second, -1)
 			if err != nil {
 				t.Fatal(err)
 			}
