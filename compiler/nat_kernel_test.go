@@ -1057,3 +1057,33 @@ func TestNATHeaderShapes(t *testing.T) {
 	}
 	r.checkError(true, icmpError(t, netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("203.0.113.7"), translated), "192.0.2.1", "10.0.0.7", sent)
 }
+
+// TestNATErrorsInsideStayInside sends ICMP errors that never crossed the
+// router: an inside router's error about the inside host's datagram
+// before it was masqueraded (carrying the flow's own tuple), and one
+// about the forwarded server's reply before it was translated (carrying
+// the translated tuple). Both go to the inside host unchanged: rewriting
+// them would send them to the router's public address.
+func TestNATErrorsInsideStayInside(t *testing.T) {
+	r := newNATRig(t)
+	router := netip.MustParseAddr("10.0.0.254")
+	c, d := ap("10.0.0.5:40000"), ap("8.8.8.8:53")
+	sent := flow{proto: "udp", src: c, dst: d}.frame(t)
+	r.run(false, sent)
+	e := icmpError(t, router, c.Addr(), sent)
+	if ret, out := r.run(false, e); ret != xdpPass || !bytes.Equal(out, e) {
+		t.Errorf("inside error about the masqueraded flow: verdict %d, left as\n% x\nwant\n% x", ret, out, e)
+	}
+
+	client := ap("198.51.100.9:5555")
+	r.run(true, flow{proto: "tcp", src: client, dst: ap("203.0.113.1:8080")}.frame(t))
+	synAck := flow{proto: "tcp", src: ap("10.0.0.5:80"), dst: client, reply: true}.frame(t)
+	e = icmpError(t, router, netip.MustParseAddr("10.0.0.5"), synAck)
+	if ret, out := r.run(false, e); ret != xdpPass || !bytes.Equal(out, e) {
+		t.Errorf("inside error about the forwarded reply: verdict %d, left as\n% x\nwant\n% x", ret, out, e)
+	}
+	// The reply itself is still translated.
+	if _, out := r.run(false, synAck); bytes.Equal(out, synAck) {
+		t.Error("the forwarded reply left untranslated")
+	}
+}
