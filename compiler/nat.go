@@ -865,6 +865,10 @@ func emitNATRewrite(e *emitter, n *NATPart) {
 		asm.HostTo(asm.BE, asm.R5, asm.Half),
 		asm.And.Imm(asm.R5, 0xffff),
 		asm.LoadMem(asm.R4, asm.R3, 4, asm.Half),
+		// The same identifier is no rewrite: updating for it would turn
+		// a checksum of 0xffff (an all-zero echo) into 0, which does not
+		// verify.
+		asm.JEq.Reg(asm.R4, asm.R5, labelNATForward),
 		asm.StoreMem(asm.R3, 4, asm.R5, asm.Half),
 	)
 	emitCsumUpdate(e, asm.R3, 2, func() {

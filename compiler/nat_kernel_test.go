@@ -1087,3 +1087,46 @@ func TestNATErrorsInsideStayInside(t *testing.T) {
 		t.Error("the forwarded reply left untranslated")
 	}
 }
+
+// TestNATStaticKeepsAnAllZeroEcho sends an echo whose ICMP checksum is
+// 0xffff (identifier, sequence and payload all zero) through a static
+// mapping: its identifier stays, so the checksum must stay too (an update
+// for an unchanged identifier would write 0, which does not verify).
+func TestNATStaticKeepsAnAllZeroEcho(t *testing.T) {
+	r := newNATRig(t)
+	echo := func(typ uint8, src, dst string) []byte {
+		ls := []gopacket.SerializableLayer{
+			&layers.Ethernet{SrcMAC: peerMAC, DstMAC: hostMAC, EthernetType: layers.EthernetTypeIPv4},
+			&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: netip.MustParseAddr(src).AsSlice(), DstIP: netip.MustParseAddr(dst).AsSlice()},
+			&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0)},
+		}
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, ser, ls...); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	for _, c := range []struct {
+		outside  bool
+		in       []byte
+		src, dst string
+	}{
+		{false, echo(layers.ICMPv4TypeEchoRequest, "10.0.0.7", "198.51.100.9"), "203.0.113.7", "198.51.100.9"},
+		{true, echo(layers.ICMPv4TypeEchoReply, "198.51.100.9", "203.0.113.7"), "198.51.100.9", "10.0.0.7"},
+	} {
+		if cs := c.in[14+20+2:][:2]; c.outside && (cs[0] != 0xff || cs[1] != 0xff) {
+			t.Fatalf("the echo's checksum is % x, want ff ff", cs)
+		}
+		ret, out := r.run(c.outside, c.in)
+		if ret != xdpPass {
+			t.Fatalf("verdict %d", ret)
+		}
+		s, d, icmp := ipOf(t, out)
+		if s != netip.MustParseAddr(c.src) || d != netip.MustParseAddr(c.dst) {
+			t.Errorf("left as %v -> %v, want %s -> %s", s, d, c.src, c.dst)
+		}
+		if v := sum16(icmp, 0); v != 0xffff {
+			t.Errorf("ICMP checksum does not verify: % x", icmp[:4])
+		}
+	}
+}
