@@ -392,6 +392,33 @@ func (k *hostKernel) snapshot() (ctSnapshot, error) {
 	return snapshotOf(flows), nil
 }
 
+// flush empties the shared tables and restarts the clock, for a new
+// conversation.
+func (k *hostKernel) flush() error {
+	for _, part := range []string{partAssured, partUnassured, partAlias, partFragments} {
+		m := k.maps[part]
+		if m == nil {
+			continue
+		}
+		var keys [][]byte
+		var kb, vb []byte
+		it := m.Iterate()
+		for it.Next(&kb, &vb) {
+			keys = append(keys, bytes.Clone(kb))
+		}
+		if err := it.Err(); err != nil {
+			return fmt.Errorf("flush %s: %w", part, err)
+		}
+		for _, kb := range keys {
+			if err := m.Delete(kb); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return fmt.Errorf("flush %s: %w", part, err)
+			}
+		}
+	}
+	k.started = false
+	return nil
+}
+
 func (k *hostKernel) Close() error {
 	for _, hp := range k.all {
 		hp.coll.Close()
