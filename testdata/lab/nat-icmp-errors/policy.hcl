@@ -11,6 +11,11 @@ policy "outside" {
   default   = "drop"
   malformed = "drop"
 
+  rule "arp" {
+    ether_type = "arp"
+    action     = "pass"
+  }
+
   rule "replies" {
     ct_state = ["established", "related"]
     action   = "pass"
