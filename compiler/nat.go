@@ -871,10 +871,13 @@ func emitNATRewrite(e *emitter, n *NATPart) {
 		asm.JEq.Reg(asm.R4, asm.R5, labelNATForward),
 		asm.StoreMem(asm.R3, 4, asm.R5, asm.Half),
 	)
+	// A computed 0 is written 0xffff, as UDP's: the two verify alike,
+	// except for a message of all zeros (an echo reply whose identifier
+	// became 0), which only 0xffff does.
 	emitCsumUpdate(e, asm.R3, 2, func() {
 		csumAdd16(e, asm.R4, true)
 		csumAdd16(e, asm.R5, false)
-	}, false)
+	}, true)
 	e.emit(asm.Ja.Label(labelNATForward))
 
 	emitNATError(e)

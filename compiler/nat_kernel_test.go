@@ -1094,18 +1094,7 @@ func TestNATErrorsInsideStayInside(t *testing.T) {
 // for an unchanged identifier would write 0, which does not verify).
 func TestNATStaticKeepsAnAllZeroEcho(t *testing.T) {
 	r := newNATRig(t)
-	echo := func(typ uint8, src, dst string) []byte {
-		ls := []gopacket.SerializableLayer{
-			&layers.Ethernet{SrcMAC: peerMAC, DstMAC: hostMAC, EthernetType: layers.EthernetTypeIPv4},
-			&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: netip.MustParseAddr(src).AsSlice(), DstIP: netip.MustParseAddr(dst).AsSlice()},
-			&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0)},
-		}
-		buf := gopacket.NewSerializeBuffer()
-		if err := gopacket.SerializeLayers(buf, ser, ls...); err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
-	}
+	echo := func(typ uint8, src, dst string) []byte { return zeroEcho(t, typ, src, dst, 0) }
 	for _, c := range []struct {
 		outside  bool
 		in       []byte
@@ -1128,5 +1117,42 @@ func TestNATStaticKeepsAnAllZeroEcho(t *testing.T) {
 		if v := sum16(icmp, 0); v != 0xffff {
 			t.Errorf("ICMP checksum does not verify: % x", icmp[:4])
 		}
+	}
+}
+
+// zeroEcho is an echo of identifier id with sequence 0 and no payload.
+func zeroEcho(t *testing.T, typ uint8, src, dst string, id uint16) []byte {
+	t.Helper()
+	ls := []gopacket.SerializableLayer{
+		&layers.Ethernet{SrcMAC: peerMAC, DstMAC: hostMAC, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: netip.MustParseAddr(src).AsSlice(), DstIP: netip.MustParseAddr(dst).AsSlice()},
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0), Id: id},
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, ser, ls...); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestNATEchoToIdentifierZero masquerades an echo of identifier 0: its
+// reply, translated back to identifier 0 with sequence 0 and no payload,
+// is a message of all zeros, whose checksum must be 0xffff (the update's
+// 0 does not verify).
+func TestNATEchoToIdentifierZero(t *testing.T) {
+	r := newNATRig(t)
+	_, out := r.run(false, zeroEcho(t, layers.ICMPv4TypeEchoRequest, "10.0.0.9", "198.51.100.9", 0))
+	_, _, icmp := ipOf(t, out)
+	p := binary.BigEndian.Uint16(icmp[4:])
+	ret, back := r.run(true, zeroEcho(t, layers.ICMPv4TypeEchoReply, "198.51.100.9", masqTo.String(), p))
+	if ret != xdpPass {
+		t.Fatalf("verdict %d", ret)
+	}
+	_, d, icmp := ipOf(t, back)
+	if d != netip.MustParseAddr("10.0.0.9") || binary.BigEndian.Uint16(icmp[4:]) != 0 {
+		t.Fatalf("the reply left for %v id %d", d, binary.BigEndian.Uint16(icmp[4:]))
+	}
+	if v := sum16(icmp, 0); v != 0xffff {
+		t.Errorf("ICMP checksum does not verify: % x", icmp[:8])
 	}
 }

@@ -393,6 +393,13 @@ func runNATConversation(cfg *policy.Config, k *hostKernel, src string, frames []
 			tally.frames += len(frames) - f.Index
 			return
 		}
+		if rv.Frame != nil {
+			if err := checkNATChecksums(f.Data, rv.Frame); err != nil {
+				tally.fail(report(fmt.Sprintf("frame %d (%s) leaves with a bad checksum: %v\n% x", f.Index, specs[f.Index-1], err, rv.Frame)))
+				tally.frames += len(frames) - f.Index
+				return
+			}
+		}
 		tally.agreed++
 		tally.rules[rv.Rule]++
 		tally.statuses[rv.CTState]++

@@ -84,7 +84,14 @@ func rewritePacket(b []byte, l3 int, source bool, e conntrack.Endpoint) {
 		case ly.proto == wire.ProtoTCP || ly.proto == wire.ProtoUDP:
 			rewriteTransport(b, ly, source, e, first)
 		case ly.proto == wire.ProtoICMP && isEcho(b[ly.l4]):
-			setEchoID(b, ly.l4, e.Port)
+			// A computed 0 is written 0xffff, as the datapath does: only
+			// 0xffff verifies for a message of all zeros.
+			if cs := ly.l4 + icmpChecksumOffset; be16(b, ly.l4+icmpEchoIDOffset) != e.Port {
+				setEchoID(b, ly.l4, e.Port)
+				if be16(b, cs) == 0 {
+					setBE16(b, cs, 0xffff)
+				}
+			}
 		}
 	}
 	setAddress(b, l3, source, e.Addr)
