@@ -669,3 +669,38 @@ func TestStaticCollision(t *testing.T) {
 		t.Errorf("colliding static flow: %+v", r.Result)
 	}
 }
+
+// TestFirstFragmentsRecordedOnNATAddresses records a translated first
+// fragment with its rewrite, an untranslated one on a NAT address as
+// untranslated, and none of the others, as the datapath does.
+func TestFirstFragmentsRecordedOnNATAddresses(t *testing.T) {
+	h := newNATHost(t, "20000-59999")
+	payload := bytes.Repeat([]byte{1}, 40)
+	for i, c := range []struct {
+		ifname string
+		frame  []byte
+	}{
+		{inside, udpFrame(t, "10.0.0.5", 40000, resolver, 53, payload...)}, // masqueraded
+		{outside, udpFrame(t, client, 5353, public, 53, payload...)},       // the router's own
+		{outside, udpFrame(t, client, 5353, "192.0.2.1", 53, payload...)},  // no NAT address
+	} {
+		first, _ := splitFragments(t, c.frame)
+		h.Ingress(c.ifname, first, uint64(i+1))
+	}
+	got := h.Fragments()
+	if len(got) != 2 || got[0].Frag.Which == got[1].Frag.Which {
+		t.Fatalf("fragment records %+v, want one translated, one untranslated", got)
+	}
+	for _, f := range got {
+		switch f.Key.Src.String() {
+		case "10.0.0.5":
+			if f.Frag.Which != nat.FragSource || f.Frag.Addr.String() != public {
+				t.Errorf("masqueraded first fragment recorded as %+v", f.Frag)
+			}
+		case client:
+			if f.Frag.Which != nat.FragUntranslated || f.Key.Dst.String() != public {
+				t.Errorf("the router's own first fragment recorded as %+v for %v", f.Frag, f.Key)
+			}
+		}
+	}
+}
