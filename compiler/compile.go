@@ -152,7 +152,7 @@ func emitProgram(prog *Program, c Classifier, file string) (asm.Instructions, er
 		opts.next, opts.defaults = labelTrack, trackDefaults
 		to := trackOptions{next: labelClassify, assured: ct.Assured.Name, unassured: ct.Unassured.Name}
 		if n := prog.NAT; n != nil {
-			opts.defaults, to.alias = natDefaults, n.Alias.Name
+			opts.defaults, to.alias, to.role = natDefaults, n.Alias.Name, n.Role
 		}
 		emitParser(e, opts)
 		emitTrack(e, to)

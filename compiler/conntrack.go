@@ -262,6 +262,11 @@ type trackOptions struct {
 	// alias names the NAT map of a program bound to a NAT interface: a
 	// flow not in the table is looked for through it (emitAliasFallback).
 	alias string
+	// role is the XDP program's part in its nat block: which packets
+	// found by their flow's own tuple it translates
+	// (emitFlowTranslation); 0 for the egress program, which translates
+	// nothing.
+	role policy.NATRole
 }
 
 // emitTrack emits the tracker at labelTrack. It reads the metadata area
@@ -350,7 +355,7 @@ func emitTrack(e *emitter, o trackOptions) {
 		emitLookup(e, o, "track.live", "track.none")
 	} else {
 		emitLookup(e, o, labelTrackFound, labelTrackAlias)
-		emitFlowTranslation(e)
+		emitFlowTranslation(e, o.role)
 		emitAliasFallback(e, o)
 	}
 	emitStatus(e, o)

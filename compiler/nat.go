@@ -106,9 +106,29 @@ func natDefaults(e *emitter) {
 // for the commit and, for a packet found by its own tuple, the rewrite the
 // entry says (the translated end's new address and port); then the
 // packet's status.
-func emitFlowTranslation(e *emitter) {
+//
+// The XDP program of a role keeps a rewrite only for the packets its
+// role translates (docs/nat.md, "Which packets are translated", "ICMP
+// errors"). A packet holds one side's values: found by its own tuple, the
+// inside's for source NAT and the outside's for destination NAT; found
+// through the NAT map, the other side's. So the inside translates
+// source-NAT flows found by their own tuple and destination-NAT flows
+// found through the NAT map, the outside the converse; and of those only
+// a packet whose rewritten end is its source on the inside (its
+// destination on the outside), or an ICMP error carrying one whose
+// rewritten end is the other, which went through translated and comes
+// back. Any other (an error from an inside router about the inside host's
+// packet before it was translated, a packet of the wrong side) is left
+// as it is, its flow found all the same. role 0 (the egress program)
+// keeps every rewrite: it tells translated flows by it.
+func emitFlowTranslation(e *emitter, role policy.NATRole) {
 	e.label(labelTrackFound)
 	e.at("nat: the entry's translation")
+	aliasPath := e.newLabel("nat.found_by_alias")
+	found := "track.live"
+	if role != 0 {
+		found = aliasPath
+	}
 	e.emit(
 		asm.LoadMem(asm.R1, asm.R0, 18, asm.Half),
 		asm.LoadMem(asm.R2, asm.R0, 20, asm.Half),
@@ -118,11 +138,21 @@ func emitFlowTranslation(e *emitter) {
 		asm.LoadMem(asm.R1, asm.R0, 24, asm.Word),
 		store(slotCTNATAddr, asm.R1),
 		load(asm.R1, slotNATRewrite),
-		asm.JNE.Imm32(asm.R1, absent, "track.live"), // found through the alias
+		asm.JNE.Imm32(asm.R1, absent, found), // found through the alias
 		load(asm.R1, slotCTNAT),
 		asm.Mov.Reg32(asm.R2, asm.R1),
 		asm.And.Imm32(asm.R2, 0xff),
 		asm.JEq.Imm32(asm.R2, 0, "track.live"),
+	)
+	own, alias, end := conntrack.NATSource, conntrack.NATDestination, int32(natRewriteSource)
+	if role == policy.NATOutside {
+		own, alias, end = conntrack.NATDestination, conntrack.NATSource, natRewriteDestination
+	}
+	if role != 0 {
+		e.at("nat: the %s translates %s flows found by their own tuple", role, own)
+		e.emit(asm.JNE.Imm32(asm.R2, int32(own), "track.live"))
+	}
+	e.emit(
 		asm.Mov.Reg32(asm.R2, asm.R1),
 		asm.RSh.Imm32(asm.R2, 8),
 		asm.And.Imm32(asm.R2, 1),
@@ -130,7 +160,35 @@ func emitFlowTranslation(e *emitter) {
 	)
 	e.at("nat: a packet of a translated flow, as it first arrived: the entry's end gets its translation")
 	emitRewriteEnd(e, asm.R2, asm.R1)
-	e.emit(load(asm.R1, slotCTNATAddr), store(slotNATAddr, asm.R1), asm.Ja.Label("track.live"))
+	e.emit(load(asm.R1, slotCTNATAddr), store(slotNATAddr, asm.R1))
+	if role == 0 {
+		e.emit(asm.Ja.Label("track.live"))
+		return
+	}
+	check, errorEnd, clear := e.newLabel("nat.found_end"), e.newLabel("nat.found_error"), e.newLabel("nat.found_clear")
+	e.emit(asm.Ja.Label(check))
+	e.label(aliasPath)
+	e.at("nat: the %s translates %s flows found through the NAT map", role, alias)
+	e.emit(
+		load(asm.R1, slotCTNAT),
+		asm.And.Imm32(asm.R1, 0xff),
+		asm.JNE.Imm32(asm.R1, int32(alias), clear),
+	)
+	e.label(check)
+	e.at("nat: going the way the %s translates (an ICMP error: carrying one going the other way)", role)
+	e.emit(
+		load(asm.R1, slotNATRewrite),
+		asm.RSh.Imm32(asm.R1, 16),
+		load(asm.R3, slotCTKind),
+		asm.JEq.Imm32(asm.R3, int32(conntrack.KindICMPError), errorEnd),
+		asm.JEq.Imm32(asm.R1, end, "track.live"),
+		asm.Ja.Label(clear),
+	)
+	e.label(errorEnd)
+	e.emit(asm.JEq.Imm32(asm.R1, natRewriteSource+natRewriteDestination-end, "track.live"))
+	e.label(clear)
+	e.at("nat: not translated here")
+	e.emit(storeImm(slotNATRewrite, absent), storeImm(slotNATAddr, absent), asm.Ja.Label("track.live"))
 }
 
 // emitRewriteEnd stores slotNATRewrite: the end of the packet that is the
@@ -333,6 +391,12 @@ func emitNATDecide(e *emitter, prog *Program) {
 		asm.JNE.Imm32(asm.R1, absent, labelCommit),
 		load(asm.R1, slotCTStatus),
 		asm.JNE.Imm32(asm.R1, statusBit(conntrack.StatusNew), labelCommit),
+		// A new packet of a live translated entry (a reopening TCP
+		// segment the interface does not translate) keeps its
+		// translation: decided once.
+		load(asm.R1, slotCTNAT),
+		asm.And.Imm32(asm.R1, 0xff),
+		asm.JNE.Imm32(asm.R1, 0, labelCommit),
 	)
 	fixed := e.newLabel("nat.fixed")
 	switch n.Role {
@@ -803,12 +867,19 @@ func emitNATRewrite(e *emitter, n *NATPart) {
 		asm.HostTo(asm.BE, asm.R5, asm.Half),
 		asm.And.Imm(asm.R5, 0xffff),
 		asm.LoadMem(asm.R4, asm.R3, 4, asm.Half),
+		// The same identifier is no rewrite: updating for it would turn
+		// a checksum of 0xffff (an all-zero echo) into 0, which does not
+		// verify.
+		asm.JEq.Reg(asm.R4, asm.R5, labelNATForward),
 		asm.StoreMem(asm.R3, 4, asm.R5, asm.Half),
 	)
+	// A computed 0 is written 0xffff, as UDP's: the two verify alike,
+	// except for a message of all zeros (an echo reply whose identifier
+	// became 0), which only 0xffff does.
 	emitCsumUpdate(e, asm.R3, 2, func() {
 		csumAdd16(e, asm.R4, true)
 		csumAdd16(e, asm.R5, false)
-	}, false)
+	}, true)
 	e.emit(asm.Ja.Label(labelNATForward))
 
 	emitNATError(e)

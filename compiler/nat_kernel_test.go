@@ -1057,3 +1057,102 @@ func TestNATHeaderShapes(t *testing.T) {
 	}
 	r.checkError(true, icmpError(t, netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("203.0.113.7"), translated), "192.0.2.1", "10.0.0.7", sent)
 }
+
+// TestNATErrorsInsideStayInside sends ICMP errors that never crossed the
+// router: an inside router's error about the inside host's datagram
+// before it was masqueraded (carrying the flow's own tuple), and one
+// about the forwarded server's reply before it was translated (carrying
+// the translated tuple). Both go to the inside host unchanged: rewriting
+// them would send them to the router's public address.
+func TestNATErrorsInsideStayInside(t *testing.T) {
+	r := newNATRig(t)
+	router := netip.MustParseAddr("10.0.0.254")
+	c, d := ap("10.0.0.5:40000"), ap("8.8.8.8:53")
+	sent := flow{proto: "udp", src: c, dst: d}.frame(t)
+	r.run(false, sent)
+	e := icmpError(t, router, c.Addr(), sent)
+	if ret, out := r.run(false, e); ret != xdpPass || !bytes.Equal(out, e) {
+		t.Errorf("inside error about the masqueraded flow: verdict %d, left as\n% x\nwant\n% x", ret, out, e)
+	}
+
+	client := ap("198.51.100.9:5555")
+	r.run(true, flow{proto: "tcp", src: client, dst: ap("203.0.113.1:8080")}.frame(t))
+	synAck := flow{proto: "tcp", src: ap("10.0.0.5:80"), dst: client, reply: true}.frame(t)
+	e = icmpError(t, router, netip.MustParseAddr("10.0.0.5"), synAck)
+	if ret, out := r.run(false, e); ret != xdpPass || !bytes.Equal(out, e) {
+		t.Errorf("inside error about the forwarded reply: verdict %d, left as\n% x\nwant\n% x", ret, out, e)
+	}
+	// The reply itself is still translated.
+	if _, out := r.run(false, synAck); bytes.Equal(out, synAck) {
+		t.Error("the forwarded reply left untranslated")
+	}
+}
+
+// TestNATStaticKeepsAnAllZeroEcho sends an echo whose ICMP checksum is
+// 0xffff (identifier, sequence and payload all zero) through a static
+// mapping: its identifier stays, so the checksum must stay too (an update
+// for an unchanged identifier would write 0, which does not verify).
+func TestNATStaticKeepsAnAllZeroEcho(t *testing.T) {
+	r := newNATRig(t)
+	echo := func(typ uint8, src, dst string) []byte { return zeroEcho(t, typ, src, dst, 0) }
+	for _, c := range []struct {
+		outside  bool
+		in       []byte
+		src, dst string
+	}{
+		{false, echo(layers.ICMPv4TypeEchoRequest, "10.0.0.7", "198.51.100.9"), "203.0.113.7", "198.51.100.9"},
+		{true, echo(layers.ICMPv4TypeEchoReply, "198.51.100.9", "203.0.113.7"), "198.51.100.9", "10.0.0.7"},
+	} {
+		if cs := c.in[14+20+2:][:2]; c.outside && (cs[0] != 0xff || cs[1] != 0xff) {
+			t.Fatalf("the echo's checksum is % x, want ff ff", cs)
+		}
+		ret, out := r.run(c.outside, c.in)
+		if ret != xdpPass {
+			t.Fatalf("verdict %d", ret)
+		}
+		s, d, icmp := ipOf(t, out)
+		if s != netip.MustParseAddr(c.src) || d != netip.MustParseAddr(c.dst) {
+			t.Errorf("left as %v -> %v, want %s -> %s", s, d, c.src, c.dst)
+		}
+		if v := sum16(icmp, 0); v != 0xffff {
+			t.Errorf("ICMP checksum does not verify: % x", icmp[:4])
+		}
+	}
+}
+
+// zeroEcho is an echo of identifier id with sequence 0 and no payload.
+func zeroEcho(t *testing.T, typ uint8, src, dst string, id uint16) []byte {
+	t.Helper()
+	ls := []gopacket.SerializableLayer{
+		&layers.Ethernet{SrcMAC: peerMAC, DstMAC: hostMAC, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: netip.MustParseAddr(src).AsSlice(), DstIP: netip.MustParseAddr(dst).AsSlice()},
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0), Id: id},
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, ser, ls...); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestNATEchoToIdentifierZero masquerades an echo of identifier 0: its
+// reply, translated back to identifier 0 with sequence 0 and no payload,
+// is a message of all zeros, whose checksum must be 0xffff (the update's
+// 0 does not verify).
+func TestNATEchoToIdentifierZero(t *testing.T) {
+	r := newNATRig(t)
+	_, out := r.run(false, zeroEcho(t, layers.ICMPv4TypeEchoRequest, "10.0.0.9", "198.51.100.9", 0))
+	_, _, icmp := ipOf(t, out)
+	p := binary.BigEndian.Uint16(icmp[4:])
+	ret, back := r.run(true, zeroEcho(t, layers.ICMPv4TypeEchoReply, "198.51.100.9", masqTo.String(), p))
+	if ret != xdpPass {
+		t.Fatalf("verdict %d", ret)
+	}
+	_, d, icmp := ipOf(t, back)
+	if d != netip.MustParseAddr("10.0.0.9") || binary.BigEndian.Uint16(icmp[4:]) != 0 {
+		t.Fatalf("the reply left for %v id %d", d, binary.BigEndian.Uint16(icmp[4:]))
+	}
+	if v := sum16(icmp, 0); v != 0xffff {
+		t.Errorf("ICMP checksum does not verify: % x", icmp[:8])
+	}
+}

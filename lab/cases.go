@@ -68,12 +68,23 @@ type CaseError struct {
 func (e *CaseError) Error() string { return fmt.Sprintf("case %s: %v", e.Case, e.Err) }
 func (e *CaseError) Unwrap() error { return e.Err }
 
-// LoadPolicy loads the case's policy file; it must hold exactly one policy.
-func (c Case) LoadPolicy() (*policy.Config, *policy.Policy, error) {
+// LoadConfig loads the case's policy file: one policy, or a host case's
+// (IsHostConfig) several.
+func (c Case) LoadConfig() (*policy.Config, error) {
 	path := filepath.Join(c.Dir, CasePolicyFile)
 	cfg, diags := policy.LoadFile(path, policy.LoadOptions{})
 	if diags.HasErrors() || cfg == nil {
-		return nil, nil, fmt.Errorf("load %s: %s", path, diags.Error())
+		return nil, fmt.Errorf("load %s: %s", path, diags.Error())
+	}
+	return cfg, nil
+}
+
+// LoadPolicy loads the case's policy file; it must hold exactly one policy.
+func (c Case) LoadPolicy() (*policy.Config, *policy.Policy, error) {
+	path := filepath.Join(c.Dir, CasePolicyFile)
+	cfg, err := c.LoadConfig()
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(cfg.Policies) != 1 {
 		return nil, nil, fmt.Errorf("load %s: a case holds exactly one policy, this file has %d", path, len(cfg.Policies))
@@ -82,17 +93,29 @@ func (c Case) LoadPolicy() (*policy.Config, *policy.Policy, error) {
 }
 
 // Replay runs the case's capture on the named backend and returns one
-// verdict per packet.
+// verdict per packet. A host case (IsHostConfig) runs on a host backend
+// (NewHostBackend): every interface of its file, each frame on its own.
 func (c Case) Replay(backend string) ([]Verdict, error) {
-	cfg, p, err := c.LoadPolicy()
+	cfg, err := c.LoadConfig()
 	if err != nil {
 		return nil, &CaseError{Case: c.Name, Err: err}
+	}
+	var p *policy.Policy
+	if !IsHostConfig(cfg) {
+		if _, p, err = c.LoadPolicy(); err != nil {
+			return nil, &CaseError{Case: c.Name, Err: err}
+		}
 	}
 	frames, err := ReadPcapFile(filepath.Join(c.Dir, CaseCaptureFile))
 	if err != nil {
 		return nil, &CaseError{Case: c.Name, Err: err}
 	}
-	b, err := NewBackend(backend, cfg, p)
+	var b Backend
+	if p != nil {
+		b, err = NewBackend(backend, cfg, p)
+	} else {
+		b, err = NewHostBackend(backend, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("case %s: start %s backend: %w", c.Name, backend, err)
 	}

@@ -160,12 +160,18 @@ func (o *ctObserver) after(b ctBefore) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	changed := b.table.changed(tbl)
+	return b.table.entryChanged(tbl)
+}
+
+// entryChanged is the state of the one entry that differs between s and
+// later, "" when none does; more than one, or one removed, is an error.
+func (s ctSnapshot) entryChanged(later ctSnapshot) (string, error) {
+	changed := s.changed(later)
 	switch {
 	case len(changed) == 0:
 		return "", nil
 	case len(changed) == 1:
-		if f, ok := tbl[changed[0]]; ok {
+		if f, ok := later[changed[0]]; ok {
 			return f.Entry.State.String(), nil
 		}
 		return "", fmt.Errorf("the frame removed %v from the connection table", changed[0])
@@ -194,14 +200,22 @@ func (o *ctObserver) snapshot() (ctSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	return snapshotOf(flows), nil
+}
+
+// snapshotOf is flows by key, the assured map's first.
+func snapshotOf(flows []runtime.ConntrackFlow) ctSnapshot {
 	s := ctSnapshot{}
 	for _, f := range flows {
 		if _, ok := s[f.Key]; !ok {
 			s[f.Key] = f
 		}
 	}
-	return s, nil
+	return s
 }
+
+// ctFlow is a reference flow as a snapshot holds it.
+func ctFlow(f conntrack.Flow) runtime.ConntrackFlow { return runtime.ConntrackFlow{Flow: f} }
 
 // changed lists the keys whose entry differs between s and later, in key
 // order: created, moved, refreshed, put in the other map, or gone.

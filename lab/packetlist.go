@@ -57,6 +57,10 @@ func (e *PacketListError) Error() string {
 //	PACKET                 a packet in the syntax of docs/packets.md
 //	out PACKET             a packet the host itself sends out of the
 //	                       interface (egress), not one arriving
+//	on IFACE [out] PACKET  the same, arriving on (or sent out of)
+//	                       interface IFACE of a case with several; any
+//	                       line but wait may start so, a class's frames
+//	                       all on IFACE
 //	class NAME [COUNT]     COUNT (default 1, at most 100) frames of a
 //	                       differential-corpus class (lab/corpus), drawn
 //	                       with a seed derived from opts.Case and the line
@@ -91,6 +95,14 @@ func ReadPacketList(name string, r io.Reader, opts PacketListOptions) ([]Frame, 
 			clock += d
 			continue
 		}
+		var iface string
+		if words[0] == "on" {
+			if len(words) < 3 {
+				bad = append(bad, LineError{File: name, Line: line, Err: errors.New(`"on" needs an interface and a packet: on eth1 [out] tcp A:P > B:P ...`)})
+				continue
+			}
+			iface, words = words[1], words[2:]
+		}
 		out := words[0] == "out"
 		if out {
 			words = words[1:]
@@ -108,7 +120,7 @@ func ReadPacketList(name string, r io.Reader, opts PacketListOptions) ([]Frame, 
 			if len(frames) >= maxFrames {
 				return nil, fmt.Errorf("%s:%d: more than %d packets in one list", name, line, maxFrames)
 			}
-			frames = append(frames, Frame{Index: len(frames) + 1, Line: line, Data: f, Time: clock, Out: out})
+			frames = append(frames, Frame{Index: len(frames) + 1, Line: line, Data: f, Time: clock, Out: out, Iface: iface})
 			clock += frameGap
 		}
 	}

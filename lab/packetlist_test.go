@@ -2,6 +2,8 @@ package lab
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +152,25 @@ func TestReplayLeavesOutFramesUnfiltered(t *testing.T) {
 		if rows[p.DefaultSlot()].Packets != 1 {
 			t.Errorf("%s: the default counted %d packets, want 1 (the out frame is not filtered)", name, rows[p.DefaultSlot()].Packets)
 		}
+	}
+}
+
+// TestReadPacketListInterfaces reads "on IFACE" before a packet, an out
+// line and a class line, and refuses it without a packet.
+func TestReadPacketListInterfaces(t *testing.T) {
+	list := "on eth1 udp 10.0.0.5:1 > 192.0.2.1:2\non eth0 out udp 192.0.2.1:2 > 10.0.0.5:1\nudp 10.0.0.5:1 > 192.0.2.1:2\non eth1 class short-tcp 2\n"
+	frames, err := ReadPacketList("packets.txt", strings.NewReader(list), PacketListOptions{Case: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range frames {
+		got = append(got, fmt.Sprintf("%s/%v", f.Iface, f.Out))
+	}
+	if want := []string{"eth1/false", "eth0/true", "/false", "eth1/false", "eth1/false"}; !slices.Equal(got, want) {
+		t.Errorf("interfaces %v, want %v", got, want)
+	}
+	if _, err := ReadPacketList("packets.txt", strings.NewReader("on eth1\n"), PacketListOptions{}); err == nil || !strings.Contains(err.Error(), `"on" needs`) {
+		t.Errorf("on without a packet: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/xdpc/xdpc/conntrack"
+	"github.com/xdpc/xdpc/nat"
 	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/wire"
 )
@@ -38,6 +40,9 @@ import (
 //	        frag first|later IPv4 flags and offset, or an IPv6 fragment header
 //	        len N            payload bytes after the headers
 //	        op request|reply|N  ARP operation
+//	        csum partial|none  IPv4 tcp or udp: the checksum field holds the
+//	                         folded pseudo-header sum (transmit offload's
+//	                         partial checksum), or for udp 0 (none)
 //	        about CARRIED    last, on an ICMP error: the packet it carries, a
 //	                         tcp, udp, icmp, icmpv6 or ip body and its options,
 //	                         and carry N: how many bytes after its fixed IP
@@ -82,6 +87,9 @@ type packetSpec struct {
 	payload          int
 	arpOp            uint16
 	echoID           uint16
+	// csum is "partial" or "none" when the csum option sets the TCP or
+	// UDP checksum; empty: computed.
+	csum string
 	// about is the packet an ICMP error carries (its about clause); carry
 	// is, in that packet's spec, how many of its bytes after its fixed IP
 	// header (20 bytes, or 40 for IPv6) the error holds.
@@ -327,7 +335,7 @@ func (s *packetSpec) parseProto(w *specWords) error {
 
 func specIsOption(word string) bool {
 	switch word {
-	case "flags", "type", "code", "id", "ttl", "frag", "len", "op", "about", "carry":
+	case "flags", "type", "code", "id", "ttl", "frag", "len", "op", "about", "carry", "csum":
 		return true
 	}
 	return false
@@ -359,11 +367,11 @@ func (s *packetSpec) parseOptionsOf(w *specWords, carried bool) error {
 	ip := s.body != "arp" && s.body != "ether"
 	for w.more() {
 		name := w.next()
-		if !specIsOption(name) || (carried && (name == "about" || name == "op")) || (!carried && name == "carry") {
+		if !specIsOption(name) || (carried && (name == "about" || name == "op" || name == "csum")) || (!carried && name == "carry") {
 			if carried {
 				return w.errorf("expected an option of the carried packet: flags, type, code, id, ttl, frag, len or carry")
 			}
-			return w.errorf("expected an option: flags, type, code, id, ttl, frag, len, op or about")
+			return w.errorf("expected an option: flags, type, code, id, ttl, frag, len, op, csum or about")
 		}
 		if seen[name] {
 			return w.errorf("option given twice")
@@ -391,6 +399,14 @@ func (s *packetSpec) parseOptionsOf(w *specWords, carried bool) error {
 			return w.errorf("%s applies only to an icmp or icmpv6 body", name)
 		case (name == "ttl" || name == "frag") && !ip:
 			return w.errorf("%s applies only to an IP body", name)
+		case name == "csum" && (s.body != "tcp" && s.body != "udp" || !s.src.Is4()):
+			return w.errorf("csum applies only to an IPv4 tcp or udp body")
+		case name == "csum":
+			switch s.csum = w.next(); {
+			case s.csum == "partial", s.csum == "none" && s.body == "udp":
+			default:
+				err = w.errorf("expected csum partial (or for udp csum none)")
+			}
 		case name == "op" && s.body != "arp":
 			return w.errorf("op applies only to an arp body")
 		case name == "op":
@@ -605,10 +621,35 @@ func (s *packetSpec) build() ([]byte, error) {
 		return nil, err
 	}
 	frame := buf.Bytes()
+	if s.csum != "" {
+		s.setChecksum(frame)
+	}
 	for len(frame) < specMinFrame {
 		frame = append(frame, 0)
 	}
 	return frame, nil
+}
+
+// setChecksum writes the TCP or UDP checksum csum asks for into the
+// built IPv4 frame: partial, the folded pseudo-header sum a sender with
+// transmit checksum offload leaves (its length the IP packet's payload);
+// none, a UDP checksum of 0. A later fragment has no layer 4 to write.
+func (s *packetSpec) setChecksum(frame []byte) {
+	if s.frag == policy.FragLater {
+		return
+	}
+	l3 := 14 + 4*len(s.vlans)
+	l4 := l3 + int(frame[l3]&0x0f)*4
+	field := l4 + 6
+	if s.body == "tcp" {
+		field = l4 + 16
+	}
+	var v uint16
+	if s.csum == "partial" {
+		length := int(binary.BigEndian.Uint16(frame[l3+2:])) - (l4 - l3)
+		v = nat.PseudoSum([4]byte(frame[l3+12:]), [4]byte(frame[l3+16:]), frame[l3+9], uint16(length))
+	}
+	binary.BigEndian.PutUint16(frame[field:], v)
 }
 
 // carriedBytes is what an ICMP error holds of the packet s: its IP header

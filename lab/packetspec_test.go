@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/xdpc/xdpc/nat"
 
 	"github.com/xdpc/xdpc/lab/corpus"
 	"github.com/xdpc/xdpc/policy"
@@ -297,11 +300,11 @@ func TestParsePacketErrors(t *testing.T) {
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 flags S", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 flags S": word 5 "flags": flags apply only to a tcp body`},
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 ttl 1 ttl 2", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 ttl 1 ttl 2": word 7 "ttl": option given twice`},
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 ttl 256", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 ttl 256": word 6 "256": expected a ttl, at most 255`},
-		{"udp 10.0.0.1:1 > 10.0.0.2:2 hops 3", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 hops 3": word 5 "hops": expected an option: flags, type, code, id, ttl, frag, len, op or about`},
+		{"udp 10.0.0.1:1 > 10.0.0.2:2 hops 3", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 hops 3": word 5 "hops": expected an option: flags, type, code, id, ttl, frag, len, op, csum or about`},
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 id 3", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 id 3": word 5 "id": id applies only to an icmp or icmpv6 echo`},
 		{"icmp 10.0.0.1 > 10.0.0.2 id 3 type dest-unreachable", `parse packet "icmp 10.0.0.1 > 10.0.0.2 id 3 type dest-unreachable": word 6 "3": id applies only to an echo request or reply`},
 		{"icmp 10.0.0.1 > 10.0.0.2 id 65536", `parse packet "icmp 10.0.0.1 > 10.0.0.2 id 65536": word 6 "65536": expected an echo identifier, at most 65535`},
-		{"udp 10.0.0.1:1 > 10.0.0.2:2 carry 3", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 carry 3": word 5 "carry": expected an option: flags, type, code, id, ttl, frag, len, op or about`},
+		{"udp 10.0.0.1:1 > 10.0.0.2:2 carry 3", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 carry 3": word 5 "carry": expected an option: flags, type, code, id, ttl, frag, len, op, csum or about`},
 		{"icmp 10.0.0.1 > 10.0.0.2 about udp 10.0.0.2:1 > 10.0.0.1:2", `parse packet "icmp 10.0.0.1 > 10.0.0.2 about udp 10.0.0.2:1 > 10.0.0.1:2": word 5 "about": about applies only to an ICMP error: dest-unreachable, time-exceeded, parameter-problem (or packet-too-big)`},
 		{"udp 10.0.0.1:1 > 10.0.0.2:2 about udp 10.0.0.2:1 > 10.0.0.1:2", `parse packet "udp 10.0.0.1:1 > 10.0.0.2:2 about udp 10.0.0.2:1 > 10.0.0.1:2": word 5 "about": about applies only to an ICMP error: dest-unreachable, time-exceeded, parameter-problem (or packet-too-big)`},
 		{"icmp 10.0.0.1 > 10.0.0.2 type dest-unreachable len 8 about udp 10.0.0.2:1 > 10.0.0.1:2", `parse packet "icmp 10.0.0.1 > 10.0.0.2 type dest-unreachable len 8 about udp 10.0.0.2:1 > 10.0.0.1:2": word 9 "about": an error with an about clause carries that packet: give carry in the clause, not len`},
@@ -448,5 +451,35 @@ func TestSummariesOfCorpusRoundTrip(t *testing.T) {
 	}
 	if seen < 10000 {
 		t.Errorf("only %d well-formed frames in the corpus", seen)
+	}
+}
+
+// TestPacketChecksumOption builds partial and absent checksums.
+func TestPacketChecksumOption(t *testing.T) {
+	for spec, want := range map[string]func(f []byte) uint16{
+		"udp 10.0.0.5:1 > 192.0.2.1:2 len 10 csum none": func([]byte) uint16 { return 0 },
+		"udp 10.0.0.5:1 > 192.0.2.1:2 len 10 csum partial": func(f []byte) uint16 {
+			return nat.PseudoSum([4]byte(f[26:]), [4]byte(f[30:]), 17, 18)
+		},
+		"tcp 10.0.0.5:1 > 192.0.2.1:2 len 10 csum partial": func(f []byte) uint16 {
+			return nat.PseudoSum([4]byte(f[26:]), [4]byte(f[30:]), 6, 30)
+		},
+	} {
+		f, err := ParsePacket(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := 34 + 6
+		if f[23] == 6 {
+			off = 34 + 16
+		}
+		if got := binary.BigEndian.Uint16(f[off:]); got != want(f) {
+			t.Errorf("%s: checksum %#04x, want %#04x", spec, got, want(f))
+		}
+	}
+	for _, bad := range []string{"tcp 10.0.0.5:1 > 192.0.2.1:2 csum none", "icmp 10.0.0.5 > 192.0.2.1 csum partial", "udp [::1]:1 > [::2]:2 csum partial"} {
+		if _, err := ParsePacket(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
 	}
 }

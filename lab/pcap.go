@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,10 @@ type Frame struct {
 	// packet list's "out" line, a pcapng outbound direction flag): seen by
 	// egress tracking, never filtered.
 	Out bool
+	// Iface is the interface the frame arrives on, or for Out leaves
+	// from: a packet list's "on IFACE", a pcapng interface's name. Empty
+	// is the case's one interface.
+	Iface string
 }
 
 // frameGap is the time between consecutive frames of a packet list,
@@ -79,6 +84,9 @@ func ReadPcap(r io.Reader) ([]Frame, error) {
 	// read returns the next frame's bytes, capture info and whether the
 	// capture says the host sent it.
 	var read func() ([]byte, gopacket.CaptureInfo, bool, error)
+	// ifname is the name of the interface a frame was captured on, empty
+	// for the default one (pcap has no names).
+	ifname := func(gopacket.CaptureInfo) string { return "" }
 	var linkType layers.LinkType
 	if bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
 		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
@@ -90,6 +98,13 @@ func ReadPcap(r io.Reader) ([]Frame, error) {
 			data, ci, opts, err := ng.ReadPacketDataWithOptions()
 			out := opts.Flags != nil && opts.Flags.Direction == pcapgo.NgEpbFlagDirectionOutbound
 			return data, ci, out, err
+		}
+		ifname = func(ci gopacket.CaptureInfo) string {
+			i, err := ng.Interface(ci.InterfaceIndex)
+			if err != nil || i.Name == defaultIface {
+				return ""
+			}
+			return i.Name
 		}
 	} else {
 		pr, err := pcapgo.NewReader(br)
@@ -130,17 +145,19 @@ func ReadPcap(r io.Reader) ([]Frame, error) {
 		if n := len(frames); n > 0 && at < frames[n-1].Time {
 			return nil, fmt.Errorf("packet %d: its timestamp goes back %s; the frames' times are the clock of connection tracking and must not run backwards", i, frames[n-1].Time-at)
 		}
-		frames = append(frames, Frame{Index: i, Data: append([]byte(nil), data...), Time: at, Out: out})
+		frames = append(frames, Frame{Index: i, Data: append([]byte(nil), data...), Time: at, Out: out, Iface: ifname(ci)})
 	}
 }
 
 // WritePcap writes frames as a capture whose timestamps are captureStart
 // plus each frame's Time, so the same frames always give the same bytes: a
-// pcap stream, or pcapng when a frame is Out (pcap has no direction; pcapng's
-// enhanced packet blocks say inbound or outbound).
+// pcap stream, or pcapng when a frame is Out or names its interface (pcap
+// has neither directions nor interfaces; pcapng's enhanced packet blocks
+// say inbound or outbound, and which interface description block, by
+// name, the frame was seen on).
 func WritePcap(w io.Writer, frames []Frame) error {
 	for _, f := range frames {
-		if f.Out {
+		if f.Out || f.Iface != "" {
 			return writePcapng(w, frames)
 		}
 	}
@@ -160,20 +177,44 @@ func captureInfo(f Frame) gopacket.CaptureInfo {
 	return gopacket.CaptureInfo{Timestamp: captureStart.Add(f.Time), CaptureLength: len(f.Data), Length: len(f.Data)}
 }
 
+// defaultIface names the pcapng interface of frames without an Iface.
+const defaultIface = "dut"
+
+func ngInterface(name string) pcapgo.NgInterface {
+	return pcapgo.NgInterface{Name: name, LinkType: layers.LinkTypeEthernet, SnapLength: 65535, TimestampResolution: 9}
+}
+
+// writePcapng writes frames with one interface description block per
+// interface, in the order the frames first name them: the default
+// interface first when a frame names none.
 func writePcapng(w io.Writer, frames []Frame) error {
-	nw, err := pcapgo.NewNgWriterInterface(w, pcapgo.NgInterface{
-		Name: "dut", LinkType: layers.LinkTypeEthernet, SnapLength: 65535, TimestampResolution: 9,
-	}, pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "xdpc"}})
+	var names []string
+	index := map[string]int{}
+	for _, f := range frames {
+		name := cmp.Or(f.Iface, defaultIface)
+		if _, ok := index[name]; !ok {
+			index[name] = len(names)
+			names = append(names, name)
+		}
+	}
+	nw, err := pcapgo.NewNgWriterInterface(w, ngInterface(names[0]), pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "xdpc"}})
 	if err != nil {
 		return fmt.Errorf("write pcapng header: %w", err)
+	}
+	for _, name := range names[1:] {
+		if _, err := nw.AddInterface(ngInterface(name)); err != nil {
+			return fmt.Errorf("write pcapng interface %s: %w", name, err)
+		}
 	}
 	for i, f := range frames {
 		dir := pcapgo.NgEpbFlagDirectionInbound
 		if f.Out {
 			dir = pcapgo.NgEpbFlagDirectionOutbound
 		}
+		ci := captureInfo(f)
+		ci.InterfaceIndex = index[cmp.Or(f.Iface, defaultIface)]
 		opts := pcapgo.NgPacketOptions{Flags: &pcapgo.NgEpbFlags{Direction: dir}}
-		if err := nw.WritePacketWithOptions(captureInfo(f), f.Data, opts); err != nil {
+		if err := nw.WritePacketWithOptions(ci, f.Data, opts); err != nil {
 			return fmt.Errorf("write packet %d: %w", i+1, err)
 		}
 	}

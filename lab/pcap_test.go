@@ -17,12 +17,17 @@ func TestPcapRoundTrip(t *testing.T) {
 	out := Frames([][]byte{bytes.Repeat([]byte{1}, 60), bytes.Repeat([]byte{2}, 60), bytes.Repeat([]byte{3}, 60)})
 	out[1].Out = true
 	out[2].Time = 31*time.Second + 7*time.Microsecond
+	ifaces := Frames([][]byte{bytes.Repeat([]byte{1}, 60), bytes.Repeat([]byte{2}, 60), bytes.Repeat([]byte{3}, 60), bytes.Repeat([]byte{4}, 60)})
+	ifaces[0].Iface, ifaces[1].Iface, ifaces[3].Iface = "eth1", "eth0", "eth1"
+	ifaces[3].Out = true
 	for name, c := range map[string]struct {
 		frames []Frame
 		magic  []byte
 	}{
 		"pcap":   {in, []byte{0xd4, 0xc3, 0xb2, 0xa1}},
 		"pcapng": {out, []byte{0x0a, 0x0d, 0x0d, 0x0a}},
+		// Interfaces by name, the default one (frame 3) among them.
+		"interfaces": {ifaces, []byte{0x0a, 0x0d, 0x0d, 0x0a}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var buf bytes.Buffer

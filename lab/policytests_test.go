@@ -237,7 +237,7 @@ func TestCaseFileTests(t *testing.T) {
 	}
 	tested := 0
 	for _, c := range cases {
-		cfg, _, err := c.LoadPolicy()
+		cfg, err := c.LoadConfig()
 		if err != nil {
 			t.Fatal(err)
 		}

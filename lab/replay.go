@@ -56,6 +56,12 @@ type Verdict struct {
 	// test, when the datapath changed it; empty when it left unchanged or
 	// did not leave.
 	Rewritten string `json:"rewritten,omitempty"`
+	// Frame is the rewritten frame's bytes, when Rewritten is set by a
+	// host backend: what the backends compare byte by byte.
+	Frame []byte `json:"-"`
+	// Iface is the interface the frame arrived on (or left from), set by
+	// host backends only: a host case's lines say it.
+	Iface string `json:"iface,omitempty"`
 	// Error is set, and the other fields empty, when the backend could not run the frame.
 	Error string `json:"error,omitempty"`
 	// Slot is the counter slot of the decision and CountedSlots those of
@@ -65,7 +71,8 @@ type Verdict struct {
 	CountedSlots []int `json:"-"`
 }
 
-// String renders v as one golden-file line: index, verdict, rule, packet,
+// String renders v as one golden-file line: index, verdict, rule, packet
+// (after "on IFACE" when the line names its interface),
 // the count rules that matched, the ct_state and the entry recorded (when
 // the policy tracks connections: "(ct established, entry fin_wait)") and
 // the rewritten frame, if any.
@@ -73,7 +80,11 @@ func (v Verdict) String() string {
 	if v.Error != "" {
 		return fmt.Sprintf("%4d  error  %s", v.Index, v.Error)
 	}
-	s := fmt.Sprintf("%4d  %-8s  %-16s  %s", v.Index, v.Verdict, v.Rule, v.Summary)
+	summary := v.Summary
+	if v.Iface != "" {
+		summary = "on " + v.Iface + " " + summary
+	}
+	s := fmt.Sprintf("%4d  %-8s  %-16s  %s", v.Index, v.Verdict, v.Rule, summary)
 	if v.To != "" {
 		s += "  (to " + v.To + ")"
 	}
@@ -201,6 +212,11 @@ func referenceVerdict(p *policy.Policy, frame []byte, slot int, counted []int) V
 		a, v.Rule = p.Default, "default"
 	case p.MalformedSlot():
 		a, v.Rule = p.Malformed, "malformed"
+	case p.NATExhaustedSlot(), p.NATFragmentSlot():
+		a, v.Rule = policy.ActionDrop, eval.RuleNATExhausted
+		if slot == p.NATFragmentSlot() {
+			v.Rule = eval.RuleNATFragment
+		}
 	default:
 		r := p.Rules[slot]
 		a, v.Rule, v.To = r.Action, r.Name, r.To

@@ -40,6 +40,8 @@ type junitCase struct {
 	Time      junitSeconds `xml:"time,attr"`
 	Failure   *junitResult `xml:"failure"`
 	Error     *junitResult `xml:"error"`
+	// Skipped says the backend does not run the case yet.
+	Skipped *junitResult `xml:"skipped"`
 }
 
 // junitResult is a failure or an error: a one-line message and the whole

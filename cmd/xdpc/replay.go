@@ -141,7 +141,15 @@ func replaySource(c *cobra.Command, path string, pf *policyFlags, backend string
 	if elf != nil {
 		return func() (lab.Backend, error) { return lab.NewArtifactBackend(backend, elf, opts) }, "", nil
 	}
-	cfg, p, err := loadPolicy(c, path, pf)
+	cfg, err := loadConfig(c, path, pf)
+	if err != nil {
+		return nil, "", err
+	}
+	if pf.policy == "" && lab.IsHostConfig(cfg) {
+		// Every interface of the file, each frame on its own (on IFACE).
+		return func() (lab.Backend, error) { return lab.NewHostBackend(backend, cfg) }, path, nil
+	}
+	p, err := selectPolicy(cfg, pf.policy)
 	if err != nil {
 		return nil, "", err
 	}
@@ -172,7 +180,7 @@ func backendError(w io.Writer, err error, file string) error {
 	if _, ok := errors.AsType[lab.CompileError](err); ok {
 		return policyError(err)
 	}
-	if errors.Is(err, lab.ErrNeedsPolicy) {
+	if errors.Is(err, lab.ErrNeedsPolicy) || errors.Is(err, lab.ErrLabHost) {
 		return usageError(err)
 	}
 	if rej, ok := errors.AsType[*runtime.VerifierRejection](nameSourceFile(err, file)); ok {

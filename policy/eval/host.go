@@ -200,7 +200,9 @@ func (h *Host) ingress(i *hostInterface, frame []byte, now uint64, x *HostExplan
 		res.Frame, res.NAT = pl.rewrite.apply(frame), pl.rewrite.describe()
 	}
 	if pkt.Fragment == policy.FragFirst {
-		h.nat.RememberFragment(fragKey(frame), pl.rewrite.fragRecord())
+		if f, ok := pl.rewrite.fragRecord(i, &pkt); ok {
+			h.nat.RememberFragment(fragKey(frame), f)
+		}
 	}
 	return res
 }
@@ -242,7 +244,9 @@ func natDrop(res HostResult, p *policy.Policy, rule string) HostResult {
 // Egress records frame, sent by the host out of interface ifname at time
 // now, as the datapath's TC egress program does (Session.Egress): its
 // ct_state from the table (and on a NAT interface the NAT map), and its
-// commit on its flow's entry. It translates nothing.
+// commit on its flow's entry. It translates nothing, and commits nothing
+// for a packet of a translated flow (found through the NAT map, or whose
+// entry has a translation): the XDP program it came through committed it.
 func (h *Host) Egress(ifname string, frame []byte, now uint64) EgressResult {
 	i := h.iface(ifname)
 	now = h.advance(now)
@@ -254,9 +258,22 @@ func (h *Host) Egress(ifname string, frame []byte, now uint64) EgressResult {
 		return EgressResult{}
 	}
 	fl := h.lookup(i, trackedPacket(&pkt), now)
-	res := EgressResult{CTState: fl.status, Commit: commitOf(&fl.packet, fl.status, true)}
+	res := EgressResult{CTState: fl.status}
+	if fl.viaAlias || h.translated(&fl) {
+		return res
+	}
+	res.Commit = commitOf(&fl.packet, fl.status, true)
 	h.commit(&fl.packet, fl.status, now, true, nil)
 	return res
+}
+
+// translated reports whether fl is a live entry with a translation.
+func (h *Host) translated(fl *flowRef) bool {
+	if !fl.found {
+		return false
+	}
+	_, ok := h.nat.Translation(fl.key)
+	return ok
 }
 
 // Flows returns the connection table's live entries at time now, sorted
@@ -292,6 +309,9 @@ type flowRef struct {
 	// that the flow was found by the alias of translated tuple aliasKey.
 	aliases  bool
 	viaAlias bool
+	// stale says a live alias was found whose entry is gone: the packet
+	// is invalid.
+	stale    bool
 	aliasKey conntrack.Key
 	alias    nat.Alias
 }
@@ -316,7 +336,11 @@ func (h *Host) lookup(i *hostInterface, p conntrack.Packet, now uint64) flowRef 
 		return fl
 	}
 	k, _ := conntrack.NewKey(p.Family, p.Proto, p.Src, p.Dst)
-	if h.find(&fl, k, now) && fl.viaAlias {
+	if !h.find(&fl, k, now) && fl.stale {
+		fl.status = conntrack.StatusInvalid
+		return fl
+	}
+	if fl.viaAlias {
 		fl.packet.Src, fl.packet.Dst = mapBack(p.Src, p.Dst, k, fl.alias)
 	}
 	fl.status = h.table.Status(&fl.packet, now)
@@ -340,6 +364,7 @@ func (h *Host) find(fl *flowRef, k conntrack.Key, now uint64) bool {
 	fk := nat.FlowKey(k, a)
 	e, ok := h.table.Lookup(fk)
 	if !ok || !e.Live(now) {
+		fl.stale = true
 		return false
 	}
 	fl.key, fl.entry, fl.found = fk, e, true

@@ -243,11 +243,11 @@ func TestStatic(t *testing.T) {
 	through(t, h, outside, tcpFrame(t, client, 1234, "203.0.113.7", 22, 0x02), 3, tcpFrame(t, client, 1234, "10.0.0.7", 22, 0x02), NATStatic)
 	through(t, h, inside, tcpFrame(t, "10.0.0.7", 22, client, 1234, 0x12), 4, tcpFrame(t, "203.0.113.7", 22, client, 1234, 0x12), NATReply)
 	through(t, h, outside, echoFrame(t, client, "203.0.113.7", 8, 99), 5, echoFrame(t, client, "10.0.0.7", 8, 99), NATStatic)
-	// An invalid packet (an ACK of no connection) still gets the mapping,
-	// recorded nowhere.
-	r := through(t, h, inside, tcpFrame(t, "10.0.0.7", 2222, client, 80, 0x10), 6, tcpFrame(t, "203.0.113.7", 2222, client, 80, 0x10), NATStatic)
-	if r.CTState != conntrack.StatusInvalid || r.CTCommit != CommitNone {
-		t.Errorf("stray ack: %v, %v", r.CTState, r.CTCommit)
+	// An invalid packet (an ACK of no connection) is not translated.
+	stray := tcpFrame(t, "10.0.0.7", 2222, client, 80, 0x10)
+	r := h.Ingress(inside, stray, 6)
+	if r.CTState != conntrack.StatusInvalid || r.CTCommit != CommitNone || r.NAT != nil || !bytes.Equal(r.Frame, stray) {
+		t.Errorf("stray ack: %v, %v, %v", r.CTState, r.CTCommit, r.NAT)
 	}
 }
 
@@ -546,7 +546,8 @@ func TestReopenKeepsItsPort(t *testing.T) {
 	if f := h.Flows(7); len(f) != 1 || f[0].Entry.State != conntrack.TCPTimeWait {
 		t.Fatalf("flows %+v, want one in time_wait", f)
 	}
-	r := through(t, h, inside, tcpFrame(t, "10.0.0.5", 40000, resolver, 443, 0x02), 8, tcpFrame(t, public, 40000, resolver, 443, 0x02), NATMasquerade)
+	// The reopening SYN keeps the entry's translation.
+	r := through(t, h, inside, tcpFrame(t, "10.0.0.5", 40000, resolver, 443, 0x02), 8, tcpFrame(t, public, 40000, resolver, 443, 0x02), NATFlow)
 	if r.CTState != conntrack.StatusNew || r.CTCommit != CommitCreate || len(h.Aliases(8)) != 1 {
 		t.Errorf("reopened: %v %v, aliases %+v", r.CTState, r.CTCommit, h.Aliases(8))
 	}
@@ -563,19 +564,24 @@ func TestAliasesAreReadOnNATInterfacesOnly(t *testing.T) {
 	}
 }
 
-// TestEgressRefreshesTheAlias records the host's own packet of a
-// masqueraded flow on the NAT interface: found by its alias, it refreshes
-// the entry and the alias together, and is not translated.
-func TestEgressRefreshesTheAlias(t *testing.T) {
+// TestEgressCommitsNothingOfATranslatedFlow records the host's own
+// packet of a masqueraded flow on the NAT interface: found by its alias,
+// it is established and commits nothing (the XDP program that translated
+// it committed it), and is not translated.
+func TestEgressCommitsNothingOfATranslatedFlow(t *testing.T) {
 	h := newNATHost(t, "20000-59999")
 	through(t, h, inside, udpFrame(t, "10.0.0.5", 40000, resolver, 53), 1, udpFrame(t, public, 40000, resolver, 53), NATMasquerade)
-	e := h.Egress(outside, udpFrame(t, public, 40000, resolver, 53), 1000)
-	if e.CTState != conntrack.StatusEstablished || e.Commit != CommitUpdate {
+	before := h.Flows(1)
+	e := h.Egress(outside, udpFrame(t, public, 40000, resolver, 53), 2)
+	if e.CTState != conntrack.StatusEstablished || e.Commit != CommitNone {
 		t.Errorf("egress: %+v", e)
 	}
-	f, a := h.Flows(1000), h.Aliases(1000)
-	if len(f) != 1 || len(a) != 1 || a[0].Alias.Expires != f[0].Entry.Expires || f[0].Entry.Expires <= 1000 {
-		t.Errorf("flows %+v, aliases %+v", f, a)
+	if f := h.Flows(2); len(f) != 1 || f[0].Entry != before[0].Entry {
+		t.Errorf("flows %+v, want %+v", f, before)
+	}
+	// Its untranslated tuple, through the entry's translation: the same.
+	if e := h.Egress(inside, udpFrame(t, "10.0.0.5", 40000, resolver, 53), 3); e.Commit != CommitNone {
+		t.Errorf("egress by the entry: %+v", e)
 	}
 }
 
@@ -661,5 +667,40 @@ func TestStaticCollision(t *testing.T) {
 	r := h.Ingress(outside, tcpFrame(t, client, 1234, "203.0.113.7", 22, 0x02), 2)
 	if r.Verdict != policy.ActionDrop || r.Rule != RuleNATExhausted || r.Slot != h.iface(outside).policy.NATExhaustedSlot() {
 		t.Errorf("colliding static flow: %+v", r.Result)
+	}
+}
+
+// TestFirstFragmentsRecordedOnNATAddresses records a translated first
+// fragment with its rewrite, an untranslated one on a NAT address as
+// untranslated, and none of the others, as the datapath does.
+func TestFirstFragmentsRecordedOnNATAddresses(t *testing.T) {
+	h := newNATHost(t, "20000-59999")
+	payload := bytes.Repeat([]byte{1}, 40)
+	for i, c := range []struct {
+		ifname string
+		frame  []byte
+	}{
+		{inside, udpFrame(t, "10.0.0.5", 40000, resolver, 53, payload...)}, // masqueraded
+		{outside, udpFrame(t, client, 5353, public, 53, payload...)},       // the router's own
+		{outside, udpFrame(t, client, 5353, "192.0.2.1", 53, payload...)},  // no NAT address
+	} {
+		first, _ := splitFragments(t, c.frame)
+		h.Ingress(c.ifname, first, uint64(i+1))
+	}
+	got := h.Fragments()
+	if len(got) != 2 || got[0].Frag.Which == got[1].Frag.Which {
+		t.Fatalf("fragment records %+v, want one translated, one untranslated", got)
+	}
+	for _, f := range got {
+		switch f.Key.Src.String() {
+		case "10.0.0.5":
+			if f.Frag.Which != nat.FragSource || f.Frag.Addr.String() != public {
+				t.Errorf("masqueraded first fragment recorded as %+v", f.Frag)
+			}
+		case client:
+			if f.Frag.Which != nat.FragUntranslated || f.Key.Dst.String() != public {
+				t.Errorf("the router's own first fragment recorded as %+v for %v", f.Frag, f.Key)
+			}
+		}
 	}
 }

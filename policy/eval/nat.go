@@ -26,8 +26,7 @@ const (
 	NATMasquerade
 	// NATForward: a forward block, for a new flow.
 	NATForward
-	// NATStatic: a static block, for a new flow (recorded in its entry)
-	// or for a packet of no translated flow (recorded nowhere).
+	// NATStatic: a static block, for a new flow (recorded in its entry).
 	NATStatic
 	// NATFlow: the entry of the translated flow a later packet in its
 	// original direction belongs to.
@@ -125,13 +124,19 @@ func (r *natRewrite) describe() *Translated {
 	return &t
 }
 
-// fragRecord is what a first fragment's later fragments get: its address
-// rewrite, or none (nil r: untranslated).
-func (r *natRewrite) fragRecord() nat.Frag {
-	if r == nil {
-		return nat.Frag{Addr: netip.AddrFrom4([4]byte{}), Which: nat.FragUntranslated}
+// fragRecord is what the later fragments of first fragment pkt get, and
+// whether it is recorded: a translated packet's address rewrite (an ICMP
+// error's is not recorded); an untranslated one on an address that needs
+// translation (needsTranslation) is recorded as untranslated, so its later
+// fragments pass; others are not recorded.
+func (r *natRewrite) fragRecord(i *hostInterface, pkt *Packet) (nat.Frag, bool) {
+	switch {
+	case r != nil:
+		return r.frag, !r.icmpError
+	case needsTranslation(i, pkt):
+		return nat.Frag{Addr: netip.AddrFrom4([4]byte{}), Which: nat.FragUntranslated}, true
 	}
-	return r.frag
+	return nat.Frag{}, false
 }
 
 // fragKey is the fragment map's key of a well-formed IPv4 frame as it
@@ -147,7 +152,10 @@ func fragKey(frame []byte) nat.FragKey {
 }
 
 // plan decides what the NAT part of interface i does with the IPv4
-// packet pkt its policy passed, fl being what the tables say of it.
+// packet pkt its policy passed, fl being what the tables say of it. A
+// flow's translation is decided by the packet that creates its entry and
+// kept in the entry (a TCP segment reopening a translated entry keeps
+// it); untracked and invalid packets are never translated.
 func (h *Host) plan(i *hostInterface, pkt *Packet, frame []byte, fl *flowRef, now uint64) natPlan {
 	arrived := trackedPacket(pkt)
 	switch {
@@ -155,18 +163,20 @@ func (h *Host) plan(i *hostInterface, pkt *Packet, frame []byte, fl *flowRef, no
 		return h.planLaterFragment(i, pkt, frame)
 	case arrived.Kind == conntrack.KindICMPError:
 		return h.planError(i, pkt, fl)
-	case arrived.Kind == conntrack.KindUntracked:
-		return planStatic(i, pkt)
-	case fl.status == conntrack.StatusNew:
-		if fl.viaAlias {
-			return natPlan{}
-		}
-		return h.planNew(i, &arrived, fl, now)
+	case arrived.Kind == conntrack.KindUntracked, fl.status == conntrack.StatusInvalid:
+		return natPlan{}
 	}
 	if tr, ok := h.nat.Translation(fl.key); ok && fl.found {
-		return planFlow(i, &arrived, fl, tr)
+		p := planFlow(i, &arrived, fl, tr)
+		if fl.status == conntrack.StatusNew {
+			p.record = &tr
+		}
+		return p
 	}
-	return planStatic(i, pkt)
+	if fl.status == conntrack.StatusNew {
+		return h.planNew(i, &arrived, fl, now)
+	}
+	return natPlan{}
 }
 
 // inbound is the direction, relative to a flow translated as kind, of its
@@ -319,24 +329,6 @@ func endpoint(pkt *Packet, source bool) conntrack.Endpoint {
 	return e
 }
 
-// planStatic translates a packet of no translated flow by the static
-// blocks alone, recording nothing: on the outside its destination, on the
-// inside its source.
-func planStatic(i *hostInterface, pkt *Packet) natPlan {
-	source := i.role == policy.NATInside
-	from := endpoint(pkt, source)
-	for _, s := range i.nat.Statics {
-		inner, outer := s.Inside, s.Outside
-		if source {
-			inner, outer = outer, inner
-		}
-		if from.Addr == outer {
-			return natPlan{rewrite: newRewrite(NATStatic, "", source, from, conntrack.Endpoint{Addr: inner, Port: from.Port})}
-		}
-	}
-	return natPlan{}
-}
-
 // planError translates an ICMP error about a translated flow when the
 // packet it carries went out through the interface's side: that packet's
 // rewritten end gets what it is on the other side.
@@ -365,11 +357,6 @@ func (h *Host) planError(i *hostInterface, pkt *Packet, fl *flowRef) natPlan {
 		return natPlan{}
 	}
 	r.icmpError = true
-	outer := endpoint(pkt, !source)
-	r.frag = nat.Frag{Addr: netip.AddrFrom4([4]byte{}), Which: nat.FragUntranslated}
-	if outer.Addr == from.Addr {
-		r.frag = fragOf(!source, r.To.Addr)
-	}
 	return natPlan{rewrite: r}
 }
 

@@ -84,7 +84,14 @@ func rewritePacket(b []byte, l3 int, source bool, e conntrack.Endpoint) {
 		case ly.proto == wire.ProtoTCP || ly.proto == wire.ProtoUDP:
 			rewriteTransport(b, ly, source, e, first)
 		case ly.proto == wire.ProtoICMP && isEcho(b[ly.l4]):
-			setEchoID(b, ly.l4, e.Port)
+			// A computed 0 is written 0xffff, as the datapath does: only
+			// 0xffff verifies for a message of all zeros.
+			if cs := ly.l4 + icmpChecksumOffset; be16(b, ly.l4+icmpEchoIDOffset) != e.Port {
+				setEchoID(b, ly.l4, e.Port)
+				if be16(b, cs) == 0 {
+					setBE16(b, cs, 0xffff)
+				}
+			}
 		}
 	}
 	setAddress(b, l3, source, e.Addr)
@@ -142,7 +149,37 @@ func rewriteTransport(b []byte, ly ipv4Layout, source bool, e conntrack.Endpoint
 // checksum does not verify.
 func partialChecksum(b []byte, ly ipv4Layout, field uint16) bool {
 	ps := nat.PseudoSum([4]byte(b[ly.l3+ipv4SrcOffset:]), [4]byte(b[ly.l3+ipv4DstOffset:]), ly.proto, uint16(ly.end-ly.l4))
-	return field == ps && nat.Sum(ps, b[ly.l4:ly.end]) != 0xffff
+	return field == ps && summable(ly.l4, ly.end) && nat.Sum(ps, b[ly.l4:ly.end]) != 0xffff
+}
+
+// summable reports whether the datapath sums the segment from offset l4
+// to end of the frame to verify its checksum (compiler: emitPartialCheck):
+// seven chunks of 512 bytes at most, then pieces of 256 down to 4 bytes,
+// then the last bytes, each step starting at an offset of at most 4,096.
+// A segment it does not sum is taken as full.
+func summable(l4, end int) bool {
+	const chunk, chunks, maxOffset = 512, 7, 4096
+	cursor := l4
+	for range chunks {
+		if end-cursor >= chunk {
+			if cursor > maxOffset {
+				return false
+			}
+			cursor += chunk
+		}
+	}
+	if end-cursor >= chunk {
+		return false
+	}
+	for size := chunk / 2; size >= 4; size /= 2 {
+		if end-cursor >= size {
+			if cursor > maxOffset {
+				return false
+			}
+			cursor += size
+		}
+	}
+	return end == cursor || cursor <= maxOffset
 }
 
 // rewriteError translates the ICMP error at l3 whose embedded packet's
