@@ -54,49 +54,32 @@ const tcpListen = 10
 // ReservedPorts returns the ports of the listening TCP sockets and the
 // bound UDP sockets of the named network namespace ("" is the caller's)
 // whose local address is one of on, or a wildcard address (0.0.0.0, ::);
-// of every socket when on is empty. It reads them with sock_diag: the
-// sockets open now, not those opened later.
+// of every socket when on is empty. It reads them with sock_diag, or from
+// /proc/net when the kernel has no sock_diag for TCP or UDP (tcp_diag and
+// udp_diag are modules a host may not load): the sockets open now, not
+// those opened later.
 func ReservedPorts(nsName string, on []netip.Addr) ([]ReservedPort, error) {
-	h, err := diagHandle(nsName)
+	socks, err := diagSockets(nsName)
+	if errors.Is(err, unix.ENOENT) {
+		socks, err = procSockets(nsName)
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer h.Close()
 	seen := map[ReservedPort]bool{}
 	var out []ReservedPort
-	add := func(proto uint8, socks []*netlink.Socket, listeningOnly bool) {
-		for _, s := range socks {
-			if s.ID.SourcePort == 0 || (listeningOnly && s.State != tcpListen) {
-				continue
-			}
-			if len(on) > 0 {
-				a, ok := netip.AddrFromSlice(s.ID.Source)
-				if !ok {
-					continue
-				}
-				a = a.Unmap()
-				if !a.IsUnspecified() && !slices.Contains(on, a) {
-					continue
-				}
-			}
-			rp := ReservedPort{proto, s.ID.SourcePort}
-			if !seen[rp] {
-				seen[rp] = true
-				out = append(out, rp)
-			}
+	for _, s := range socks {
+		if s.port == 0 || (s.proto == unix.IPPROTO_TCP && s.state != tcpListen) {
+			continue
 		}
-	}
-	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		tcp, err := h.SocketDiagTCP(family)
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return nil, fmt.Errorf("list TCP sockets: %w", err)
+		if a := s.addr.Unmap(); len(on) > 0 && !a.IsUnspecified() && !slices.Contains(on, a) {
+			continue
 		}
-		add(unix.IPPROTO_TCP, tcp, true)
-		udp, err := h.SocketDiagUDP(family)
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return nil, fmt.Errorf("list UDP sockets: %w", err)
+		rp := ReservedPort{s.proto, s.port}
+		if !seen[rp] {
+			seen[rp] = true
+			out = append(out, rp)
 		}
-		add(unix.IPPROTO_UDP, udp, false)
 	}
 	slices.SortFunc(out, func(a, b ReservedPort) int {
 		if a.Proto != b.Proto {
@@ -104,6 +87,48 @@ func ReservedPorts(nsName string, on []netip.Addr) ([]ReservedPort, error) {
 		}
 		return int(a.Port) - int(b.Port)
 	})
+	return out, nil
+}
+
+// hostSocket is a socket of the host as ReservedPorts reads it.
+type hostSocket struct {
+	proto uint8
+	addr  netip.Addr
+	port  uint16
+	state uint8
+}
+
+// diagSockets lists the namespace's TCP and UDP sockets with sock_diag.
+// An error wrapping ENOENT means the kernel has no sock_diag handler for
+// one of them.
+func diagSockets(nsName string) ([]hostSocket, error) {
+	h, err := diagHandle(nsName)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	var out []hostSocket
+	add := func(proto uint8, socks []*netlink.Socket) {
+		for _, s := range socks {
+			a, ok := netip.AddrFromSlice(s.ID.Source)
+			if !ok {
+				continue
+			}
+			out = append(out, hostSocket{proto, a, s.ID.SourcePort, s.State})
+		}
+	}
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		tcp, err := h.SocketDiagTCP(family)
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return nil, fmt.Errorf("list TCP sockets: %w", err)
+		}
+		add(unix.IPPROTO_TCP, tcp)
+		udp, err := h.SocketDiagUDP(family)
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return nil, fmt.Errorf("list UDP sockets: %w", err)
+		}
+		add(unix.IPPROTO_UDP, udp)
+	}
 	return out, nil
 }
 

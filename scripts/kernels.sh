@@ -19,7 +19,7 @@
 set -euo pipefail
 
 # The parts of the suite a guest runs, in order; each is a function below.
-all_parts="cases-kernel cases-lab demo compiler runtime differential lab cli"
+all_parts="cases-kernel cases-lab demo compiler runtime differential lab cli nat"
 
 guest_main() {
   # Runs as PID 1 of the guest after the initramfs mounted the host's root.
@@ -67,6 +67,9 @@ part_runtime() { cd runtime && "$bin/runtime.test" -test.v -test.count=1 -test.t
 part_differential() { cd lab && "$bin/lab.test" -test.v -test.short -test.run '^TestDifferential$' -test.timeout=12m; }
 part_lab() { cd lab && "$bin/lab.test" -test.v -test.skip '^TestDifferential$' -test.timeout=12m; }
 part_compiler() { cd compiler && "$bin/compiler.test" -test.v -test.timeout=12m; }
+# Real sockets through a NAT router (both checksum regimes, both forwarding
+# paths); the nftables baseline tests stay on the host.
+part_nat() { cd internal/routerlab && "$bin/routerlab.test" -test.v -test.run '^(TestNATSockets|TestNATSocketsReapply|TestXDPNAT|TestXDPNATPortChoice|TestPlainForwarding|TestXDPPassOnRouter)$' -test.timeout=12m; }
 part_cli() { cd cmd/xdpc && "$bin/xdpc.test" -test.v -test.run '^(TestScripts|TestDemo.*|TestInterrupt.*|TestConfirm.*|TestDetachWhileConfirmPending|TestSignalDuringApply)$' -test.timeout=12m; }
 
 case ${1:-} in
@@ -144,8 +147,11 @@ fetch_kernel() {
 }
 
 # The modules the guest loads before it mounts the host's root: virtio and
-# 9p, and what the tests need (veth; clsact and BPF classifiers for TC).
-guest_modules="virtio_pci 9pnet_virtio 9p veth sch_ingress cls_bpf"
+# 9p, and what the tests need (veth; clsact and BPF classifiers for TC;
+# sock_diag for TCP and UDP, which NAT's apply reads the host's sockets
+# with). A Debian host loads these on demand; the guest cannot, since the
+# root it mounts holds the host's modules, not its own.
+guest_modules="virtio_pci 9pnet_virtio 9p veth sch_ingress cls_bpf inet_diag tcp_diag udp_diag"
 
 # build_initramfs KERNELDIR OUT writes a gzip'd newc initramfs: busybox,
 # the modules with their dependencies in load order (decompressed), and an
@@ -250,6 +256,7 @@ go test -c -o "$work/bin/compiler.test" ./compiler
 go test -c -o "$work/bin/runtime.test" ./runtime
 go test -c -o "$work/bin/lab.test" ./lab
 go test -c -o "$work/bin/xdpc.test" ./cmd/xdpc
+go test -c -o "$work/bin/routerlab.test" ./internal/routerlab
 
 accel=
 failed=0
