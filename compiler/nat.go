@@ -725,6 +725,9 @@ func emitNATAlias(e *emitter, prog *Program) {
 		asm.LSh.Imm32(asm.R9, 24),
 		asm.Or.Reg32(asm.R3, asm.R9),
 		store(ctValueArea+12, asm.R3),
+	)
+	emitAliasInPlace(e, prog.NAT.Alias.Name)
+	e.emit(
 		asm.LoadMapPtr(asm.R1, 0).WithReference(prog.NAT.Alias.Name),
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, int32(natKeyArea)),
@@ -733,6 +736,32 @@ func emitNATAlias(e *emitter, prog *Program) {
 		asm.Mov.Imm(asm.R4, 0), // BPF_ANY
 		asm.FnMapUpdateElem.Call(),
 	)
+}
+
+// emitAliasInPlace refreshes the alias of an established flow in place:
+// it writes the value built at ctValueArea through the pointer a lookup
+// of the translated tuple returns, the expiry last, and goes on to
+// labelNATRewrite. A new flow's alias, and one the map does not hold, fall
+// through to the update: an update of a key the map holds takes a fresh
+// element and frees the old one, which on every packet costs more than
+// the lookup and two stores (docs/nat.md "Both die together").
+func emitAliasInPlace(e *emitter, alias string) {
+	upd := e.newLabel("nat.alias_update")
+	e.emit(
+		load(asm.R1, slotCTStatus),
+		asm.JNE.Imm32(asm.R1, statusBit(conntrack.StatusEstablished), upd),
+		asm.LoadMapPtr(asm.R1, 0).WithReference(alias),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, int32(natKeyArea)),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, upd),
+		asm.LoadMem(asm.R1, asm.R10, ctValueArea+8, asm.DWord),
+		asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R10, ctValueArea, asm.DWord),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.Ja.Label(labelNATRewrite),
+	)
+	e.label(upd)
 }
 
 // emitNATRewrite emits labelNATRewrite: the packet's rewritten end gets
