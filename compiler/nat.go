@@ -725,6 +725,9 @@ func emitNATAlias(e *emitter, prog *Program) {
 		asm.LSh.Imm32(asm.R9, 24),
 		asm.Or.Reg32(asm.R3, asm.R9),
 		store(ctValueArea+12, asm.R3),
+	)
+	emitAliasInPlace(e, prog.NAT.Alias.Name)
+	e.emit(
 		asm.LoadMapPtr(asm.R1, 0).WithReference(prog.NAT.Alias.Name),
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, int32(natKeyArea)),
@@ -733,6 +736,32 @@ func emitNATAlias(e *emitter, prog *Program) {
 		asm.Mov.Imm(asm.R4, 0), // BPF_ANY
 		asm.FnMapUpdateElem.Call(),
 	)
+}
+
+// emitAliasInPlace refreshes the alias of an established flow in place:
+// it writes the value built at ctValueArea through the pointer a lookup
+// of the translated tuple returns, the expiry last, and goes on to
+// labelNATRewrite. A new flow's alias, and one the map does not hold, fall
+// through to the update: an update of a key the map holds takes a fresh
+// element and frees the old one, which on every packet costs more than
+// the lookup and two stores (docs/nat.md "Both die together").
+func emitAliasInPlace(e *emitter, alias string) {
+	upd := e.newLabel("nat.alias_update")
+	e.emit(
+		load(asm.R1, slotCTStatus),
+		asm.JNE.Imm32(asm.R1, statusBit(conntrack.StatusEstablished), upd),
+		asm.LoadMapPtr(asm.R1, 0).WithReference(alias),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, int32(natKeyArea)),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, upd),
+		asm.LoadMem(asm.R1, asm.R10, ctValueArea+8, asm.DWord),
+		asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R10, ctValueArea, asm.DWord),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.Ja.Label(labelNATRewrite),
+	)
+	e.label(upd)
 }
 
 // emitNATRewrite emits labelNATRewrite: the packet's rewritten end gets
@@ -995,10 +1024,17 @@ func emitNATForward(e *emitter) {
 		load(asm.R1, slotPartial),
 		asm.JEq.Imm32(asm.R1, 1, labelNATDone),
 	)
+	// The addresses are the header's as rewritten: a packet's own, or
+	// an ICMP error's outer ones (which its translation rewrites by the
+	// embedded packet's, not by slotNATRewrite's end).
+	e.emit(
+		asm.LoadMem(rData, rCtx, 0, asm.Word),
+		asm.LoadMem(rDataEnd, rCtx, 4, asm.Word),
+	)
+	guard(e, rData, 14+20, asm.R1, labelNATDone)
 	for off := int16(0); off < fibSize; off += 4 {
 		e.emit(asm.StoreImm(asm.R10, fibArea+off, 0, asm.Word))
 	}
-	src, dst := e.newLabel("nat.fib_src"), e.newLabel("nat.fib_addrs")
 	e.emit(
 		asm.StoreImm(asm.R10, fibArea+fibFamily, afInet, asm.Byte),
 		load(asm.R1, slotProto),
@@ -1007,21 +1043,10 @@ func emitNATForward(e *emitter) {
 		asm.StoreMem(asm.R10, fibArea+fibTotLen, asm.R1, asm.Half),
 		asm.LoadMem(asm.R1, rCtx, 12, asm.Word), // ingress_ifindex
 		asm.StoreMem(asm.R10, fibArea+fibIfindex, asm.R1, asm.Word),
-		load(asm.R1, slotSrcAddr),
-		load(asm.R2, slotDstAddr),
-		load(asm.R3, slotNATRewrite),
-		asm.RSh.Imm32(asm.R3, 16),
-		load(asm.R4, slotNATAddr),
-		asm.JEq.Imm32(asm.R3, natRewriteSource, src),
-		asm.Mov.Reg(asm.R2, asm.R4),
-		asm.Ja.Label(dst),
-	)
-	e.label(src)
-	e.emit(asm.Mov.Reg(asm.R1, asm.R4))
-	e.label(dst)
-	e.emit(
+		asm.LoadMem(asm.R1, rData, 14+12, asm.Word),
 		asm.StoreMem(asm.R10, fibArea+fibSrc, asm.R1, asm.Word),
-		asm.StoreMem(asm.R10, fibArea+fibDst, asm.R2, asm.Word),
+		asm.LoadMem(asm.R1, rData, 14+16, asm.Word),
+		asm.StoreMem(asm.R10, fibArea+fibDst, asm.R1, asm.Word),
 		asm.Mov.Reg(asm.R1, rCtx),
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, int32(fibArea)),
@@ -1031,11 +1056,6 @@ func emitNATForward(e *emitter) {
 		asm.JNE.Imm(asm.R0, 0, labelNATDone), // BPF_FIB_LKUP_RET_SUCCESS
 	)
 	e.at("nat: the next hop's MAC addresses, TTL one lower")
-	e.emit(
-		asm.LoadMem(rData, rCtx, 0, asm.Word),
-		asm.LoadMem(rDataEnd, rCtx, 4, asm.Word),
-	)
-	guard(e, rData, 14+20, asm.R1, labelNATDone)
 	for i := int16(0); i < 6; i += 2 {
 		e.emit(
 			asm.LoadMem(asm.R1, asm.R10, fibArea+fibDMAC+i, asm.Half),

@@ -249,18 +249,24 @@ func TestNATSockets(t *testing.T) {
 				return err
 			})
 			t.Run("udp-refused", func(t *testing.T) {
-				// The datagram takes the path of its checksum, the
-				// server's port unreachable (a full ICMP checksum) is
-				// redirected: logged, not checked.
+				// The datagram takes the path of its checksum; the
+				// server's port unreachable, translated (its checksums
+				// are never partial), is redirected in both regimes.
 				before, err := r.Paths()
 				if err != nil {
 					t.Fatal(err)
 				}
 				if err := routerlab.UDPRefused(r.Client, netip.AddrPortFrom(routerlab.ServerAddr, 9999), 5, 5*time.Second); err != nil {
-					t.Error(err)
+					t.Fatal(err)
 				}
-				if after, err := r.Paths(); err == nil {
-					t.Logf("udp refused: %v", after.Sub(before))
+				after, err := r.Paths()
+				if err != nil {
+					t.Fatal(err)
+				}
+				d := after.Sub(before)
+				t.Logf("udp refused: %v", d)
+				if d.Redirected < 1 || !rg.tx && d.Stack > 0 {
+					t.Errorf("udp refused: %v; want the error redirected by XDP, and with full checksums nothing by the stack", d)
 				}
 			})
 			t.Run("unsolicited", func(t *testing.T) {
