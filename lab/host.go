@@ -37,7 +37,7 @@ func NewHostBackend(name string, cfg *policy.Config) (Backend, error) {
 	case BackendKernel:
 		return newHostKernel(cfg)
 	case BackendLab:
-		return nil, ErrLabHost
+		return newHostLab(cfg)
 	}
 	return nil, UnknownBackendError(name)
 }
