@@ -180,7 +180,7 @@ func backendError(w io.Writer, err error, file string) error {
 	if _, ok := errors.AsType[lab.CompileError](err); ok {
 		return policyError(err)
 	}
-	if errors.Is(err, lab.ErrNeedsPolicy) || errors.Is(err, lab.ErrLabHost) {
+	if errors.Is(err, lab.ErrNeedsPolicy) || errors.Is(err, lab.ErrHostUnsupported) {
 		return usageError(err)
 	}
 	if rej, ok := errors.AsType[*runtime.VerifierRejection](nameSourceFile(err, file)); ok {
