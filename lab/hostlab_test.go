@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xdpc/xdpc/internal/livegen"
 	"github.com/xdpc/xdpc/nat"
 	"github.com/xdpc/xdpc/policy"
 )
@@ -39,7 +40,8 @@ nat "edge" {
 // routed back out of the interface they arrived on, kept by the router
 // (addressed to it, TTL 1), the host's own, and a drop. A frame the router
 // kept has the pass as its line, without the frame NAT made of it; every
-// other line is the reference's.
+// other line is the reference's. The first frame, translated with its
+// checksums whole, goes the datapath's way: XDP redirects it into eth0.
 func TestHostLabFollowsForwarding(t *testing.T) {
 	cfg, diags := policy.Load("host.hcl", []byte(hostLabTestPolicy), policy.LoadOptions{})
 	if diags.HasErrors() {
@@ -77,6 +79,16 @@ on eth1 udp 10.0.0.8:1000 > 198.51.100.53:53 ttl 1
 		if err != nil {
 			t.Errorf("packet %d: %v", i+1, err)
 			continue
+		}
+		if i == 0 {
+			router := b.(*hostLab).topo.Ports["eth0"]
+			st, err := livegen.ReadVethStats(router.Namespace(), router.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Xmit != 1 {
+				t.Errorf("the translated datagram: eth0 put %d frames redirected by XDP on its peer's ring, want 1", st.Xmit)
+			}
 		}
 		if i >= kept {
 			want.Rewritten, want.Frame = "", nil
