@@ -3,6 +3,8 @@ package lab
 import (
 	"bytes"
 	"encoding/binary"
+	"net"
+	"os"
 	"strings"
 	"testing"
 
@@ -133,5 +135,89 @@ func TestUnforward(t *testing.T) {
 	}
 	if _, err := unforward(sent, sent); err == nil {
 		t.Error("a frame with the sender's MACs taken as forwarded")
+	}
+}
+
+// TestHostRouterTopology checks the host-router topology of a NAT file:
+// a router veth per interface with the DUT's MAC, a peer with the peer's,
+// offloads off, the router's sysctls and routes, and nothing left after
+// Close.
+func TestHostRouterTopology(t *testing.T) {
+	cfg, diags := policy.Load("host.hcl", []byte(hostLabTestPolicy), policy.LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	def, routes := hostRoutes(cfg)
+	if def != "eth0" || len(routes["eth1"]) != 1 || routes["eth1"][0].String() != "10.0.0.0/24" {
+		t.Fatalf("routes: default via %s, %v", def, routes)
+	}
+	topo, err := newTopologyWith(TopologyHostRouter, func(t *Topology, suffix string) error {
+		return t.buildHostRouter(suffix, []string{"eth0", "eth1"}, def, routes)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { topo.Close() })
+	for _, name := range []string{"eth0", "eth1"} {
+		router, peer := topo.Ports[name], topo.Ports["peer-"+name]
+		if router == nil || peer == nil {
+			t.Fatalf("no port %s or its peer: %v", name, topo.Ports)
+		}
+		if router.MAC.String() != macDUT.String() || peer.MAC.String() != macPeer.String() {
+			t.Errorf("%s: MACs %s ⇄ %s", name, router.MAC, peer.MAC)
+		}
+		for _, p := range []*Port{router, peer} {
+			var on bool
+			if err := inNamespace(p.ns.handle, func() error {
+				var err error
+				on, err = txChecksumOffload(p.Name)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if on {
+				t.Errorf("%s in %s: tx checksum offload is on", p.Name, p.Namespace())
+			}
+		}
+	}
+	router := topo.Ports["eth0"].ns
+	for sysctl, want := range map[string]string{
+		"ipv4/ip_forward":               "1",
+		"ipv4/conf/all/rp_filter":       "0",
+		"ipv4/conf/eth1/rp_filter":      "0",
+		"ipv4/conf/all/send_redirects":  "0",
+		"ipv4/conf/eth0/send_redirects": "0",
+		"ipv4/conf/eth1/accept_local":   "1",
+		"ipv6/conf/eth0/disable_ipv6":   "1",
+	} {
+		var got []byte
+		if err := inNamespace(router.handle, func() error {
+			var err error
+			got, err = os.ReadFile("/proc/sys/net/" + sysctl)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(got)); got != want {
+			t.Errorf("router %s = %s, want %s", sysctl, got, want)
+		}
+	}
+	for dst, via := range map[string]string{"198.51.100.7": "eth0", "10.0.0.5": "eth1"} {
+		rs, err := router.nl.RouteGet(net.ParseIP(dst))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 1 || rs[0].LinkIndex != topo.Ports[via].Index || !rs[0].Gw.Equal(topo.Ports["peer-"+via].Address.IP) {
+			t.Errorf("route to %s: %v, want via %s's peer", dst, rs, via)
+		}
+	}
+	names := topo.Namespaces()
+	if err := topo.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if namespaceExists(n) {
+			t.Errorf("namespace %s is left after Close", n)
+		}
 	}
 }
