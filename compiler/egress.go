@@ -75,6 +75,10 @@ func egressName(xdpName string) string {
 	return name
 }
 
+// skbIngressIfindex is the offset of ingress_ifindex in __sk_buff: the
+// interface a forwarded packet arrived on, 0 for the host's own.
+const skbIngressIfindex = 36
+
 // labelEgressNAT is where the egress program of a NAT interface decides
 // whether to commit.
 const labelEgressNAT = "egress.nat"
@@ -85,8 +89,17 @@ const labelEgressNAT = "egress.nat"
 // they carry a translated tuple (found through the NAT map) or are the
 // flow's own in its translated form; committing them again would move the
 // state machine twice or, for a tuple not found, create a second entry.
+// Nor is any other packet the host forwards its own (one that arrived on
+// an interface: __sk_buff.ingress_ifindex is set): the program of the
+// interface it arrived on decided and tracked it, and committing it as
+// the host's would, say, pick up a connection from a passed invalid ACK.
 func emitEgressNAT(e *emitter) {
 	e.label(labelEgressNAT)
+	e.at("egress: a forwarded packet was tracked where it arrived")
+	e.emit(
+		asm.LoadMem(asm.R1, rCtx, skbIngressIfindex, asm.Word),
+		asm.JNE.Imm32(asm.R1, 0, labelEgressReturn),
+	)
 	e.at("egress: a packet of a translated flow was committed where it arrived")
 	e.emit(
 		load(asm.R1, slotNATRewrite),

@@ -668,6 +668,29 @@ func TestNATEgressLeavesTranslatedFlows(t *testing.T) {
 	}
 }
 
+// TestNATEgressLeavesForwardedPackets sends what the stack forwards
+// untranslated (a mid-stream ACK the inside's program passed as invalid)
+// out of the outside's egress program, as arrived on an interface: the
+// host did not send it, so no entry may come of it. The same ACK as the
+// host's own (no ingress interface) picks its connection up.
+func TestNATEgressLeavesForwardedPackets(t *testing.T) {
+	r := newNATRig(t)
+	ack := flow{proto: "tcp", src: ap("10.0.0.7:2222"), dst: ap("192.0.2.12:80"), ack: true}.frame(t)
+	egress := r.outColl.Programs[r.out.Egress.Name]
+	ctx := make([]byte, 192) // struct __sk_buff, up to its last field a test run takes
+	binary.LittleEndian.PutUint32(ctx[36:], 2)
+	if _, err := egress.Run(&ebpf.RunOptions{Data: ack, Context: ctx}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := r.tableSize(); e != 0 {
+		t.Errorf("a forwarded ACK: %d entries, want 0", e)
+	}
+	r.runEgress(true, ack)
+	if e, _ := r.tableSize(); e != 1 {
+		t.Errorf("the host's own ACK: %d entries, want 1", e)
+	}
+}
+
 // TestNATForwardsByTheFIB runs translated packets in a namespace with a
 // route and a neighbour: XDP forwards them itself (new MACs, TTL one
 // lower, XDP_REDIRECT); without a neighbour, or with TTL 1, the stack

@@ -25,9 +25,10 @@ const HostSeed uint32 = 0
 // block or more than one policy.
 func IsHostConfig(cfg *policy.Config) bool { return len(cfg.NATs) > 0 || len(cfg.Policies) > 1 }
 
-// ErrLabHost is returned for a host case on the lab backend: its run of
-// several interfaces (the router topology's) is not there yet.
-var ErrLabHost = errors.New("the lab backend cannot run a case of several interfaces (a nat block or more than one policy) yet: use the reference or kernel backend")
+// ErrHostUnsupported is returned (wrapped, naming the policy) by the kernel
+// and lab host backends for a file whose policies have sets or redirects:
+// they do not load those on shared tables yet.
+var ErrHostUnsupported = errors.New("the kernel and lab host backends run no sets or redirects yet: use the reference backend")
 
 // NewHostBackend returns the named backend for every interface of cfg.
 func NewHostBackend(name string, cfg *policy.Config) (Backend, error) {
@@ -37,7 +38,7 @@ func NewHostBackend(name string, cfg *policy.Config) (Backend, error) {
 	case BackendKernel:
 		return newHostKernel(cfg)
 	case BackendLab:
-		return nil, ErrLabHost
+		return newHostLab(cfg)
 	}
 	return nil, UnknownBackendError(name)
 }

@@ -94,7 +94,7 @@ func newHostKernel(cfg *policy.Config) (_ *hostKernel, err error) {
 				return nil, CompileError{err}
 			}
 			if len(art.Manifest.Sets) > 0 || len(art.Manifest.Redirects) > 0 {
-				return nil, fmt.Errorf("policy %s: the kernel host backend runs no sets or redirects yet", i.Policy.Name)
+				return nil, fmt.Errorf("policy %s: %w", i.Policy.Name, ErrHostUnsupported)
 			}
 			if hp, err = k.load(art); err != nil {
 				return nil, fmt.Errorf("load policy %s: %w", i.Policy.Name, err)

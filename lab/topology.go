@@ -112,7 +112,21 @@ var routerSysctls = map[string]string{
 // NewTopology builds a topology of kind (TopologyHost or TopologyRouter).
 // Its namespaces are named NamespacePrefix, this process's id, a random
 // suffix and the role. On error nothing is left behind.
-func NewTopology(kind string) (t *Topology, err error) {
+func NewTopology(kind string) (*Topology, error) {
+	return newTopologyWith(kind, func(t *Topology, suffix string) error {
+		switch kind {
+		case TopologyHost:
+			return t.buildHost(suffix)
+		case TopologyRouter:
+			return t.buildRouter(suffix)
+		}
+		return fmt.Errorf("unknown topology %q (want %s or %s)", kind, TopologyHost, TopologyRouter)
+	})
+}
+
+// newTopologyWith builds a topology of kind with build, which adds its
+// namespaces and veths. On error nothing is left behind.
+func newTopologyWith(kind string, build func(t *Topology, suffix string) error) (t *Topology, err error) {
 	suffix, err := randomSuffix()
 	if err != nil {
 		return nil, err
@@ -124,14 +138,7 @@ func NewTopology(kind string) (t *Topology, err error) {
 	// Build under t.mu: a Close from the interrupt handler waits for the
 	// build to finish, then sees every namespace it made.
 	t.mu.Lock()
-	switch kind {
-	case TopologyHost:
-		err = t.buildHost(suffix)
-	case TopologyRouter:
-		err = t.buildRouter(suffix)
-	default:
-		err = fmt.Errorf("unknown topology %q (want %s or %s)", kind, TopologyHost, TopologyRouter)
-	}
+	err = build(t, suffix)
 	t.mu.Unlock()
 	if err != nil {
 		t.Close()

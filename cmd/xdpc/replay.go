@@ -55,6 +55,12 @@ and the frame as it arrived (new MACs, TTL one lower). Such frames must be
 addressed to the router (02:00:00:00:00:02, the default destination MAC)
 and to the server's network, 10.200.2.0/24.
 
+A file of several interfaces (a nat block, or more than one policy) replays
+every interface: a frame says which it arrives on ("on IFACE"), and the lab
+runs them in a router namespace with a veth per interface, each frame
+injected from its interface's peer and followed to the peer it is forwarded
+to (docs/lab.md).
+
 An artifact written by 'xdpc build' replays on the kernel and lab backends,
 attributed by its manifest's counter slots as a policy is. The reference
 backend needs the policy file.`,
@@ -146,7 +152,11 @@ func replaySource(c *cobra.Command, path string, pf *policyFlags, backend string
 		return nil, "", err
 	}
 	if pf.policy == "" && lab.IsHostConfig(cfg) {
-		// Every interface of the file, each frame on its own (on IFACE).
+		// Every interface of the file, each frame on its own (on IFACE);
+		// the lab runs them in a router of its own.
+		if opts.Topology != "" && opts.Topology != lab.TopologyHost {
+			return nil, "", usageError(fmt.Errorf("--topology %s is for one policy: a file of several interfaces runs in a router with a veth per interface", opts.Topology))
+		}
 		return func() (lab.Backend, error) { return lab.NewHostBackend(backend, cfg) }, path, nil
 	}
 	p, err := selectPolicy(cfg, pf.policy)
@@ -180,7 +190,7 @@ func backendError(w io.Writer, err error, file string) error {
 	if _, ok := errors.AsType[lab.CompileError](err); ok {
 		return policyError(err)
 	}
-	if errors.Is(err, lab.ErrNeedsPolicy) || errors.Is(err, lab.ErrLabHost) {
+	if errors.Is(err, lab.ErrNeedsPolicy) || errors.Is(err, lab.ErrHostUnsupported) {
 		return usageError(err)
 	}
 	if rej, ok := errors.AsType[*runtime.VerifierRejection](nameSourceFile(err, file)); ok {

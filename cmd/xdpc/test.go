@@ -89,7 +89,8 @@ const (
 	caseBroken // the case's files are wrong
 	caseFailed // the backend could not run
 	// caseSkipped: the backend does not run cases of this kind yet (a
-	// case of several interfaces on the lab backend).
+	// case of several interfaces whose policies have sets or redirects, on
+	// the kernel or lab backend).
 	caseSkipped
 )
 
@@ -342,7 +343,7 @@ func runCase(w io.Writer, c lab.Case, backend string, update bool) caseOutcome {
 		return caseFailed
 	}
 	got, err := c.Replay(backend)
-	if errors.Is(err, lab.ErrLabHost) {
+	if errors.Is(err, lab.ErrHostUnsupported) {
 		fmt.Fprintf(w, "skip %s: %v\n", c.Name, err)
 		return caseSkipped
 	}
