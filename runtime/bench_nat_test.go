@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -335,6 +336,8 @@ func testRun(b *testing.B, prog *ebpf.Program, frame []byte, ingress, repeat int
 		}
 		break
 	}
+	goruntime.KeepAlive(frame)
+	goruntime.KeepAlive(&ctx)
 	return attr.retval, out[:attr.sizeOut], time.Duration(attr.duration)
 }
 
@@ -605,6 +608,11 @@ func BenchmarkNAT(b *testing.B) {
 				for _, p := range []*natPair{r.track, r.nt} {
 					if n := p.count(b, p.manifest.Conntrack.Unassured); n != natBenchBatch {
 						b.Fatalf("%d unassured entries, want %d", n, natBenchBatch)
+					}
+					if p.manifest.NAT != nil {
+						if n := p.count(b, p.manifest.NAT.Alias); n != natBenchBatch {
+							b.Fatalf("%d aliases, want %d", n, natBenchBatch)
+						}
 					}
 					p.flush(b)
 				}
