@@ -383,7 +383,9 @@ func restoring(b *testing.B, target *ebpf.Program, frame []byte) *ebpf.Program {
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("short"), // XDP_ABORTED
 		asm.Return(),
 	)
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL", Instructions: insns})
+	// A program array takes only programs of its owner's (the target's)
+	// type and attach type.
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, AttachType: ebpf.AttachXDP, License: "GPL", Instructions: insns})
 	if err != nil {
 		b.Fatalf("restoring program: %v", err)
 	}
