@@ -25,14 +25,23 @@ guest_main() {
   # Runs as PID 1 of the guest after the initramfs mounted the host's root.
   export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   export HOME=/tmp TMPDIR=/tmp GOTRACEBACK=all
-  mount -t tmpfs -o mode=1777 tmpfs /tmp
+  # The guest's own /tmp hides the host's; a checkout under the host's
+  # /tmp is bound back at its path from a view of the host's /tmp kept in
+  # /run.
   mount -t tmpfs tmpfs /run
-  mkdir -p /run/netns /tmp/out
+  mkdir -p /run/netns /run/hosttmp
+  mount --bind /tmp /run/hosttmp
+  mount -t tmpfs -o mode=1777 tmpfs /tmp
+  mkdir -p /tmp/out
   mount -t bpf bpffs /sys/fs/bpf
   mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 out /tmp/out
   ip link set lo up
   local out=/tmp/out repo
   repo=$(cat "$out/repo")
+  if [[ $repo == /tmp/* ]]; then
+    mkdir -p "$repo"
+    mount --bind "/run/hosttmp/${repo#/tmp/}" "$repo"
+  fi
   local parts
   parts=$(cat "$out/parts")
   # The host's Go toolchain and module cache, read-only, for tests that
