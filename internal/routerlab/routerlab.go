@@ -34,6 +34,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 
+	"github.com/xdpc/xdpc/internal/ethtool"
 	"github.com/xdpc/xdpc/internal/nstest"
 	"github.com/xdpc/xdpc/runtime"
 )
@@ -230,13 +231,10 @@ func (r *Router) ReadSysctl(name string) (string, error) {
 // end.
 func (r *Router) SetOffload(e End, tx, rx bool) error {
 	return e.Netns.Run(func() error {
-		if err := setEthtool(e.Name, ethtoolSetTxCsum, tx); err != nil {
-			return fmt.Errorf("tx checksum offload of %s: %w", e.Name, err)
+		if err := ethtool.Set(e.Name, ethtool.TxChecksum, tx); err != nil {
+			return err
 		}
-		if err := setEthtool(e.Name, ethtoolSetRxCsum, rx); err != nil {
-			return fmt.Errorf("rx checksum offload of %s: %w", e.Name, err)
-		}
-		return nil
+		return ethtool.Set(e.Name, ethtool.RxChecksum, rx)
 	})
 }
 
@@ -244,10 +242,10 @@ func (r *Router) SetOffload(e End, tx, rx bool) error {
 func (r *Router) Offload(e End) (tx, rx bool, err error) {
 	err = e.Netns.Run(func() error {
 		var err error
-		if tx, err = getEthtool(e.Name, ethtoolGetTxCsum); err != nil {
+		if tx, err = ethtool.Get(e.Name, ethtool.TxChecksum); err != nil {
 			return err
 		}
-		rx, err = getEthtool(e.Name, ethtoolGetRxCsum)
+		rx, err = ethtool.Get(e.Name, ethtool.RxChecksum)
 		return err
 	})
 	return tx, rx, err
