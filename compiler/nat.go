@@ -786,35 +786,13 @@ func emitNATRewrite(e *emitter, n *NATPart) {
 	emitFragRecord(e, n)
 	emitPartialCheck(e)
 	emitIPHeader(e, labelNATForward)
-	e.emit(
-		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
-		asm.And.Imm(asm.R1, 0x0f),
-		asm.LSh.Imm(asm.R1, 2),
-		asm.Add.Reg(rL3, asm.R1), // layer-4 offset
-	)
+	e.emit(ihlBytes(asm.R1)...)
+	e.emit(asm.Add.Reg(rL3, asm.R1)) // layer-4 offset
 	e.at("nat: the address and the IPv4 header checksum")
-	dst, addr := e.newLabel("nat.rewrite_dst"), e.newLabel("nat.rewrite_addr")
-	e.emit(
-		load(asm.R1, slotNATRewrite),
-		asm.RSh.Imm32(asm.R1, 16),
-		asm.JNE.Imm32(asm.R1, natRewriteSource, dst),
-		asm.LoadMem(asm.R4, asm.R3, 12, asm.Word),
-		load(asm.R5, slotNATAddr),
-		asm.StoreMem(asm.R3, 12, asm.R5, asm.Word),
-		asm.Ja.Label(addr),
-	)
-	e.label(dst)
-	e.emit(
-		asm.LoadMem(asm.R4, asm.R3, 16, asm.Word),
-		load(asm.R5, slotNATAddr),
-		asm.StoreMem(asm.R3, 16, asm.R5, asm.Word),
-	)
-	e.label(addr)
+	e.emit(load(asm.R5, slotNATAddr))
+	emitSwapEnd(e, asm.R3, 12, 16, asm.Word)
 	e.emit(store(slotNATScratch, asm.R4)) // the old address
-	emitCsumUpdate(e, asm.R3, 10, func() {
-		csumAdd32(e, asm.R4, true)
-		csumAdd32(e, asm.R5, false)
-	}, false)
+	emitCsumUpdate(e, asm.R3, 10, func() { csumReplace(e, asm.R4, asm.R5, true) }, false)
 
 	e.at("nat: layer 4 (a later fragment has none)")
 	tcp, udp, icmp := e.newLabel("nat.rewrite_tcp"), e.newLabel("nat.rewrite_udp"), e.newLabel("nat.rewrite_icmp")
@@ -836,65 +814,42 @@ func emitNATRewrite(e *emitter, n *NATPart) {
 		guard(e, asm.R3, n, asm.R4, labelNATForward)
 	}
 	// port loads the old port (r4) and stores the new one (r5), raw.
-	port := func(srcOff, dstOff int16) {
-		d, done := e.newLabel("nat.port_dst"), e.newLabel("nat.port_set")
-		e.emit(load(asm.R5, slotNATRewrite))
-		e.emit(asm.HostTo(asm.BE, asm.R5, asm.Half), asm.And.Imm(asm.R5, 0xffff))
-		e.emit(
-			load(asm.R1, slotNATRewrite),
-			asm.RSh.Imm32(asm.R1, 16),
-			asm.JNE.Imm32(asm.R1, natRewriteSource, d),
-			asm.LoadMem(asm.R4, asm.R3, srcOff, asm.Half),
-			asm.StoreMem(asm.R3, srcOff, asm.R5, asm.Half),
-			asm.Ja.Label(done),
-		)
-		e.label(d)
-		e.emit(
-			asm.LoadMem(asm.R4, asm.R3, dstOff, asm.Half),
-			asm.StoreMem(asm.R3, dstOff, asm.R5, asm.Half),
-		)
-		e.label(done)
+	port := func() {
+		e.emit(natPortBE(asm.R5)...)
+		emitSwapEnd(e, asm.R3, 0, 2, asm.Half)
 	}
-	pseudo := func() {
+	// portAndPseudo is a TCP or UDP checksum's change: the port, and the
+	// pseudo-header's address.
+	portAndPseudo := func() {
+		csumReplace(e, asm.R4, asm.R5, false)
 		e.emit(load(asm.R4, slotNATScratch), load(asm.R5, slotNATAddr))
-		csumAdd32(e, asm.R4, true)
-		csumAdd32(e, asm.R5, false)
+		csumReplace(e, asm.R4, asm.R5, true)
 	}
 	e.label(tcp)
 	e.at("nat: the TCP port and checksum")
 	l4(20)
-	port(0, 2)
+	port()
 	emitPartialUpdate(e, 16)
-	emitCsumUpdate(e, asm.R3, 16, func() {
-		csumAdd16(e, asm.R4, true)
-		csumAdd16(e, asm.R5, false)
-		pseudo()
-	}, false)
+	emitCsumUpdate(e, asm.R3, 16, portAndPseudo, false)
 	e.emit(asm.Ja.Label(labelNATForward))
 
 	e.label(udp)
 	e.at("nat: the UDP port and checksum (0: none)")
 	l4(8)
-	port(0, 2)
+	port()
 	e.emit(
 		asm.LoadMem(asm.R1, asm.R3, 6, asm.Half),
 		asm.JEq.Imm32(asm.R1, 0, labelNATForward),
 	)
 	emitPartialUpdate(e, 6)
-	emitCsumUpdate(e, asm.R3, 6, func() {
-		csumAdd16(e, asm.R4, true)
-		csumAdd16(e, asm.R5, false)
-		pseudo()
-	}, true)
+	emitCsumUpdate(e, asm.R3, 6, portAndPseudo, true)
 	e.emit(asm.Ja.Label(labelNATForward))
 
 	e.label(icmp)
 	e.at("nat: the echo identifier and the ICMP checksum")
 	l4(8)
+	e.emit(natPortBE(asm.R5)...)
 	e.emit(
-		load(asm.R5, slotNATRewrite),
-		asm.HostTo(asm.BE, asm.R5, asm.Half),
-		asm.And.Imm(asm.R5, 0xffff),
 		asm.LoadMem(asm.R4, asm.R3, 4, asm.Half),
 		// The same identifier is no rewrite: updating for it would turn
 		// a checksum of 0xffff (an all-zero echo) into 0, which does not
@@ -905,10 +860,7 @@ func emitNATRewrite(e *emitter, n *NATPart) {
 	// A computed 0 is written 0xffff, as UDP's: the two verify alike,
 	// except for a message of all zeros (an echo reply whose identifier
 	// became 0), which only 0xffff does.
-	emitCsumUpdate(e, asm.R3, 2, func() {
-		csumAdd16(e, asm.R4, true)
-		csumAdd16(e, asm.R5, false)
-	}, true)
+	emitCsumUpdate(e, asm.R3, 2, func() { csumReplace(e, asm.R4, asm.R5, false) }, true)
 	e.emit(asm.Ja.Label(labelNATForward))
 
 	emitNATError(e)
@@ -951,6 +903,57 @@ func emitCsumUpdate(e *emitter, ptr asm.Register, off int16, add func(), nonzero
 		e.label(ok)
 	}
 	e.emit(asm.StoreMem(ptr, off, asm.R0, asm.Half))
+}
+
+// csumReplace adds to r0 what replacing old by new (16 or 32 bits, by
+// wide) changes in a checksum: ~old + new, using r1.
+func csumReplace(e *emitter, old, new asm.Register, wide bool) {
+	add := csumAdd16
+	if wide {
+		add = csumAdd32
+	}
+	add(e, old, true)
+	add(e, new, false)
+}
+
+// ihlBytes sets r to the length of the IPv4 header at r3 (IHL × 4).
+func ihlBytes(r asm.Register) []asm.Instruction {
+	return []asm.Instruction{
+		asm.LoadMem(r, asm.R3, 0, asm.Byte),
+		asm.And.Imm(r, 0x0f),
+		asm.LSh.Imm(r, 2),
+	}
+}
+
+// natPortBE sets r to the rewrite's new port in network order.
+func natPortBE(r asm.Register) []asm.Instruction {
+	return []asm.Instruction{
+		load(r, slotNATRewrite),
+		asm.HostTo(asm.BE, r, asm.Half),
+		asm.And.Imm(r, 0xffff),
+	}
+}
+
+// emitSwapEnd writes r5 over the rewritten end of the header at ptr: the
+// field at srcOff when the rewrite is of the source, at dstOff when of
+// the destination, of the given size; the old value is left in r4. It
+// clobbers r1.
+func emitSwapEnd(e *emitter, ptr asm.Register, srcOff, dstOff int16, size asm.Size) {
+	d, done := e.newLabel("nat.swap_dst"), e.newLabel("nat.swap_done")
+	e.emit(
+		load(asm.R1, slotNATRewrite),
+		asm.RSh.Imm32(asm.R1, 16),
+		asm.JNE.Imm32(asm.R1, natRewriteSource, d),
+		asm.LoadMem(asm.R4, ptr, srcOff, size),
+		asm.StoreMem(ptr, srcOff, asm.R5, size),
+		asm.Ja.Label(done),
+	)
+	e.label(d)
+	e.emit(
+		asm.LoadMem(asm.R4, ptr, dstOff, size),
+		asm.StoreMem(ptr, dstOff, asm.R5, size),
+	)
+	e.label(done)
 }
 
 // csumAdd32 adds the two 16-bit words of r (complemented: neg) to r0,
@@ -1070,10 +1073,7 @@ func emitNATForward(e *emitter) {
 		asm.Sub.Imm(asm.R5, 1),
 		asm.StoreMem(rData, 14+8, asm.R5, asm.Half),
 	)
-	emitCsumUpdate(e, rData, 14+10, func() {
-		csumAdd16(e, asm.R4, true)
-		csumAdd16(e, asm.R5, false)
-	}, false)
+	emitCsumUpdate(e, rData, 14+10, func() { csumReplace(e, asm.R4, asm.R5, false) }, false)
 	e.emit(
 		asm.LoadMem(asm.R1, asm.R10, fibArea+fibIfindex, asm.Word),
 		asm.Mov.Imm(asm.R2, 0),
@@ -1281,17 +1281,7 @@ const (
 func emitNATError(e *emitter) {
 	e.label(labelNATError)
 	e.at("nat: an ICMP error: the packet it carries")
-	emitIPHeader(e, labelNATForward)
-	e.emit(
-		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
-		asm.And.Imm(asm.R1, 0x0f),
-		asm.LSh.Imm(asm.R1, 2),
-		asm.Add.Reg(rL3, asm.R1), // the ICMP header's offset
-		asm.JGT.Imm(rL3, 22+60, labelNATForward),
-		asm.Mov.Reg(asm.R2, rData),
-		asm.Add.Reg(asm.R2, rL3),
-	)
-	guard(e, asm.R2, 8+20, asm.R4, labelNATForward)
+	emitICMPHeader(e)
 	e.emit(
 		asm.Mov.Reg(asm.R3, asm.R2),
 		asm.Add.Imm(asm.R3, 8), // the embedded IPv4 header
@@ -1299,36 +1289,18 @@ func emitNATError(e *emitter) {
 		store(errProto, asm.R1),
 		asm.LoadMem(asm.R1, asm.R3, 10, asm.Half),
 		store(errOldCsum, asm.R1),
-		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
-		asm.And.Imm(asm.R1, 0x0f),
-		asm.LSh.Imm(asm.R1, 2),
+	)
+	e.emit(ihlBytes(asm.R1)...)
+	e.emit(
 		asm.Add.Reg(asm.R1, rL3),
 		asm.Add.Imm(asm.R1, 8),
 		store(errL4Offset, asm.R1),
 	)
 	e.at("nat: an ICMP error: the embedded address and IPv4 checksum")
-	dst, addr := e.newLabel("nat.error_dst"), e.newLabel("nat.error_addr")
-	e.emit(
-		load(asm.R1, slotNATRewrite),
-		asm.RSh.Imm32(asm.R1, 16),
-		asm.JNE.Imm32(asm.R1, natRewriteSource, dst),
-		asm.LoadMem(asm.R4, asm.R3, 12, asm.Word),
-		load(asm.R5, slotNATAddr),
-		asm.StoreMem(asm.R3, 12, asm.R5, asm.Word),
-		asm.Ja.Label(addr),
-	)
-	e.label(dst)
-	e.emit(
-		asm.LoadMem(asm.R4, asm.R3, 16, asm.Word),
-		load(asm.R5, slotNATAddr),
-		asm.StoreMem(asm.R3, 16, asm.R5, asm.Word),
-	)
-	e.label(addr)
+	e.emit(load(asm.R5, slotNATAddr))
+	emitSwapEnd(e, asm.R3, 12, 16, asm.Word)
 	e.emit(store(errOldAddr, asm.R4))
-	emitCsumUpdate(e, asm.R3, 10, func() {
-		csumAdd32(e, asm.R4, true)
-		csumAdd32(e, asm.R5, false)
-	}, false)
+	emitCsumUpdate(e, asm.R3, 10, func() { csumReplace(e, asm.R4, asm.R5, true) }, false)
 
 	e.at("nat: an ICMP error: the embedded port and its checksum")
 	icmp, ported, outer := e.newLabel("nat.error_echo"), e.newLabel("nat.error_ports"), e.newLabel("nat.error_outer")
@@ -1339,31 +1311,15 @@ func emitNATError(e *emitter) {
 		asm.Add.Reg(asm.R3, asm.R1),
 	)
 	guard(e, asm.R3, 8, asm.R4, labelNATForward)
+	e.emit(natPortBE(asm.R5)...)
 	e.emit(
-		load(asm.R5, slotNATRewrite),
-		asm.HostTo(asm.BE, asm.R5, asm.Half),
-		asm.And.Imm(asm.R5, 0xffff),
 		load(asm.R1, errProto),
 		asm.JEq.Imm32(asm.R1, wire.ProtoICMP, icmp),
 		asm.JEq.Imm32(asm.R1, wire.ProtoTCP, ported),
 		asm.JNE.Imm32(asm.R1, wire.ProtoUDP, outer),
 	)
 	e.label(ported)
-	portDst, portSet := e.newLabel("nat.error_port_dst"), e.newLabel("nat.error_port_set")
-	e.emit(
-		load(asm.R1, slotNATRewrite),
-		asm.RSh.Imm32(asm.R1, 16),
-		asm.JNE.Imm32(asm.R1, natRewriteSource, portDst),
-		asm.LoadMem(asm.R4, asm.R3, 0, asm.Half),
-		asm.StoreMem(asm.R3, 0, asm.R5, asm.Half),
-		asm.Ja.Label(portSet),
-	)
-	e.label(portDst)
-	e.emit(
-		asm.LoadMem(asm.R4, asm.R3, 2, asm.Half),
-		asm.StoreMem(asm.R3, 2, asm.R5, asm.Half),
-	)
-	e.label(portSet)
+	emitSwapEnd(e, asm.R3, 0, 2, asm.Half)
 	e.emit(
 		store(errOldPort, asm.R4),
 		asm.LoadMem(asm.R1, asm.R3, 6, asm.Half),
@@ -1374,11 +1330,9 @@ func emitNATError(e *emitter) {
 		asm.JEq.Imm32(asm.R1, 0, outer),
 	)
 	emitCsumUpdate(e, asm.R3, 6, func() {
-		csumAdd16(e, asm.R4, true)
-		csumAdd16(e, asm.R5, false)
+		csumReplace(e, asm.R4, asm.R5, false)
 		e.emit(load(asm.R4, errOldAddr), load(asm.R5, slotNATAddr))
-		csumAdd32(e, asm.R4, true)
-		csumAdd32(e, asm.R5, false)
+		csumReplace(e, asm.R4, asm.R5, true)
 	}, true)
 	e.emit(asm.Ja.Label(outer))
 
@@ -1390,24 +1344,11 @@ func emitNATError(e *emitter) {
 		asm.LoadMem(asm.R1, asm.R3, 2, asm.Half),
 		store(errOldL4, asm.R1),
 	)
-	emitCsumUpdate(e, asm.R3, 2, func() {
-		csumAdd16(e, asm.R4, true)
-		csumAdd16(e, asm.R5, false)
-	}, false)
+	emitCsumUpdate(e, asm.R3, 2, func() { csumReplace(e, asm.R4, asm.R5, false) }, false)
 
 	e.label(outer)
 	e.at("nat: an ICMP error: its own checksum, for every embedded word changed")
-	emitIPHeader(e, labelNATForward)
-	e.emit(
-		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
-		asm.And.Imm(asm.R1, 0x0f),
-		asm.LSh.Imm(asm.R1, 2),
-		asm.Add.Reg(rL3, asm.R1),
-		asm.JGT.Imm(rL3, 22+60, labelNATForward),
-		asm.Mov.Reg(asm.R2, rData),
-		asm.Add.Reg(asm.R2, rL3),
-	)
-	guard(e, asm.R2, 8+20, asm.R4, labelNATForward)
+	emitICMPHeader(e)
 	e.emit(
 		load(asm.R1, errL4Offset),
 		asm.JGT.Imm(asm.R1, 22+60+8+60, labelNATForward),
@@ -1419,11 +1360,9 @@ func emitNATError(e *emitter) {
 	e.emit(asm.Mov.Reg(asm.R9, asm.R5)) // the embedded layer 4
 	emitCsumUpdate(e, asm.R2, 2, func() {
 		e.emit(load(asm.R4, errOldAddr), load(asm.R5, slotNATAddr))
-		csumAdd32(e, asm.R4, true)
-		csumAdd32(e, asm.R5, false)
+		csumReplace(e, asm.R4, asm.R5, true)
 		e.emit(load(asm.R4, errOldCsum), asm.LoadMem(asm.R5, asm.R2, 8+10, asm.Half))
-		csumAdd16(e, asm.R4, true)
-		csumAdd16(e, asm.R5, false)
+		csumReplace(e, asm.R4, asm.R5, false)
 		e.emit(
 			load(asm.R4, errProto),
 			asm.JEq.Imm32(asm.R4, wire.ProtoICMP, sum),
@@ -1432,14 +1371,9 @@ func emitNATError(e *emitter) {
 		)
 		e.label(sum)
 		got := e.newLabel("nat.error_sum_port")
-		e.emit(
-			load(asm.R5, slotNATRewrite),
-			asm.HostTo(asm.BE, asm.R5, asm.Half),
-			asm.And.Imm(asm.R5, 0xffff),
-			load(asm.R4, errOldPort),
-		)
-		csumAdd16(e, asm.R4, true)
-		csumAdd16(e, asm.R5, false)
+		e.emit(natPortBE(asm.R5)...)
+		e.emit(load(asm.R4, errOldPort))
+		csumReplace(e, asm.R4, asm.R5, false)
 		e.emit(
 			load(asm.R4, errProto),
 			asm.JEq.Imm32(asm.R4, wire.ProtoTCP, noPort),
@@ -1452,8 +1386,7 @@ func emitNATError(e *emitter) {
 		e.emit(asm.LoadMem(asm.R5, asm.R5, 2, asm.Half))
 		e.label(e.labelAfter(got))
 		e.emit(load(asm.R4, errOldL4))
-		csumAdd16(e, asm.R4, true)
-		csumAdd16(e, asm.R5, false)
+		csumReplace(e, asm.R4, asm.R5, false)
 		e.label(noPort)
 	}, false)
 
@@ -1478,11 +1411,23 @@ func emitNATError(e *emitter) {
 		asm.StoreMem(asm.R3, 16, asm.R5, asm.Word),
 	)
 	e.label(oaddr)
-	emitCsumUpdate(e, asm.R3, 10, func() {
-		csumAdd32(e, asm.R4, true)
-		csumAdd32(e, asm.R5, false)
-	}, false)
+	emitCsumUpdate(e, asm.R3, 10, func() { csumReplace(e, asm.R4, asm.R5, true) }, false)
 	e.emit(asm.Ja.Label(labelNATForward))
+}
+
+// emitICMPHeader sets rL3 to the ICMP header's offset and r2 to it, with
+// the error's 8 bytes and the carried IPv4 header's 20 in bounds; r3 is
+// the outer IPv4 header. A packet too short goes to labelNATForward.
+func emitICMPHeader(e *emitter) {
+	emitIPHeader(e, labelNATForward)
+	e.emit(ihlBytes(asm.R1)...)
+	e.emit(
+		asm.Add.Reg(rL3, asm.R1),
+		asm.JGT.Imm(rL3, 22+60, labelNATForward),
+		asm.Mov.Reg(asm.R2, rData),
+		asm.Add.Reg(asm.R2, rL3),
+	)
+	guard(e, asm.R2, 8+20, asm.R4, labelNATForward)
 }
 
 // Slots of the partial-checksum check, in natKeyArea after the fragment
@@ -1520,10 +1465,8 @@ func emitPartialCheck(e *emitter) {
 	e.label(e.labelAfter(done))
 	emitIPHeader(e, done)
 	e.emit(be16(asm.R2, asm.R3, 2)...) // total length
+	e.emit(ihlBytes(asm.R1)...)
 	e.emit(
-		asm.LoadMem(asm.R1, asm.R3, 0, asm.Byte),
-		asm.And.Imm(asm.R1, 0x0f),
-		asm.LSh.Imm(asm.R1, 2),
 		asm.Mov.Reg(asm.R4, rL3),
 		asm.Add.Reg(asm.R4, asm.R2),
 		store(slotSumEnd, asm.R4),
@@ -1678,8 +1621,7 @@ func emitPartialUpdate(e *emitter, off int16) {
 		load(asm.R4, slotNATScratch),
 		load(asm.R5, slotNATAddr),
 	)
-	csumAdd32(e, asm.R4, true)
-	csumAdd32(e, asm.R5, false)
+	csumReplace(e, asm.R4, asm.R5, true)
 	for range 2 {
 		e.emit(
 			asm.Mov.Reg(asm.R1, asm.R0),
