@@ -573,40 +573,48 @@ func emitOrder(e *emitter, order string) {
 	e.label(order)
 	e.at("conntrack: order the key's endpoints (conntrack.Less)")
 	keep, swap, done := e.newLabel("track.src_is_lo"), e.newLabel("track.src_is_hi"), e.newLabel("track.ordered")
+	emitOrderArea(e, ctKeyArea, keep, swap, func() {
+		e.at("conntrack: the destination is the key's Lo endpoint")
+		e.emit(storeImm(slotCTOrder, ctSrcIsHi), asm.Ja.Label(done))
+	})
+	e.emit(storeImm(slotCTOrder, ctSrcIsLo))
+	e.label(done)
+}
+
+// emitOrderArea orders the endpoints of the key at area as conntrack.Less
+// does (address words, then port): at label swap it swaps them and emits
+// swapped; label keep ends it.
+func emitOrderArea(e *emitter, area int16, keep, swap string, swapped func()) {
 	for w := int16(0); w < 4; w++ {
 		e.emit(
-			load(asm.R1, ctKeyArea+keyLoAddr+4*w),
-			load(asm.R2, ctKeyArea+keyHiAddr+4*w),
+			load(asm.R1, area+keyLoAddr+4*w),
+			load(asm.R2, area+keyHiAddr+4*w),
 			asm.JLT.Reg32(asm.R1, asm.R2, keep),
 			asm.JGT.Reg32(asm.R1, asm.R2, swap),
 		)
 	}
 	e.emit(
-		asm.LoadMem(asm.R1, asm.R10, ctKeyArea+keyLoPort, asm.Half),
-		asm.LoadMem(asm.R2, asm.R10, ctKeyArea+keyHiPort, asm.Half),
+		asm.LoadMem(asm.R1, asm.R10, area+keyLoPort, asm.Half),
+		asm.LoadMem(asm.R2, asm.R10, area+keyHiPort, asm.Half),
 		asm.JLE.Reg32(asm.R1, asm.R2, keep),
 	)
 	e.label(swap)
-	e.at("conntrack: the destination is the key's Lo endpoint")
 	for w := int16(0); w < 4; w++ {
 		e.emit(
-			load(asm.R1, ctKeyArea+keyLoAddr+4*w),
-			load(asm.R2, ctKeyArea+keyHiAddr+4*w),
-			store(ctKeyArea+keyLoAddr+4*w, asm.R2),
-			store(ctKeyArea+keyHiAddr+4*w, asm.R1),
+			load(asm.R1, area+keyLoAddr+4*w),
+			load(asm.R2, area+keyHiAddr+4*w),
+			store(area+keyLoAddr+4*w, asm.R2),
+			store(area+keyHiAddr+4*w, asm.R1),
 		)
 	}
 	e.emit(
-		asm.LoadMem(asm.R1, asm.R10, ctKeyArea+keyLoPort, asm.Half),
-		asm.LoadMem(asm.R2, asm.R10, ctKeyArea+keyHiPort, asm.Half),
-		asm.StoreMem(asm.R10, ctKeyArea+keyLoPort, asm.R2, asm.Half),
-		asm.StoreMem(asm.R10, ctKeyArea+keyHiPort, asm.R1, asm.Half),
-		storeImm(slotCTOrder, ctSrcIsHi),
-		asm.Ja.Label(done),
+		asm.LoadMem(asm.R1, asm.R10, area+keyLoPort, asm.Half),
+		asm.LoadMem(asm.R2, asm.R10, area+keyHiPort, asm.Half),
+		asm.StoreMem(asm.R10, area+keyLoPort, asm.R2, asm.Half),
+		asm.StoreMem(asm.R10, area+keyHiPort, asm.R1, asm.Half),
 	)
+	swapped()
 	e.label(keep)
-	e.emit(storeImm(slotCTOrder, ctSrcIsLo))
-	e.label(done)
 }
 
 // loadNow sets r to the packet's time; it clobbers scratch.

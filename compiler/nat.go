@@ -244,7 +244,7 @@ func emitAliasFallback(e *emitter, o trackOptions) {
 	emitRewriteEnd(e, asm.R2, asm.R1)
 	e.at("nat: the flow's key: the translated endpoint replaced by the original")
 	emitSubstitute(e, ctKeyArea, asm.R5, load(asm.R1, slotNATAddr), asm.R4)
-	emitOrderArea(e, ctKeyArea, func() {
+	emitOrderArea(e, ctKeyArea, e.newLabel("nat.ordered"), e.newLabel("nat.swap"), func() {
 		e.emit(
 			load(asm.R1, slotCTOrder),
 			asm.Mov.Imm32(asm.R2, ctSrcIsLo+ctSrcIsHi),
@@ -297,42 +297,6 @@ func emitSubstitute(e *emitter, area int16, lo asm.Register, addr asm.Instructio
 // labelAfter is the label of what follows label l: a name derived from it.
 func (e *emitter) labelAfter(l string) string { return l + ".then" }
 
-// emitOrderArea orders the endpoints of the key at area as conntrack.Less
-// does, emitting swapped after a swap.
-func emitOrderArea(e *emitter, area int16, swapped func()) {
-	keep, swap := e.newLabel("nat.ordered"), e.newLabel("nat.swap")
-	for w := int16(0); w < 4; w++ {
-		e.emit(
-			load(asm.R1, area+keyLoAddr+4*w),
-			load(asm.R2, area+keyHiAddr+4*w),
-			asm.JLT.Reg32(asm.R1, asm.R2, keep),
-			asm.JGT.Reg32(asm.R1, asm.R2, swap),
-		)
-	}
-	e.emit(
-		asm.LoadMem(asm.R1, asm.R10, area+keyLoPort, asm.Half),
-		asm.LoadMem(asm.R2, asm.R10, area+keyHiPort, asm.Half),
-		asm.JLE.Reg32(asm.R1, asm.R2, keep),
-	)
-	e.label(swap)
-	for w := int16(0); w < 4; w++ {
-		e.emit(
-			load(asm.R1, area+keyLoAddr+4*w),
-			load(asm.R2, area+keyHiAddr+4*w),
-			store(area+keyLoAddr+4*w, asm.R2),
-			store(area+keyHiAddr+4*w, asm.R1),
-		)
-	}
-	e.emit(
-		asm.LoadMem(asm.R1, asm.R10, area+keyLoPort, asm.Half),
-		asm.LoadMem(asm.R2, asm.R10, area+keyHiPort, asm.Half),
-		asm.StoreMem(asm.R10, area+keyLoPort, asm.R2, asm.Half),
-		asm.StoreMem(asm.R10, area+keyHiPort, asm.R1, asm.Half),
-	)
-	swapped()
-	e.label(keep)
-}
-
 // emitAliasKey builds at natKeyArea the key of the flow's translated
 // tuple: the flow's key (ctKeyArea) with the entry's rewritten end
 // (slotCTNAT, slotCTNATAddr) translated, reordered. r9 ends 1 when the
@@ -351,7 +315,7 @@ func emitAliasKey(e *emitter) {
 		asm.Mov.Reg(asm.R9, asm.R5),
 	)
 	emitSubstitute(e, natKeyArea, asm.R5, load(asm.R1, slotCTNATAddr), asm.R4)
-	emitOrderArea(e, natKeyArea, func() { e.emit(asm.Xor.Imm32(asm.R9, 1)) })
+	emitOrderArea(e, natKeyArea, e.newLabel("nat.ordered"), e.newLabel("nat.swap"), func() { e.emit(asm.Xor.Imm32(asm.R9, 1)) })
 }
 
 // emitAliasLive jumps to live when the NAT map holds a live alias of the
