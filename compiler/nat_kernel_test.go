@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/compiler"
@@ -702,30 +699,9 @@ func TestNATForwardsByTheFIB(t *testing.T) {
 	h := ns.Handle
 	gw := netip.MustParseAddr("203.0.113.254")
 	gwMAC := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99}
-	for _, a := range []struct {
-		idx  int
-		cidr string
-	}{{inIdx, "10.0.0.1/24"}, {outIdx, "203.0.113.1/24"}} {
-		l, err := h.LinkByIndex(a.idx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr, _ := netlink.ParseAddr(a.cidr)
-		if err := h.AddrAdd(l, addr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := h.RouteAdd(&netlink.Route{LinkIndex: outIdx, Gw: gw.AsSlice()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.NeighAdd(&netlink.Neigh{LinkIndex: outIdx, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: gw.AsSlice(), HardwareAddr: gwMAC}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ns.Run(func() error {
-		return os.WriteFile("/proc/sys/net/ipv4/conf/all/forwarding", []byte("1"), 0o644)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	ns.AddAddr(t, inIdx, "10.0.0.1/24")
+	ns.AddAddr(t, outIdx, "203.0.113.1/24")
+	ns.Gateway(t, outIdx, gw, gwMAC)
 	outLink, err := h.LinkByIndex(outIdx)
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,6 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpc/xdpc/artifact"
@@ -409,18 +408,9 @@ func natBenchNS(b *testing.B, route bool) (ns *nstest.Netns, in, out int, outMAC
 		b.Fatal(err)
 	}
 	if route {
-		addr, _ := netlink.ParseAddr("203.0.113.1/24")
-		if err := h.AddrAdd(link, addr); err != nil {
-			b.Fatal(err)
-		}
-		if err := h.RouteAdd(&netlink.Route{LinkIndex: out, Gw: natBenchGW.AsSlice()}); err != nil {
-			b.Fatal(err)
-		}
-		if err := h.NeighAdd(&netlink.Neigh{LinkIndex: out, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: natBenchGW.AsSlice(), HardwareAddr: natBenchGWMAC}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := ns.Run(func() error {
+		ns.AddAddr(b, out, "203.0.113.1/24")
+		ns.Gateway(b, out, natBenchGW, natBenchGWMAC)
+	} else if err := ns.Run(func() error {
 		return os.WriteFile("/proc/sys/net/ipv4/conf/all/forwarding", []byte("1"), 0o644)
 	}); err != nil {
 		b.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -270,4 +272,40 @@ func MakePinRoot(scratch string) (string, func() error, error) {
 		}
 		return nil
 	}, nil
+}
+
+// AddAddr gives the link at ifindex the address cidr ("203.0.113.1/24").
+func (n *Netns) AddAddr(t testing.TB, ifindex int, cidr string) {
+	t.Helper()
+	l, err := n.Handle.LinkByIndex(ifindex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Handle.AddrAdd(l, addr); err != nil {
+		t.Fatalf("add %s to %s: %v", cidr, l.Attrs().Name, err)
+	}
+}
+
+// Gateway makes the namespace a router out of the link at ifindex: a
+// default route via gw, a permanent neighbour entry giving gw the MAC
+// mac (no ARP on the wire), and IPv4 forwarding on. The link needs an
+// address on gw's network (AddAddr).
+func (n *Netns) Gateway(t testing.TB, ifindex int, gw netip.Addr, mac net.HardwareAddr) {
+	t.Helper()
+	if err := n.Handle.RouteAdd(&netlink.Route{LinkIndex: ifindex, Gw: gw.AsSlice()}); err != nil {
+		t.Fatalf("default route via %v: %v", gw, err)
+	}
+	neigh := &netlink.Neigh{LinkIndex: ifindex, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: gw.AsSlice(), HardwareAddr: mac}
+	if err := n.Handle.NeighAdd(neigh); err != nil {
+		t.Fatalf("neighbour %v: %v", gw, err)
+	}
+	if err := n.Run(func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/conf/all/forwarding", []byte("1"), 0o644)
+	}); err != nil {
+		t.Fatalf("turn forwarding on: %v", err)
+	}
 }

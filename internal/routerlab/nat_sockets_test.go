@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/conntrack"
 	"github.com/xdpc/xdpc/internal/routerlab"
-	"github.com/xdpc/xdpc/policy"
 	"github.com/xdpc/xdpc/runtime"
 )
 
@@ -105,23 +103,7 @@ func compileGate(t testing.TB, extra bool) [][]byte {
 	if extra {
 		src = fmt.Sprintf(gatePolicy, gateExtra)
 	}
-	cfg, diags := policy.Load("gate.hcl", []byte(src), policy.LoadOptions{})
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	var elfs [][]byte
-	for _, p := range cfg.Policies {
-		art, err := compiler.Compile(cfg, p, compiler.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b bytes.Buffer
-		if err := art.WriteELF(&b); err != nil {
-			t.Fatal(err)
-		}
-		elfs = append(elfs, b.Bytes())
-	}
-	return elfs
+	return compileParts(t, "gate.hcl", src)
 }
 
 // newGate builds the router with the static host's addresses and

@@ -49,11 +49,14 @@ nat "edge" {
 }
 `
 
-// compileEdge compiles both parts of edgePolicy; it skips the test while
-// the compiler does not translate.
-func compileEdge(t testing.TB) [][]byte {
+// compileEdge compiles both parts of edgePolicy.
+func compileEdge(t testing.TB) [][]byte { return compileParts(t, "edge.hcl", edgePolicy) }
+
+// compileParts compiles every policy of the file src, named name, to an
+// ELF object, in file order: the parts a router's interfaces apply.
+func compileParts(t testing.TB, name, src string) [][]byte {
 	t.Helper()
-	cfg, diags := policy.Load("edge.hcl", []byte(edgePolicy), policy.LoadOptions{})
+	cfg, diags := policy.Load(name, []byte(src), policy.LoadOptions{})
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
