@@ -15,6 +15,7 @@ import (
 	"github.com/xdpc/xdpc/artifact"
 	"github.com/xdpc/xdpc/compiler"
 	"github.com/xdpc/xdpc/conntrack"
+	"github.com/xdpc/xdpc/internal/checksum"
 	"github.com/xdpc/xdpc/internal/nstest"
 	"github.com/xdpc/xdpc/nat"
 	"github.com/xdpc/xdpc/policy"
@@ -295,19 +296,8 @@ type seen struct {
 	dstMAC   []byte
 }
 
-// sum16 is the one's complement sum of b (odd length padded), folded.
-func sum16(b []byte, acc uint32) uint32 {
-	for i := 0; i+1 < len(b); i += 2 {
-		acc += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		acc += uint32(b[len(b)-1]) << 8
-	}
-	for acc > 0xffff {
-		acc = acc&0xffff + acc>>16
-	}
-	return acc
-}
+// sum16 is internal/checksum's from-scratch sum (RFC 1071).
+var sum16 = checksum.Sum
 
 // inspect reads frame and verifies, from scratch, every checksum it
 // carries: the IPv4 header's, and TCP's, UDP's (unless 0) or ICMP's over
@@ -935,10 +925,7 @@ func TestNATICMPErrors(t *testing.T) {
 // pseudoSum is the folded sum of an IPv4 packet's pseudo-header, as a
 // partial checksum holds it (not complemented).
 func pseudoSum(ip []byte) uint16 {
-	hl := int(ip[0]&0xf) * 4
-	ph := append(append([]byte(nil), ip[12:20]...), 0, ip[9])
-	ph = binary.BigEndian.AppendUint16(ph, binary.BigEndian.Uint16(ip[2:])-uint16(hl))
-	return uint16(sum16(ph, 0))
+	return uint16(checksum.Pseudo(ip, int(binary.BigEndian.Uint16(ip[2:]))-int(ip[0]&0xf)*4))
 }
 
 // partial sets frame's TCP or UDP checksum to its pseudo-header's sum, as

@@ -17,7 +17,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/xdpc/xdpc/nat"
+	"github.com/xdpc/xdpc/internal/checksum"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden lab cases' in.pcap and expected.txt")
@@ -208,7 +208,8 @@ func writeFile(t *testing.T, dir, name, text string) {
 }
 
 // checkNATChecksums verifies the checksums of frame out, what NAT made of
-// frame in, by recomputing them in full: the IPv4 header's (and an ICMP
+// frame in, by recomputing them in full (internal/checksum, apart from
+// the reference's package nat and the compiler's BPF): the IPv4 header's (and an ICMP
 // error's carried one), an ICMP message's, and a TCP or UDP segment's
 // over its pseudo-header, unless in's was absent (UDP 0: out's must be
 // 0) or partial (out's must be the pseudo-header sum of its addresses);
@@ -220,7 +221,7 @@ func checkNATChecksums(in, out []byte) error {
 	}
 	ip := out[l3:]
 	hl, total := int(ip[0]&0x0f)*4, int(binary.BigEndian.Uint16(ip[2:]))
-	if nat.Sum(0, ip[:hl]) != 0xffff {
+	if checksum.Sum(ip[:hl], 0) != 0xffff {
 		return errors.New("the IPv4 header checksum does not verify")
 	}
 	frag := binary.BigEndian.Uint16(ip[6:])
@@ -228,17 +229,15 @@ func checkNATChecksums(in, out []byte) error {
 		return nil
 	}
 	seg, inSeg := ip[hl:total], in[l3+hl:]
-	pseudo := func(b, seg []byte) uint16 {
-		return nat.PseudoSum([4]byte(b[12:]), [4]byte(b[16:]), b[9], uint16(len(seg)))
-	}
+	pseudo := func(b, seg []byte) uint32 { return checksum.Pseudo(b, len(seg)) }
 	switch ip[9] {
 	case 1:
-		if nat.Sum(0, seg) != 0xffff {
+		if checksum.Sum(seg, 0) != 0xffff {
 			return errors.New("the ICMP checksum does not verify")
 		}
 		if t := seg[0]; t == 3 || t == 11 || t == 12 {
 			carried := seg[8:]
-			if nat.Sum(0, carried[:int(carried[0]&0x0f)*4]) != 0xffff {
+			if checksum.Sum(carried[:int(carried[0]&0x0f)*4], 0) != 0xffff {
 				return errors.New("the carried IPv4 header checksum does not verify")
 			}
 		}
@@ -254,12 +253,12 @@ func checkNATChecksums(in, out []byte) error {
 			if got != 0 {
 				return fmt.Errorf("a UDP checksum of 0 became %#04x", got)
 			}
-		case was == pseudo(inIP, inSeg[:len(seg)]) && nat.Sum(pseudo(inIP, inSeg[:len(seg)]), inSeg[:len(seg)]) != 0xffff:
-			if want := pseudo(ip, seg); got != want {
+		case uint32(was) == pseudo(inIP, inSeg[:len(seg)]) && checksum.Sum(inSeg[:len(seg)], pseudo(inIP, inSeg[:len(seg)])) != 0xffff:
+			if want := uint16(pseudo(ip, seg)); got != want {
 				return fmt.Errorf("a partial checksum became %#04x, want the pseudo-header sum %#04x", got, want)
 			}
 		case frag&0x2000 != 0:
-		case nat.Sum(pseudo(ip, seg), seg) != 0xffff:
+		case checksum.Sum(seg, pseudo(ip, seg)) != 0xffff:
 			return errors.New("the TCP or UDP checksum does not verify")
 		}
 	}

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xdpc/xdpc/internal/checksum"
 	"github.com/xdpc/xdpc/internal/livegen"
-	"github.com/xdpc/xdpc/nat"
 	"github.com/xdpc/xdpc/policy"
 )
 
@@ -113,7 +113,7 @@ func TestUnforward(t *testing.T) {
 		ip := f[14:]
 		ip[8] -= byte(hops)
 		binary.BigEndian.PutUint16(ip[10:], 0)
-		binary.BigEndian.PutUint16(ip[10:], ^nat.Sum(0, ip[:20]))
+		binary.BigEndian.PutUint16(ip[10:], ^uint16(checksum.Sum(ip[:20], 0)))
 		if trim {
 			f = f[:14+int(binary.BigEndian.Uint16(ip[2:]))]
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/xdpc/xdpc/nat"
+	"github.com/xdpc/xdpc/internal/checksum"
 
 	"github.com/xdpc/xdpc/lab/corpus"
 	"github.com/xdpc/xdpc/policy"
@@ -459,10 +459,10 @@ func TestPacketChecksumOption(t *testing.T) {
 	for spec, want := range map[string]func(f []byte) uint16{
 		"udp 10.0.0.5:1 > 192.0.2.1:2 len 10 csum none": func([]byte) uint16 { return 0 },
 		"udp 10.0.0.5:1 > 192.0.2.1:2 len 10 csum partial": func(f []byte) uint16 {
-			return nat.PseudoSum([4]byte(f[26:]), [4]byte(f[30:]), 17, 18)
+			return uint16(checksum.Pseudo(f[14:], 18))
 		},
 		"tcp 10.0.0.5:1 > 192.0.2.1:2 len 10 csum partial": func(f []byte) uint16 {
-			return nat.PseudoSum([4]byte(f[26:]), [4]byte(f[30:]), 6, 30)
+			return uint16(checksum.Pseudo(f[14:], 30))
 		},
 	} {
 		f, err := ParsePacket(spec)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/xdpc/xdpc/internal/checksum"
 )
 
 // This file builds the frames of the NAT tests with gopacket, which
@@ -106,28 +108,11 @@ func ipOf(frame []byte) []byte {
 	return ip[:binary.BigEndian.Uint16(ip[2:])]
 }
 
-// sum is the one's complement sum of b, written here from RFC 1071.
-func sum(b []byte, initial uint32) uint32 {
-	s := initial
-	for i := 0; i < len(b); i += 2 {
-		w := uint32(b[i]) << 8
-		if i+1 < len(b) {
-			w |= uint32(b[i+1])
-		}
-		s += w
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return s
-}
+// sum and pseudoSum are internal/checksum's, written from RFC 1071
+// apart from package nat's updates.
+var sum = checksum.Sum
 
-// pseudoSum is the folded sum of an IPv4 pseudo-header.
-func pseudoSum(ip []byte) uint32 {
-	hl := int(ip[0]&0x0f) * 4
-	s := sum(ip[12:20], 0)
-	return sum(binary.BigEndian.AppendUint16([]byte{0, ip[9]}, uint16(len(ip)-hl)), s)
-}
+func pseudoSum(ip []byte) uint32 { return checksum.Pseudo(ip, len(ip)-int(ip[0]&0x0f)*4) }
 
 // checkChecksums fails t unless every checksum of the IPv4 frame
 // verifies (checksumErrors).
@@ -139,39 +124,5 @@ func checkChecksums(t *testing.T, frame []byte) {
 }
 
 // checksumErrors says which checksums of the well-formed IPv4 frame do
-// not verify from scratch: the IPv4 header's, and unless the packet is a
-// fragment its TCP, UDP (or 0) or ICMP checksum; an ICMP error's embedded
-// IPv4 header too.
-func checksumErrors(frame []byte) []string {
-	var errs []string
-	ip := ipOf(frame)
-	hl := int(ip[0]&0x0f) * 4
-	if sum(ip[:hl], 0) != 0xffff {
-		errs = append(errs, "ipv4 header checksum does not verify")
-	}
-	if binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {
-		return errs
-	}
-	l4 := ip[hl:]
-	switch ip[9] {
-	case 6:
-		if sum(l4, pseudoSum(ip)) != 0xffff {
-			errs = append(errs, "tcp checksum does not verify")
-		}
-	case 17:
-		if binary.BigEndian.Uint16(l4[6:]) != 0 && sum(l4, pseudoSum(ip)) != 0xffff {
-			errs = append(errs, "udp checksum does not verify")
-		}
-	case 1:
-		if sum(l4, 0) != 0xffff {
-			errs = append(errs, "icmp checksum does not verify")
-		}
-		if l4[0] == 3 || l4[0] == 11 || l4[0] == 12 {
-			in := l4[8:]
-			if sum(in[:int(in[0]&0x0f)*4], 0) != 0xffff {
-				errs = append(errs, "embedded ipv4 header checksum does not verify")
-			}
-		}
-	}
-	return errs
-}
+// not verify from scratch (checksum.Errors).
+func checksumErrors(frame []byte) []string { return checksum.Errors(ipOf(frame)) }
