@@ -680,8 +680,8 @@ func TestNATEgressLeavesForwardedPackets(t *testing.T) {
 
 // TestNATForwardsByTheFIB runs translated packets in a namespace with a
 // route and a neighbour: XDP forwards them itself (new MACs, TTL one
-// lower, XDP_REDIRECT); without a neighbour, or with TTL 1, the stack
-// gets them.
+// lower, XDP_REDIRECT); with a partial checksum, without a neighbour, or
+// with TTL 1, the stack gets them.
 func TestNATForwardsByTheFIB(t *testing.T) {
 	ns := nstest.New(t)
 	inIdx, _ := ns.Veth(t, "in0", "in0p")
@@ -713,6 +713,17 @@ func TestNATForwardsByTheFIB(t *testing.T) {
 		}
 		if !bytes.Equal(s.dstMAC, gwMAC) || !bytes.Equal(s.srcMAC, outLink.Attrs().HardwareAddr) {
 			t.Errorf("MACs %v -> %v, want %v -> %v", net.HardwareAddr(s.srcMAC), net.HardwareAddr(s.dstMAC), outLink.Attrs().HardwareAddr, gwMAC)
+		}
+		// a partial checksum: the stack's device completes it, a redirect
+		// would send it out unfinished
+		ret, out = r.runOn(false, partial(flow{proto: "udp", src: c, dst: d}.frame(t)), inIdx)
+		if ret != xdpPass {
+			t.Errorf("a partial checksum with a route and a neighbour: verdict %d, want pass", ret)
+		}
+		// (the checksum is the pseudo-header's: inspect would refuse it)
+		src := netip.AddrPortFrom(netip.AddrFrom4([4]byte(out[26:30])), binary.BigEndian.Uint16(out[34:]))
+		if ttl := out[14+8]; ttl != 64 || src != netip.AddrPortFrom(masqTo, p) {
+			t.Errorf("partial checksum: left as %v TTL %d, want translated and not forwarded", src, ttl)
 		}
 		// TTL 1: the stack answers it
 		ret, out = r.runOn(false, flow{proto: "udp", src: c, dst: d, ttl: 1}.frame(t), inIdx)
