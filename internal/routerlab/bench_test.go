@@ -11,8 +11,9 @@ import (
 
 // BenchmarkMasquerade floods UDP from the client through the router:
 // xdpc's compiled NAT (masquerade and a forward), the same NAT in
-// nftables, and plain kernel forwarding, interleaved, one second each
-// per iteration. It reports the frames a second each delivered to the
+// nftables, plain kernel forwarding, and a bare XDP forwarder that
+// translates and tracks nothing (the ceiling of any XDP router through
+// this topology), interleaved, one second each per iteration. It reports the frames a second each delivered to the
 // server, the share of those sent that arrived, and the ratios
 // (docs/performance.md: measure, compare peers in the same run).
 //
@@ -43,14 +44,18 @@ func BenchmarkMasquerade(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	routers := []*routerlab.Router{xdp, nft, plain}
+	fwd := routerlab.New(b, routerlab.Options{ServerRoute: true, Forwarding: true})
+	if err := fwd.AttachForwarder(fwd.Inside); err != nil {
+		b.Fatal(err)
+	}
+	routers := []*routerlab.Router{xdp, nft, plain, fwd}
 	for _, r := range routers {
 		if err := r.ThreadedNAPI(r.Inside, 1); err != nil {
 			b.Fatal(err)
 		}
 	}
 	dst := netip.AddrPortFrom(routerlab.ServerAddr, 9)
-	var rates, shares [3]float64
+	var rates, shares [4]float64
 	for b.Loop() {
 		for i, r := range routers {
 			f, err := r.FloodRate(b.Context(), r.UDPFrame(5000, dst, 18), 1<<26, time.Second, 0)
@@ -62,15 +67,17 @@ func BenchmarkMasquerade(b *testing.B) {
 		}
 	}
 	n := float64(b.N)
-	for i, name := range []string{"xdp", "nft", "plain"} {
+	for i, name := range []string{"xdp", "nft", "plain", "fwd"} {
 		b.ReportMetric(rates[i]/n, name+"-pps")
 		// The share of the frames sent that arrived: the rest were
 		// refused by a full ring or dropped on the way.
 		b.ReportMetric(shares[i]/n, name+"-delivered")
 	}
-	if rates[1] > 0 && rates[2] > 0 {
+	if rates[1] > 0 && rates[2] > 0 && rates[3] > 0 {
 		b.ReportMetric(rates[0]/rates[1], "xdp/nft")
 		b.ReportMetric(rates[0]/rates[2], "xdp/plain")
 		b.ReportMetric(rates[1]/rates[2], "nft/plain")
+		b.ReportMetric(rates[3]/rates[1], "fwd/nft")
+		b.ReportMetric(rates[0]/rates[3], "xdp/fwd")
 	}
 }
